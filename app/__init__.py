@@ -1,0 +1,1 @@
+"""Image-similarity search over CLIP embeddings of grid-free drawings."""

@@ -1,0 +1,118 @@
+"""Service configuration: one typed ``Settings`` read from the environment and ``.env``.
+
+Every variable is documented, with its default, in ``.env.template``. Settings are built
+when the app is created (``create_app``), never at import, so tests and tools can pass
+their own.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.errors import ConfigError
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class Settings(BaseSettings):
+    """All knobs of the service; environment variable names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    model_name: str = Field(
+        default="openai/clip-vit-base-patch32",
+        description="Hugging Face hub id or local folder of a CLIP checkpoint.",
+    )
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
+    images_dir: Path = Field(default=Path("./example_images"))
+    top_k: int = Field(default=10, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+    # Cosine similarity of CLIP image embeddings rarely falls far below 0.5 for two line
+    # drawings on white paper, so 0.5 only hides results the model sees as unrelated and
+    # leaves ranking to top_k; raise it (about 0.85) to see near-duplicates only.
+    similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
+    max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    max_image_pixels: int = Field(default=64_000_000, ge=1)
+    embed_batch_size: int = Field(default=16, ge=1)
+    grid_removal: bool = Field(default=True)
+    public_base_url: str | None = Field(default=None)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default=["http://localhost:3000"])
+    cors_origin_regex: str | None = Field(default=None)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _DEVICE_PATTERN.match(value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _non_empty_model(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a hub model or a local folder")
+        return value.strip()
+
+    @field_validator("public_base_url", "cors_origin_regex", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL such as https://api.example.com")
+        return value.rstrip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origin_regex")
+    @classmethod
+    def _compilable_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression ({exc})") from exc
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and ``.env``; raise ``ConfigError`` naming the
+    offending variable instead of pydantic's field-level report."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error["loc"][:1]).upper()
+            given = error.get("input")
+            problems.append(f"{variable}={given!r}: {error['msg']}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None

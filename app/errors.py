@@ -1,0 +1,30 @@
+"""Domain errors. They carry a message for the user and nothing about HTTP:
+``app.http_errors`` is the one place that maps them to status codes."""
+
+
+class ServiceError(Exception):
+    """Base class of every error the service reports to a client or an operator."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(ServiceError):
+    """A setting is missing or invalid; raised at start-up."""
+
+
+class ModelLoadError(ServiceError):
+    """The CLIP checkpoint named by MODEL_NAME cannot be loaded."""
+
+
+class InvalidImageError(ServiceError):
+    """The bytes are empty, corrupt or truncated."""
+
+
+class UnsupportedImageFormatError(ServiceError):
+    """The bytes are not an image, or an image in a format we do not accept."""
+
+
+class ImageTooLargeError(ServiceError):
+    """The upload exceeds MAX_UPLOAD_MB or the image exceeds MAX_IMAGE_PIXELS."""

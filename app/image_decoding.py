@@ -1,0 +1,83 @@
+"""Turn untrusted bytes into a plain 8-bit RGB image, or a domain error saying why not.
+
+The format is decided by decoding the bytes, never by the declared content type or name.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
+
+# Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
+ACCEPTED_FORMATS_TEXT = "PNG, JPEG, GIF, WEBP, BMP, TIFF"
+# Transparent areas become paper, and paper is white.
+PAPER_WHITE = (255, 255, 255)
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode ``data`` into an RGB image.
+
+    Pipeline: refuse empty bytes -> identify the format from the bytes -> refuse formats
+    outside ``ACCEPTED_FORMATS`` and images over ``max_pixels`` before decoding pixels
+    (decompression bombs) -> decode the first frame -> apply the EXIF orientation ->
+    convert to 8-bit RGB, compositing transparency on white.
+    """
+    if not data:
+        raise InvalidImageError("The uploaded file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedImageFormatError(
+            f"The file is not an image in a supported format ({ACCEPTED_FORMATS_TEXT})."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            f"The image has more pixels than the limit of {max_pixels} (MAX_IMAGE_PIXELS)."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed headers
+        raise InvalidImageError(f"The image header is corrupt ({exc}).") from None
+
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageFormatError(
+            f"Image format {image.format} is not supported; send {ACCEPTED_FORMATS_TEXT}."
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image is {width}x{height} pixels, over the limit of {max_pixels} "
+            "pixels (MAX_IMAGE_PIXELS)."
+        )
+    if width == 0 or height == 0:
+        raise InvalidImageError("The image has no pixels.")
+    try:
+        image.seek(0)  # the first frame of an animation
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except Exception as exc:  # noqa: BLE001 - and many more on malformed pixel data
+        raise InvalidImageError(f"The image is corrupt or truncated ({exc}).") from None
+    return to_rgb(upright)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: transparency on white, 16-bit and float
+    greyscale rescaled (Pillow's own conversion would clip them), CMYK and palettes mapped."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (*PAPER_WHITE, 255))
+        return Image.alpha_composite(paper, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image

@@ -1,0 +1,130 @@
+"""CLIP image embedder: a transformers ``CLIPModel`` and its image processor.
+
+``MODEL_NAME`` may be a Hugging Face hub id or a local folder written by
+``save_pretrained``. Loading never hangs on an unreachable hub: a name that is not in the
+local cache is only downloaded when the hub answers a quick connection probe.
+"""
+
+import logging
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+from transformers import AutoImageProcessor, CLIPModel
+
+from app.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+HUB_PROBE_TIMEOUT_S = 3.0
+OFFLINE_HINT = (
+    "To run offline, set MODEL_NAME to a local folder holding a CLIP checkpoint saved with "
+    "save_pretrained (config.json, model weights, preprocessor_config.json)."
+)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """Map the DEVICE setting to a torch device; ``auto`` prefers CUDA."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"DEVICE={requested!r} but no CUDA device is available.")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError("DEVICE='mps' but no MPS device is available.")
+    return torch.device(requested)
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists()
+
+
+def _hub_reachable() -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _from_pretrained(name: str, local_files_only: bool = False) -> tuple[CLIPModel, object]:
+    model = CLIPModel.from_pretrained(name, local_files_only=local_files_only)
+    processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+        name, local_files_only=local_files_only
+    )
+    return model, processor
+
+
+def load_checkpoint(name: str) -> tuple[CLIPModel, object]:
+    """Load model and image processor from a local folder, the cache, or the hub."""
+    if _looks_like_path(name):
+        folder = Path(name).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(
+                f"MODEL_NAME={name!r} is not a folder holding a CLIP checkpoint "
+                f"(no config.json there). {OFFLINE_HINT}"
+            )
+        try:
+            return _from_pretrained(str(folder))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc})."
+            ) from exc
+    try:
+        return _from_pretrained(name, local_files_only=True)
+    except OSError:
+        pass  # not cached: download below, if the hub can be reached at all
+    if _hub_offline() or not _hub_reachable():
+        raise ModelLoadError(
+            f"MODEL_NAME={name!r} is not in the local Hugging Face cache and the hub cannot "
+            f"be reached. {OFFLINE_HINT}"
+        )
+    try:
+        return _from_pretrained(name)
+    except Exception as exc:
+        raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
+
+
+class ImageEmbedder:
+    """Embeds RGB images into L2-normalised CLIP image vectors."""
+
+    def __init__(
+        self, model: CLIPModel, processor: object, device: torch.device, name: str
+    ) -> None:
+        self.model = model.to(device).eval()  # type: ignore[arg-type]
+        self.processor = processor
+        self.device = device
+        self.name = name
+        self.dimension = int(model.visual_projection.out_features)
+
+    @classmethod
+    def load(cls, name: str, device: str = "auto") -> "ImageEmbedder":
+        """Load ``name`` (hub id or folder) onto ``device`` (a DEVICE setting value)."""
+        torch_device = resolve_device(device)
+        model, processor = load_checkpoint(name)
+        logger.info("Loaded CLIP model %s on %s", name, torch_device)
+        return cls(model, processor, torch_device, name)
+
+    def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
+        """Return an ``(len(images), dimension)`` float32 array of unit vectors."""
+        if not images:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        inputs = self.processor(images=images, return_tensors="pt")  # type: ignore[operator]
+        pixels = inputs["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            output = self.model.get_image_features(pixel_values=pixels)
+            # transformers 5 returns an output object; 4.x returned the tensor itself.
+            features = output.pooler_output if hasattr(output, "pooler_output") else output
+            features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu().numpy().astype(np.float32, copy=False)

@@ -1,0 +1,121 @@
+"""Shared fixtures: a tiny random CLIP checkpoint saved to disk and loaded through the
+service's real ``from_pretrained`` path, and apps started on it with their real lifespan."""
+
+import io
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+from app.config import Settings, load_settings
+from app.main import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_IMAGES = REPO / "example_images"
+TEST_IMAGES = REPO / "test_images"
+TINY_IMAGE_SIDE = 64
+
+
+def save_tiny_clip(folder: Path) -> Path:
+    """Write a CLIP checkpoint with tiny sizes and fixed random weights to ``folder``."""
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 1000,
+            "max_position_embeddings": 77,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 48,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": TINY_IMAGE_SIDE,
+            "patch_size": 8,
+        },
+        projection_dim=24,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": TINY_IMAGE_SIDE},
+        crop_size={"height": TINY_IMAGE_SIDE, "width": TINY_IMAGE_SIDE},
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture
+def images_dir(tmp_path: Path) -> Path:
+    """A copy of the first eight sample images."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for number in range(1, 9):
+        shutil.copy(EXAMPLE_IMAGES / f"imagen{number}.jpg", folder)
+    return folder
+
+
+@pytest.fixture
+def make_settings(tiny_model_dir: Path, images_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "model_name": str(tiny_model_dir),
+            "device": "cpu",
+            "images_dir": images_dir,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """Start the real app (lifespan included) with settings overrides; closed after the test."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def encode(image: Image.Image, image_format: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **params)
+    return buffer.getvalue()
+
+
+def drawing(size: int = 200, seed: int = 0) -> Image.Image:
+    """A random dark scribble on white, different for every seed."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full((size, size, 3), 255, dtype=np.uint8)
+    for _ in range(6):
+        x, y = rng.integers(0, size - 40, 2)
+        pixels[y : y + 40, x : x + 8] = 0
+    return Image.fromarray(pixels)
