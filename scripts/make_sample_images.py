@@ -9,8 +9,9 @@ and one on plain paper.
     python scripts/make_sample_images.py
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,23 +36,44 @@ SYMBOLS: list[list[Primitive]] = [
     [("text", "JR", 0.5, 0.5, 0.9)],
     [("arc", 0.5, 0.5, 0.3, 30, 330), ("line", 0.5, 0.5, 0.85, 0.5)],
     [("line", 0.2, 0.8, 0.5, 0.2), ("line", 0.5, 0.2, 0.8, 0.8), ("line", 0.3, 0.6, 0.7, 0.6)],
-    [("line", 0.25, 0.25, 0.75, 0.25), ("line", 0.75, 0.25, 0.75, 0.75),
-     ("line", 0.75, 0.75, 0.25, 0.75), ("line", 0.25, 0.75, 0.25, 0.25)],
+    [
+        ("line", 0.25, 0.25, 0.75, 0.25),
+        ("line", 0.75, 0.25, 0.75, 0.75),
+        ("line", 0.75, 0.75, 0.25, 0.75),
+        ("line", 0.25, 0.75, 0.25, 0.25),
+    ],
     [("text", "7", 0.4, 0.5, 1.1), ("arc", 0.65, 0.55, 0.15, 90, 270)],
-    [("line", 0.5, 0.15, 0.5, 0.85), ("arc", 0.5, 0.35, 0.2, 180, 360),
-     ("arc", 0.5, 0.65, 0.2, 0, 180)],
+    [
+        ("line", 0.5, 0.15, 0.5, 0.85),
+        ("arc", 0.5, 0.35, 0.2, 180, 360),
+        ("arc", 0.5, 0.65, 0.2, 0, 180),
+    ],
     [("circle", 0.35, 0.5, 0.18), ("circle", 0.65, 0.5, 0.18)],
-    [("line", 0.15, 0.5, 0.85, 0.5), ("arc", 0.85, 0.4, 0.1, 270, 450),
-     ("arc", 0.15, 0.6, 0.1, 90, 270)],
+    [
+        ("line", 0.15, 0.5, 0.85, 0.5),
+        ("arc", 0.85, 0.4, 0.1, 270, 450),
+        ("arc", 0.15, 0.6, 0.1, 90, 270),
+    ],
     [("text", "H", 0.5, 0.45, 1.0), ("arc", 0.5, 0.55, 0.38, 20, 160)],
-    [("line", 0.2, 0.25, 0.8, 0.25), ("line", 0.5, 0.25, 0.5, 0.8), ("arc", 0.38, 0.8, 0.12, 0, 180)],
+    [
+        ("line", 0.2, 0.25, 0.8, 0.25),
+        ("line", 0.5, 0.25, 0.5, 0.8),
+        ("arc", 0.38, 0.8, 0.12, 0, 180),
+    ],
     [("line", 0.3, 0.2, 0.3, 0.8), ("line", 0.3, 0.5, 0.75, 0.2), ("line", 0.3, 0.5, 0.75, 0.8)],
-    [("arc", 0.5, 0.5, 0.3, 0, 180), ("arc", 0.5, 0.5, 0.15, 180, 360),
-     ("line", 0.2, 0.5, 0.35, 0.5)],
+    [
+        ("arc", 0.5, 0.5, 0.3, 0, 180),
+        ("arc", 0.5, 0.5, 0.15, 180, 360),
+        ("line", 0.2, 0.5, 0.35, 0.5),
+    ],
     [("text", "S", 0.35, 0.5, 0.9), ("line", 0.62, 0.2, 0.62, 0.8), ("line", 0.62, 0.5, 0.85, 0.5)],
     [("line", 0.2, 0.8, 0.8, 0.2), ("circle", 0.3, 0.3, 0.1), ("circle", 0.7, 0.7, 0.1)],
-    [("line", 0.15, 0.35, 0.85, 0.35), ("line", 0.15, 0.65, 0.85, 0.65),
-     ("line", 0.35, 0.15, 0.35, 0.85), ("line", 0.65, 0.15, 0.65, 0.85)],
+    [
+        ("line", 0.15, 0.35, 0.85, 0.35),
+        ("line", 0.15, 0.65, 0.85, 0.65),
+        ("line", 0.35, 0.15, 0.35, 0.85),
+        ("line", 0.65, 0.15, 0.65, 0.85),
+    ],
     [("arc", 0.5, 0.6, 0.3, 200, 340), ("text", "O", 0.5, 0.45, 0.7)],
 ]
 
@@ -93,7 +115,14 @@ def _draw(canvas: NDArray[np.uint8], symbol: list[Primitive], sheet: Sheet) -> N
             radius = round(float(args[2]) * size)  # type: ignore[arg-type]
             start, end = float(args[3]), float(args[4])  # type: ignore[arg-type]
             cv2.ellipse(
-                canvas, point(*args[:2]), (radius, radius), 0, start, end, colour, width,
+                canvas,
+                point(*args[:2]),
+                (radius, radius),
+                0,
+                start,
+                end,
+                colour,
+                width,
                 cv2.LINE_AA,
             )
         elif kind == "text":
@@ -103,8 +132,14 @@ def _draw(canvas: NDArray[np.uint8], symbol: list[Primitive], sheet: Sheet) -> N
             (tw, th), _ = cv2.getTextSize(letters, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
             cx, cy = point(*args[1:3])
             cv2.putText(
-                canvas, letters, (cx - tw // 2, cy + th // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale, colour, thickness, cv2.LINE_AA,
+                canvas,
+                letters,
+                (cx - tw // 2, cy + th // 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                colour,
+                thickness,
+                cv2.LINE_AA,
             )
 
 
@@ -118,10 +153,12 @@ def render(symbol: list[Primitive], sheet: Sheet) -> NDArray[np.uint8]:
     if sheet.grid_pitch:
         offset = int(rng.integers(0, sheet.grid_pitch))
         for position in range(offset, size, sheet.grid_pitch):
-            cv2.line(canvas, (position, 0), (position, size - 1), sheet.grid_colour,
-                     sheet.grid_thickness)
-            cv2.line(canvas, (0, position), (size - 1, position), sheet.grid_colour,
-                     sheet.grid_thickness)
+            cv2.line(
+                canvas, (position, 0), (position, size - 1), sheet.grid_colour, sheet.grid_thickness
+            )
+            cv2.line(
+                canvas, (0, position), (size - 1, position), sheet.grid_colour, sheet.grid_thickness
+            )
     _draw(canvas, symbol, sheet)
     noisy = canvas.astype(np.float32) + rng.normal(0.0, sheet.noise, canvas.shape)
     blurred = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (3, 3), 0.6)
@@ -158,21 +195,35 @@ def main() -> None:
     for number, symbol in enumerate(SYMBOLS, start=1):
         save_jpeg(examples / f"imagen{number}.jpg", render(symbol, collection_sheet(number)))
 
-    def redrawn(number: int, **changes: object) -> Sheet:
+    def redrawn(number: int, **changes: Any) -> Sheet:
         base = collection_sheet(number)
-        fields = {**base.__dict__, "seed": base.seed + 500, **changes}
-        return Sheet(**fields)  # type: ignore[arg-type]
+        return replace(base, seed=base.seed + 500, **changes)
 
     variants: dict[str, tuple[int, Sheet, list[Primitive]]] = {
-        "imagen1_redrawn.jpg": (1, redrawn(1, grid_pitch=30, shift=(0.03, -0.02), jitter=0.008), []),
-        "imagen4_redrawn.jpg": (4, redrawn(4, grid_pitch=22, grid_colour=GRID_COLOURS[2],
-                                           shift=(-0.04, 0.02), jitter=0.006), []),
+        "imagen1_redrawn.jpg": (
+            1,
+            redrawn(1, grid_pitch=30, shift=(0.03, -0.02), jitter=0.008),
+            [],
+        ),
+        "imagen4_redrawn.jpg": (
+            4,
+            redrawn(
+                4, grid_pitch=22, grid_colour=GRID_COLOURS[2], shift=(-0.04, 0.02), jitter=0.006
+            ),
+            [],
+        ),
         "imagen7_shifted.jpg": (7, redrawn(7, shift=(0.05, 0.05), jitter=0.01), []),
-        "imagen12_extra_stroke.jpg": (12, redrawn(12, jitter=0.006),
-                                      [("line", 0.25, 0.25, 0.75, 0.75)]),
+        "imagen12_extra_stroke.jpg": (
+            12,
+            redrawn(12, jitter=0.006),
+            [("line", 0.25, 0.25, 0.75, 0.75)],
+        ),
         "imagen16_plain_paper.jpg": (16, redrawn(16, grid_pitch=0, jitter=0.005), []),
-        "imagen21_redrawn.jpg": (21, redrawn(21, grid_pitch=36, grid_thickness=2,
-                                             grid_colour=GRID_COLOURS[3], jitter=0.008), []),
+        "imagen21_redrawn.jpg": (
+            21,
+            redrawn(21, grid_pitch=36, grid_thickness=2, grid_colour=GRID_COLOURS[3], jitter=0.008),
+            [],
+        ),
     }
     for name, (number, sheet, extra) in variants.items():
         save_jpeg(queries / name, render(SYMBOLS[number - 1] + extra, sheet))

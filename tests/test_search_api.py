@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-import app.preprocessing
+from app import grid_removal
 from tests.conftest import EXAMPLE_IMAGES
 
 SEARCH = "/search-similar-images/"
@@ -50,7 +50,9 @@ def test_the_same_image_comes_back_first_with_similarity_one(client: TestClient)
 
 def test_results_are_sorted_best_first_and_respect_top_k(client: TestClient) -> None:
     response = client.post(
-        SEARCH, params={"top_k": 3, "min_similarity": -1}, files=upload(EXAMPLE_IMAGES / "imagen1.jpg")
+        SEARCH,
+        params={"top_k": 3, "min_similarity": -1},
+        files=upload(EXAMPLE_IMAGES / "imagen1.jpg"),
     )
 
     similarities = [result["similarity"] for result in response.json()["results"]]
@@ -70,7 +72,9 @@ def test_top_k_above_the_maximum_is_capped(make_client: Callable[..., TestClient
     client = make_client(max_top_k=4)
 
     response = client.post(
-        SEARCH, params={"top_k": 50, "min_similarity": -1}, files=upload(EXAMPLE_IMAGES / "imagen1.jpg")
+        SEARCH,
+        params={"top_k": 50, "min_similarity": -1},
+        files=upload(EXAMPLE_IMAGES / "imagen1.jpg"),
     )
 
     assert response.status_code == 200
@@ -79,12 +83,16 @@ def test_top_k_above_the_maximum_is_capped(make_client: Callable[..., TestClient
 
 def test_min_similarity_leaves_out_weaker_results(client: TestClient) -> None:
     everything = client.post(
-        SEARCH, params={"top_k": 8, "min_similarity": -1}, files=upload(EXAMPLE_IMAGES / "imagen1.jpg")
+        SEARCH,
+        params={"top_k": 8, "min_similarity": -1},
+        files=upload(EXAMPLE_IMAGES / "imagen1.jpg"),
     ).json()["results"]
     cut = (everything[1]["similarity"] + everything[2]["similarity"]) / 2
 
     kept = client.post(
-        SEARCH, params={"top_k": 8, "min_similarity": cut}, files=upload(EXAMPLE_IMAGES / "imagen1.jpg")
+        SEARCH,
+        params={"top_k": 8, "min_similarity": cut},
+        files=upload(EXAMPLE_IMAGES / "imagen1.jpg"),
     ).json()["results"]
 
     assert [result["id"] for result in kept] == [result["id"] for result in everything[:2]]
@@ -93,10 +101,19 @@ def test_min_similarity_leaves_out_weaker_results(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"top_k": 0}, {"top_k": -3}, {"top_k": "many"}, {"min_similarity": 1.5},
-     {"min_similarity": -2}, {"min_similarity": "nan"}, {"min_similarity": "high"}],
+    [
+        {"top_k": 0},
+        {"top_k": -3},
+        {"top_k": "many"},
+        {"min_similarity": 1.5},
+        {"min_similarity": -2},
+        {"min_similarity": "nan"},
+        {"min_similarity": "high"},
+    ],
 )
-def test_search_with_invalid_parameters_returns_422(client: TestClient, params: dict[str, object]) -> None:
+def test_search_with_invalid_parameters_returns_422(
+    client: TestClient, params: dict[str, str | int | float]
+) -> None:
     response = client.post(SEARCH, params=params, files=upload(EXAMPLE_IMAGES / "imagen1.jpg"))
 
     assert response.status_code == 422
@@ -121,13 +138,13 @@ def test_grid_removal_runs_on_indexed_and_query_images(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen_shapes: list[tuple[int, ...]] = []
-    real_remove_grid = app.preprocessing.grid_removal.remove_grid
+    real_remove_grid = grid_removal.remove_grid
 
     def recording_remove_grid(image):  # type: ignore[no-untyped-def]
         seen_shapes.append(image.shape)
         return real_remove_grid(image)
 
-    monkeypatch.setattr(app.preprocessing.grid_removal, "remove_grid", recording_remove_grid)
+    monkeypatch.setattr(grid_removal, "remove_grid", recording_remove_grid)
     client = make_client()
     assert len(seen_shapes) == 8  # every indexed image
 
@@ -140,7 +157,7 @@ def test_grid_removal_can_be_switched_off(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(app.preprocessing.grid_removal, "remove_grid", lambda image: calls.append(1))
+    monkeypatch.setattr(grid_removal, "remove_grid", lambda image: calls.append(1))
     client = make_client(grid_removal=False)
 
     response = client.post(SEARCH, files=upload(EXAMPLE_IMAGES / "imagen1.jpg"))
@@ -149,7 +166,9 @@ def test_grid_removal_can_be_switched_off(
     assert calls == []
 
 
-def test_health_reports_model_dimension_and_image_count(client: TestClient, tiny_model_dir: Path) -> None:
+def test_health_reports_model_dimension_and_image_count(
+    client: TestClient, tiny_model_dir: Path
+) -> None:
     body = client.get("/health").json()
 
     assert body == {
@@ -168,10 +187,17 @@ def test_static_serves_collection_images(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/static/../secret.txt", "/static/..%2Fsecret.txt", "/static/%2e%2e/secret.txt",
-             "/static/%2Fetc%2Fpasswd"]
+    "path",
+    [
+        "/static/../secret.txt",
+        "/static/..%2Fsecret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/%2Fetc%2Fpasswd",
+    ],
 )
-def test_static_refuses_paths_outside_the_folder(client: TestClient, images_dir: Path, path: str) -> None:
+def test_static_refuses_paths_outside_the_folder(
+    client: TestClient, images_dir: Path, path: str
+) -> None:
     (images_dir.parent / "secret.txt").write_text("top secret")
 
     response = client.get(path)
@@ -220,7 +246,9 @@ def test_cors_origin_regex_admits_matching_origins(make_client: Callable[..., Te
     assert response.headers["access-control-allow-origin"] == "https://preview-12.brands.example"
 
 
-def test_cors_origins_setting_accepts_a_comma_separated_list(make_client: Callable[..., TestClient]) -> None:
+def test_cors_origins_setting_accepts_a_comma_separated_list(
+    make_client: Callable[..., TestClient],
+) -> None:
     client = make_client(cors_origins="http://a.example, https://b.example")
 
     response = client.get("/health", headers={"Origin": "https://b.example"})

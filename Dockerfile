@@ -1,0 +1,31 @@
+# CPU image of the search service:
+#   docker build -t image-search-backend .
+#   docker run -p 8000:8000 --env-file .env image-search-backend
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/home/app/.cache/huggingface
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 app
+
+WORKDIR /srv
+COPY requirements.txt .
+# The CPU wheel of torch first, so requirements.txt finds it installed and pulls no CUDA.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install -r requirements.txt
+
+COPY --chown=app:app app/ app/
+COPY --chown=app:app example_images/ example_images/
+
+USER app
+EXPOSE 8000
+# Start-up downloads the model on first run and indexes the collection: give it time.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

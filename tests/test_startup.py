@@ -1,0 +1,149 @@
+"""Start-up: folders that are empty or partly unreadable, bad settings, missing models."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import load_settings
+from app.errors import ConfigError, ModelLoadError
+from app.main import create_app
+from tests.conftest import EXAMPLE_IMAGES, REPO, drawing, encode
+
+SEARCH = "/search-similar-images/"
+
+
+def test_empty_folder_gives_a_running_service_with_no_results(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    client = make_client(images_dir=empty)
+
+    assert client.get("/health").json()["indexed_images"] == 0
+    response = client.post(SEARCH, files={"file": ("q.png", encode(drawing(), "PNG"), "image/png")})
+    assert response.status_code == 200
+    assert response.json() == {"results": []}
+
+
+def test_unreadable_files_are_skipped_with_a_warning(
+    make_client: Callable[..., TestClient], images_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (images_dir / "notes.txt").write_text("not an image")
+    (images_dir / "broken.jpg").write_bytes((EXAMPLE_IMAGES / "imagen9.jpg").read_bytes()[:3000])
+    (images_dir / "empty.png").write_bytes(b"")
+
+    client = make_client()
+
+    assert client.get("/health").json()["indexed_images"] == 8
+    skipped = " ".join(
+        record.getMessage() for record in caplog.records if record.levelname == "WARNING"
+    )
+    for name in ("notes.txt", "broken.jpg", "empty.png"):
+        assert name in skipped
+    result = client.post(
+        SEARCH,
+        files={"file": ("q.jpg", (EXAMPLE_IMAGES / "imagen3.jpg").read_bytes(), "image/jpeg")},
+    ).json()["results"][0]
+    assert result["id"] == "imagen3.jpg"
+
+
+def test_missing_images_folder_is_created_empty(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = make_client(images_dir=tmp_path / "not-yet")
+
+    assert client.get("/health").json()["indexed_images"] == 0
+    assert (tmp_path / "not-yet").is_dir()
+
+
+def test_missing_model_folder_fails_start_up_naming_model_name(
+    make_settings: Callable[..., object], tmp_path: Path
+) -> None:
+    app = create_app(make_settings(model_name=str(tmp_path / "no-such-model")))  # type: ignore[arg-type]
+
+    with (
+        pytest.raises(ModelLoadError, match=r"MODEL_NAME=.*no-such-model.*local folder"),
+        TestClient(app),
+    ):
+        pass
+
+
+def test_uncached_hub_model_fails_fast_when_offline(
+    make_settings: Callable[..., object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    app = create_app(make_settings(model_name="someone/clip-not-cached"))  # type: ignore[arg-type]
+    started = time.monotonic()
+
+    with (
+        pytest.raises(ModelLoadError, match="MODEL_NAME='someone/clip-not-cached'"),
+        TestClient(app),
+    ):
+        pass
+    assert time.monotonic() - started < 30
+
+
+def test_uvicorn_exits_with_a_clear_message_when_the_model_folder_is_missing(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "MODEL_NAME": str(tmp_path / "missing-model"),
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "DEVICE": "cpu",
+    }
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert finished.returncode != 0
+    assert "MODEL_NAME=" in finished.stderr
+    assert "missing-model" in finished.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TOP_K", "ten"),
+        ("TOP_K", "0"),
+        ("MAX_UPLOAD_MB", "-1"),
+        ("DEVICE", "tpu"),
+        ("SIMILARITY_THRESHOLD", "2"),
+        ("PUBLIC_BASE_URL", "brands.example"),
+        ("CORS_ORIGIN_REGEX", "(unclosed"),
+        ("GRID_REMOVAL", "maybe"),
+    ],
+)
+def test_invalid_settings_fail_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_settings_are_read_from_a_dotenv_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TOP_K=7\nCORS_ORIGINS=http://a.example,http://b.example\n")
+
+    settings = load_settings()
+
+    assert settings.top_k == 7
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
