@@ -14,9 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, load_settings
+from app.grid_removal import GridRemovalParams
 from app.http_errors import register_error_handlers
 from app.image_store import ImageStore
 from app.model import ImageEmbedder
+from app.preprocessing import PreprocessingOptions
 from app.routes import router
 from app.search import SimilaritySearch
 from app.upload_limit import UploadSizeLimitMiddleware
@@ -30,7 +32,15 @@ def build_search(settings: Settings) -> SimilaritySearch:
     search = SimilaritySearch(
         embedder,
         ImageStore(settings.images_dir),
-        remove_grid=settings.grid_removal,
+        preprocessing=PreprocessingOptions(
+            remove_grid=settings.grid_removal,
+            working_side=settings.grid_working_side,
+            grid=GridRemovalParams(
+                ink_threshold_fraction=settings.grid_ink_threshold,
+                min_grid_lines=settings.grid_min_lines,
+                max_disc_fraction=settings.grid_max_disc_fraction,
+            ),
+        ),
         max_image_pixels=settings.max_image_pixels,
         batch_size=settings.embed_batch_size,
     )

@@ -1,32 +1,91 @@
 """What every image, indexed or queried, goes through before the embedder.
 
-Pipeline: decoded RGB image -> shrink so the longer side is at most ``WORKING_MAX_SIDE``
-(the embedder sees 224 pixels; bounding the size bounds the OpenCV cost of huge scans)
--> grid removal (when enabled) -> RGB image for the embedder.
+Pipeline (``prepare_for_embedding``), on a decoded RGB image:
+
+1. polarity: a light drawing on dark paper is inverted to dark on light;
+2. working size: resized so the longer side is ``working_side`` pixels (640 by default):
+   enough for the embedder's 224-pixel view of a drawing that fills a third of the page,
+   and enough pixels across a small scan's strokes to tell them from grid lines;
+3. grid removal (``app.grid_removal``), when enabled: ink on white paper;
+4. framing: crop to the ink's bounding box with a margin and pad to a square on the
+   paper colour, so the model's centre crop never cuts the drawing and a symbol drawn in
+   a corner matches the same symbol drawn in the middle; the square is
+   ``EMBEDDER_SIDE`` pixels, what CLIP looks at.
 """
 
+from dataclasses import dataclass, field
+
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from app import grid_removal
 
-WORKING_MAX_SIDE = 1024
+RGBImage = NDArray[np.uint8]
+
+WORKING_SIDE = 640
+EMBEDDER_SIDE = 224
+# Paper darker than this (0-255 median) means a light drawing on dark paper.
+DARK_PAPER_LEVEL = 110
+# Ink, for framing: this much darker than the paper (the median pixel).
+INK_CONTRAST = 48
+# Margin around the ink's bounding box, as a fraction of its longer side.
+FRAME_MARGIN_FRACTION = 0.08
 
 
-def shrink_to_working_size(image: Image.Image) -> Image.Image:
-    """Downscale (never upscale) so the longer side is at most ``WORKING_MAX_SIDE``."""
-    longest = max(image.size)
-    if longest <= WORKING_MAX_SIDE:
+@dataclass(frozen=True)
+class PreprocessingOptions:
+    remove_grid: bool = True
+    working_side: int = WORKING_SIDE
+    grid: grid_removal.GridRemovalParams = field(default_factory=grid_removal.GridRemovalParams)
+
+
+def dark_on_light(image: RGBImage) -> RGBImage:
+    """Invert a light-on-dark drawing; leave a dark-on-light one as it is."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return 255 - image if np.median(grey) < DARK_PAPER_LEVEL else image
+
+
+def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBImage:
+    """Resize so the longer side is ``working_side`` (area averaging down, cubic up)."""
+    height, width = image.shape[:2]
+    scale = working_side / max(height, width)
+    if scale == 1:
         return image
-    scale = WORKING_MAX_SIDE / longest
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return np.asarray(cv2.resize(image, size, interpolation=interpolation), np.uint8)
 
 
-def prepare_for_embedding(image: Image.Image, remove_grid: bool = True) -> Image.Image:
-    """Return the RGB image the embedder should see for the decoded RGB ``image``."""
-    working = shrink_to_working_size(image)
-    if not remove_grid:
-        return working
-    cleaned = grid_removal.remove_grid(np.asarray(working, dtype=np.uint8))
-    return Image.fromarray(cleaned)
+def frame_drawing(image: RGBImage) -> RGBImage:
+    """Crop to the ink with a margin, pad to a square on the paper colour, resize to
+    ``EMBEDDER_SIDE``. An image without ink is padded whole."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    paper_level = np.median(grey)
+    paper = np.median(image.reshape(-1, 3)[grey.ravel() >= paper_level], axis=0)
+    rows, cols = np.nonzero(grey < paper_level - INK_CONTRAST)
+    if rows.size:
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    else:
+        top, bottom, left, right = 0, image.shape[0], 0, image.shape[1]
+    side = max(bottom - top, right - left)
+    side += 2 * round(side * FRAME_MARGIN_FRACTION) if rows.size else 0
+    square = np.empty((side, side, 3), np.uint8)
+    square[:] = paper.astype(np.uint8)
+    y = (side - (bottom - top)) // 2
+    x = (side - (right - left)) // 2
+    square[y : y + bottom - top, x : x + right - left] = image[top:bottom, left:right]
+    interpolation = cv2.INTER_AREA if side > EMBEDDER_SIDE else cv2.INTER_CUBIC
+    framed = cv2.resize(square, (EMBEDDER_SIDE, EMBEDDER_SIDE), interpolation=interpolation)
+    return np.asarray(framed, np.uint8)
+
+
+def prepare_for_embedding(
+    image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
+) -> Image.Image:
+    """Return the RGB image the embedder sees for the decoded RGB ``image``."""
+    pixels = to_working_size(dark_on_light(np.asarray(image, np.uint8)), options.working_side)
+    if options.remove_grid:
+        pixels = grid_removal.remove_grid(pixels, options.grid)
+    return Image.fromarray(frame_drawing(pixels))

@@ -4,7 +4,7 @@ with a schema."""
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -87,6 +87,25 @@ async def search_similar_images(
             for match in matches
         ]
     )
+
+
+@router.post(
+    "/preprocess",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The PNG the embedder sees."},
+        **ERROR_RESPONSES,
+    },
+    summary="Show what the embedder sees for an image: grid removed, framed, square",
+)
+async def preprocess(
+    settings: SettingsDep,
+    search: SearchDep,
+    file: Annotated[UploadFile, File(description="Any image the search accepts.")],
+) -> Response:
+    data = await read_upload(file, settings)
+    png = await run_in_threadpool(search.preview_png, data)
+    return Response(content=png, media_type="image/png")
 
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness and index size")

@@ -4,6 +4,7 @@ Every method here blocks (decoding, OpenCV, the model, FAISS); the HTTP layer ca
 from a worker thread, never on the event loop.
 """
 
+import io
 import logging
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from app.errors import ServiceError
 from app.image_decoding import decode_image
 from app.image_store import ImageStore
 from app.model import ImageEmbedder
-from app.preprocessing import prepare_for_embedding
+from app.preprocessing import PreprocessingOptions, prepare_for_embedding
 from app.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -34,13 +35,13 @@ class SimilaritySearch:
         embedder: ImageEmbedder,
         store: ImageStore,
         *,
-        remove_grid: bool = True,
+        preprocessing: PreprocessingOptions | None = None,
         max_image_pixels: int = 64_000_000,
         batch_size: int = 16,
     ) -> None:
         self.embedder = embedder
         self.store = store
-        self.remove_grid = remove_grid
+        self.preprocessing = preprocessing or PreprocessingOptions()
         self.max_image_pixels = max_image_pixels
         self.batch_size = batch_size
         self.index = VectorIndex(embedder.dimension)
@@ -48,7 +49,7 @@ class SimilaritySearch:
     def prepare(self, data: bytes) -> Image.Image:
         """Decode untrusted bytes and preprocess them into what the embedder sees."""
         image = decode_image(data, self.max_image_pixels)
-        return prepare_for_embedding(image, remove_grid=self.remove_grid)
+        return prepare_for_embedding(image, self.preprocessing)
 
     def index_collection(self) -> int:
         """Embed every readable image of the store into a fresh index; return its size.
@@ -82,6 +83,12 @@ class SimilaritySearch:
             Match(id=image_id, similarity=score, path=self.store.display_path(image_id))
             for image_id, score in self.index.search(vector, top_k, min_similarity)
         ]
+
+    def preview_png(self, data: bytes) -> bytes:
+        """The PNG of what the embedder sees for an uploaded image."""
+        buffer = io.BytesIO()
+        self.prepare(data).save(buffer, format="PNG")
+        return buffer.getvalue()
 
     @property
     def image_count(self) -> int:

@@ -1,10 +1,13 @@
 """The search contract as a client sees it: status codes, ranking, bodies, URLs."""
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app import grid_removal
 from tests.conftest import EXAMPLE_IMAGES
@@ -140,9 +143,9 @@ def test_grid_removal_runs_on_indexed_and_query_images(
     seen_shapes: list[tuple[int, ...]] = []
     real_remove_grid = grid_removal.remove_grid
 
-    def recording_remove_grid(image):  # type: ignore[no-untyped-def]
+    def recording_remove_grid(image, params):  # type: ignore[no-untyped-def]
         seen_shapes.append(image.shape)
-        return real_remove_grid(image)
+        return real_remove_grid(image, params)
 
     monkeypatch.setattr(grid_removal, "remove_grid", recording_remove_grid)
     client = make_client()
@@ -157,7 +160,7 @@ def test_grid_removal_can_be_switched_off(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(grid_removal, "remove_grid", lambda image: calls.append(1))
+    monkeypatch.setattr(grid_removal, "remove_grid", lambda image, params: calls.append(1))
     client = make_client(grid_removal=False)
 
     response = client.post(SEARCH, files=upload(EXAMPLE_IMAGES / "imagen1.jpg"))
@@ -254,3 +257,25 @@ def test_cors_origins_setting_accepts_a_comma_separated_list(
     response = client.get("/health", headers={"Origin": "https://b.example"})
 
     assert response.headers["access-control-allow-origin"] == "https://b.example"
+
+
+def test_preprocess_returns_the_png_the_embedder_sees(client: TestClient) -> None:
+    data = (EXAMPLE_IMAGES / "imagen7.jpg").read_bytes()
+
+    response = client.post("/preprocess", files={"file": ("q.jpg", data, "image/jpeg")})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    seen = Image.open(io.BytesIO(response.content))
+    assert seen.format == "PNG"
+    assert seen.size == (224, 224)
+    grey = np.asarray(seen.convert("L"))
+    # Plain white paper with dark ink: the grid's mid-grey lines are gone.
+    assert ((grey > 100) & (grey < 230)).mean() < 0.03
+    assert (grey < 100).mean() > 0.02
+
+
+def test_preprocess_refuses_what_search_refuses(client: TestClient) -> None:
+    response = client.post("/preprocess", files={"file": ("q.txt", b"no image", "text/plain")})
+
+    assert response.status_code == 415
