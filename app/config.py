@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _top_k_within_cap(self) -> "Settings":
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"TOP_K ({self.top_k}) must not exceed MAX_TOP_K ({self.max_top_k})")
+        return self
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -116,7 +122,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            variable = ".".join(str(part) for part in error["loc"][:1]).upper()
-            given = error.get("input")
-            problems.append(f"{variable}={given!r}: {error['msg']}")
+            if error["loc"]:
+                variable = str(error["loc"][0]).upper()
+                problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+            else:  # a rule across several settings; its message names them
+                problems.append(error["msg"])
         raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None

@@ -89,7 +89,7 @@ def main() -> None:
     sides = SIDES[:3] if args.quick else SIDES
     seeds = SEEDS[:1] if args.quick else SEEDS
     removers: dict[str, Remover] = {"original": hough_remove_grid, "service": service_remover}
-    rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     for style in STYLES:
         for side in sides:
             for seed in seeds:
@@ -98,21 +98,21 @@ def main() -> None:
                     metrics = score(scan, remover(scan.image))
                     metrics["ms"] = time_ms(remover, scan.image, 3 if name == "service" else 1)
                     for key in (f"style={style}", f"side={side}", "ALL"):
-                        rows[(key, name, "")].append(metrics)
+                        rows[(key, name)].append(metrics)
 
     columns = ("grid", "keep", "spur", "iou", "ms")
     print(f"{'group':<24}" + "".join(f"{n + ' ' + c:>15}" for c in columns for n in removers))
-    groups = list(dict.fromkeys(key for key, _, _ in rows))
+    groups = [f"style={style}" for style in STYLES] + [f"side={side}" for side in sides] + ["ALL"]
     for group in groups:
         cells = []
         for column in columns:
             for name in removers:
-                values = [m[column] for m in rows[(group, name, "")] if column in m]
+                values = [m[column] for m in rows[(group, name)] if column in m]
                 cells.append(f"{statistics.fmean(values):>15.3f}" if values else f"{'-':>15}")
         print(f"{group:<24}" + "".join(cells))
-    total = {name: rows[("ALL", name, "")] for name in removers}
+    total = {name: rows[("ALL", name)] for name in removers}
     service = total["service"]
-    plain = rows[("style=none", "service", "")]
+    plain = rows[("style=none", "service")]
     print(
         "\nservice: grid {:.3f} (target <= 0.05), keep {:.3f} (>= 0.97), iou {:.3f} (>= 0.90), "
         "plain-paper keep {:.3f} (>= 0.99) spur {:.4f}, 1500 px {:.1f} ms (<= 30)".format(
@@ -121,7 +121,7 @@ def main() -> None:
             statistics.fmean(m["iou"] for m in service),
             statistics.fmean(m["keep"] for m in plain),
             statistics.fmean(m["spur"] for m in plain),
-            statistics.median(m["ms"] for m in rows[("side=1500", "service", "")]),
+            statistics.median(m["ms"] for m in rows[("side=1500", "service")]),
         )
     )
 

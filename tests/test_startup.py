@@ -126,6 +126,8 @@ def test_uvicorn_exits_with_a_clear_message_when_the_model_folder_is_missing(
         ("PUBLIC_BASE_URL", "brands.example"),
         ("CORS_ORIGIN_REGEX", "(unclosed"),
         ("GRID_REMOVAL", "maybe"),
+        ("GRID_WORKING_SIDE", "50"),
+        ("GRID_INK_THRESHOLD", "1.5"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(
@@ -134,6 +136,14 @@ def test_invalid_settings_fail_naming_the_variable(
     monkeypatch.setenv(variable, value)
 
     with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_top_k_above_max_top_k_fails_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOP_K", "50")
+    monkeypatch.setenv("MAX_TOP_K", "20")
+
+    with pytest.raises(ConfigError, match=r"TOP_K.*MAX_TOP_K"):
         load_settings()
 
 
