@@ -67,8 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(router)
-    ImageStore(settings.images_dir)  # creates a missing folder before StaticFiles needs it
-    app.mount("/static", StaticFiles(directory=settings.images_dir), name="static")
+    # The lifespan creates a missing folder before the first request.
+    app.mount("/static", StaticFiles(directory=settings.images_dir, check_dir=False), name="static")
     register_error_handlers(app)
     # Added first, so it runs inside CORS and its 413 answers carry CORS headers.
     app.add_middleware(UploadSizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)

@@ -72,7 +72,7 @@ def test_default_top_k_comes_from_settings(make_client: Callable[..., TestClient
 
 
 def test_top_k_above_the_maximum_is_capped(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(max_top_k=4)
+    client = make_client(top_k=3, max_top_k=4)
 
     response = client.post(
         SEARCH,
