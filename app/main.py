@@ -23,8 +23,6 @@ from app.routes import router
 from app.search import SimilaritySearch
 from app.upload_limit import UploadSizeLimitMiddleware
 
-logger = logging.getLogger(__name__)
-
 
 def build_search(settings: Settings) -> SimilaritySearch:
     """Load the model and index the collection (blocking; minutes for big collections)."""
