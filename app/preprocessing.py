@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from app import grid_removal
-
-RGBImage = NDArray[np.uint8]
+from app.grid_removal import RGBImage
 
 WORKING_SIDE = 640
 EMBEDDER_SIDE = 224
