@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from app.grid_removal import remove_grid
-from app.preprocessing import frame_drawing, prepare_for_embedding, to_working_size
-from bench.grid_removal import score
+from app.preprocessing import frame_drawing, prepare_for_embedding
+from bench.grid_removal import score, service_remover
 from bench.hough_baseline import find_grid_segments
 from bench.synthetic_scans import ScanSpec, make_scan
 
@@ -18,7 +18,7 @@ GRID_STYLES = ["light_grey", "dark_broken_hairy", "blue", "green", "dotted", "ha
 
 def cleaned(spec: ScanSpec) -> dict[str, float]:
     scan = make_scan(spec)
-    return score(scan, remove_grid(to_working_size(scan.image)))
+    return score(scan, service_remover(scan.image))
 
 
 @pytest.mark.parametrize("style", GRID_STYLES)
@@ -59,9 +59,7 @@ def test_straight_strokes_lying_on_grid_lines_survive() -> None:
 
 
 def test_a_drawing_without_grid_is_left_alone() -> None:
-    scan = make_scan(ScanSpec("none", 800, seed=4))
-
-    metrics = score(scan, remove_grid(to_working_size(scan.image)))
+    metrics = cleaned(ScanSpec("none", 800, seed=4))
 
     assert metrics["keep"] > 0.99
     assert metrics["spur"] < 0.001
