@@ -108,18 +108,22 @@ def holds_grid(mask: Mask, min_lines: int = MIN_GRID_LINES) -> bool:
     return True
 
 
-def closing_diameter(dark: Mask, params: GridRemovalParams) -> int:
-    """The smallest disc whose opening of ``dark`` holds no grid; 0 when ``dark`` holds
-    none to begin with."""
+def grid_disc(dark: Mask, params: GridRemovalParams) -> tuple[int, Mask]:
+    """The smallest disc whose opening of ``dark`` holds no grid, and that opening (the
+    strokes); ``(0, dark)`` when ``dark`` holds no grid to begin with."""
     if not holds_grid(dark, params.min_grid_lines):
-        return 0
+        return 0, dark
     largest = max(3, math.ceil(int(max(dark.shape)) * params.max_disc_fraction))
     binary = dark.astype(np.uint8)
-    for diameter in range(3, largest + 1, 2):
-        opened = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _disc(diameter)) > 0
+
+    def opening(diameter: int) -> Mask:
+        return np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, _disc(diameter)) > 0, bool)
+
+    for diameter in range(3, largest, 2):
+        opened = opening(diameter)
         if not holds_grid(opened, params.min_grid_lines):
-            return diameter
-    return largest
+            return diameter, opened
+    return largest, opening(largest)
 
 
 def _without_specks(mask: Mask) -> Mask:
@@ -152,13 +156,12 @@ def ink_mask(
         np.percentile(candidates, INK_LEVEL_PERCENTILE)
     )
     dark = darkness > threshold
-    diameter = closing_diameter(dark, params)
+    diameter, strokes = grid_disc(dark, params)
     if diameter:
         brightness = cv2.morphologyEx(1.0 - darkness, cv2.MORPH_CLOSE, _disc(diameter))
         # The closing leaves fillets where grid lines meet a stroke; the opening of the
         # dark mask with the same disc has none, and a pixel's growth restores the edges.
-        strokes = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_OPEN, _disc(diameter))
-        near_strokes = cv2.dilate(strokes, np.ones((3, 3), np.uint8)) > 0
+        near_strokes = cv2.dilate(strokes.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         dark = ((1.0 - brightness) > threshold) & near_strokes
     return _without_specks(dark), paper
 
