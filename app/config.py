@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.vector_index import make_faiss_index
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
     images_dir: Path = Field(default=Path("./example_images"))
+    index_dir: Path = Field(default=Path("./data"))
+    index_factory: str = Field(default="Flat")
+    api_key: SecretStr | None = Field(default=None)
     top_k: int = Field(default=10, ge=1)
     max_top_k: int = Field(default=100, ge=1)
     # Cosine similarity of CLIP image embeddings rarely falls far below 0.5 for two line
@@ -67,7 +71,13 @@ class Settings(BaseSettings):
             raise ValueError("must name a hub model or a local folder")
         return value.strip()
 
-    @field_validator("public_base_url", "cors_origin_regex", mode="before")
+    @field_validator("index_factory")
+    @classmethod
+    def _usable_index_factory(cls, value: str) -> str:
+        make_faiss_index(8, value.strip())  # its ValueError says what is wrong
+        return value.strip()
+
+    @field_validator("public_base_url", "cors_origin_regex", "api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

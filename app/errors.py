@@ -28,3 +28,31 @@ class UnsupportedImageFormatError(ServiceError):
 
 class ImageTooLargeError(ServiceError):
     """The upload exceeds MAX_UPLOAD_MB or the image exceeds MAX_IMAGE_PIXELS."""
+
+
+class ImageNotFoundError(ServiceError):
+    """No image of the collection has this id."""
+
+
+class DuplicateImageError(ServiceError):
+    """The collection already holds an image with exactly these bytes."""
+
+    def __init__(self, message: str, existing_id: str) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class ConfirmationRequiredError(ServiceError):
+    """A destructive request was sent without its confirmation."""
+
+
+class ServiceBusyError(ServiceError):
+    """The service cannot answer now; the client should retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class IndexNotReadyError(ServiceBusyError):
+    """The collection is still being indexed for the first time."""

@@ -4,8 +4,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import (
+    ConfirmationRequiredError,
+    DuplicateImageError,
+    ImageNotFoundError,
     ImageTooLargeError,
     InvalidImageError,
+    ServiceBusyError,
     ServiceError,
     UnsupportedImageFormatError,
 )
@@ -13,8 +17,12 @@ from app.schemas import ErrorResponse
 
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidImageError: 400,
+    ConfirmationRequiredError: 400,
+    ImageNotFoundError: 404,
+    DuplicateImageError: 409,
     ImageTooLargeError: 413,
     UnsupportedImageFormatError: 415,
+    ServiceBusyError: 503,
 }
 
 # For the ``responses`` of routes, so /docs lists every answer.
@@ -25,6 +33,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "Upload over MAX_UPLOAD_MB, or image over MAX_IMAGE_PIXELS.",
     },
     415: {"model": ErrorResponse, "description": "Not an image, or an unsupported format."},
+}
+BUSY_RESPONSE: dict[int | str, dict[str, object]] = {
+    503: {
+        "model": ErrorResponse,
+        "description": "Still indexing, or too many queued requests; retry after the "
+        "Retry-After header's seconds.",
+    }
+}
+NOT_FOUND_RESPONSE: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "No image with this id."}
 }
 
 
@@ -37,7 +55,10 @@ def status_for(error: ServiceError) -> int:
 
 async def _service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(status_code=status_for(exc), content={"detail": exc.message})
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusyError) else None
+    return JSONResponse(
+        status_code=status_for(exc), content={"detail": exc.message}, headers=headers
+    )
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -14,6 +14,16 @@ from app.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFo
 # Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
 ACCEPTED_FORMATS_TEXT = "PNG, JPEG, GIF, WEBP, BMP, TIFF"
+# The extension a stored upload gets, from its decoded format (never from its name).
+FILE_EXTENSIONS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tiff",
+}
 # Transparent areas become paper, and paper is white.
 PAPER_WHITE = (255, 255, 255)
 
@@ -81,3 +91,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         return image.convert("RGB")
     return image
+
+
+def file_extension(data: bytes) -> str:
+    """The file extension of an image ``decode_image`` accepted, from its bytes."""
+    with Image.open(io.BytesIO(data)) as image:
+        return FILE_EXTENSIONS[str(image.format)]

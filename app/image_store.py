@@ -1,12 +1,39 @@
-"""The folder of collection images (IMAGES_DIR): which files it holds and how they are
-named to clients."""
+"""The folder of collection images (IMAGES_DIR): which files it holds, how they are named
+to clients, and how files are added and removed without ever leaving half a file."""
 
+import hashlib
 import logging
+import os
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+# Uploads are written under this hidden prefix and renamed into place when complete;
+# hidden files are not collection images, and leftovers of a crash are removed at start.
+INCOMING_PREFIX = ".incoming-"
+
+
+@dataclass(frozen=True)
+class FileStat:
+    size: int
+    mtime_ns: int
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or an unlink in ``folder`` durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class ImageStore:
@@ -19,17 +46,49 @@ class ImageStore:
             root.mkdir(parents=True, exist_ok=True)
         if not root.is_dir():
             raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
+        for leftover in root.glob(f"{INCOMING_PREFIX}*"):
+            leftover.unlink(missing_ok=True)
 
-    def image_ids(self) -> list[str]:
-        """File names in the folder, sorted; hidden files and subfolders are ignored."""
-        return sorted(
-            entry.name
-            for entry in self.root.iterdir()
-            if entry.is_file() and not entry.name.startswith(".")
-        )
+    def scan(self) -> dict[str, FileStat]:
+        """Every image file of the folder by id; hidden files and subfolders are ignored."""
+        files: dict[str, FileStat] = {}
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:  # deleted while we looked
+                continue
+            files[entry.name] = FileStat(stat.st_size, stat.st_mtime_ns)
+        return files
 
     def read_bytes(self, image_id: str) -> bytes:
         return (self.root / image_id).read_bytes()
+
+    def stat(self, image_id: str) -> FileStat:
+        stat = (self.root / image_id).stat()
+        return FileStat(stat.st_size, stat.st_mtime_ns)
+
+    def write_new(self, data: bytes, extension: str) -> str:
+        """Store ``data`` under a new generated name ending in ``extension``; return it.
+
+        Atomic: the bytes go to a hidden temporary file, are flushed to disk, and only
+        then renamed into place, so the folder never holds a partial image.
+        """
+        image_id = f"{uuid.uuid4().hex}{extension}"
+        temporary = self.root / f"{INCOMING_PREFIX}{image_id}"
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self.root / image_id)
+        _fsync_folder(self.root)
+        return image_id
+
+    def delete(self, ids: list[str]) -> None:
+        for image_id in ids:
+            (self.root / image_id).unlink(missing_ok=True)
+        _fsync_folder(self.root)
 
     def display_path(self, image_id: str) -> str:
         """The path clients see: IMAGES_DIR as configured, joined with the id

@@ -1,10 +1,14 @@
 """The FastAPI application: ``uvicorn app.main:app``.
 
-``create_app`` builds the settings and the app; the lifespan loads the CLIP model and
-indexes IMAGES_DIR once, before the first request is served.
+``create_app`` builds the settings and the app. The lifespan loads the CLIP model and the
+stored index before the first request, then reconciles IMAGES_DIR with the index in the
+background: /health answers at once, and searches are served from the stored index
+(or answer 503 with Retry-After until a first index exists).
 """
 
+import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,44 +17,37 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from app.collection import Collection
 from app.config import Settings, load_settings
-from app.grid_removal import GridRemovalParams
 from app.http_errors import register_error_handlers
-from app.image_store import ImageStore
-from app.model import ImageEmbedder
-from app.preprocessing import PreprocessingOptions
 from app.routes import router
-from app.search import SimilaritySearch
 from app.upload_limit import UploadSizeLimitMiddleware
 
-
-def build_search(settings: Settings) -> SimilaritySearch:
-    """Load the model and index the collection (blocking; minutes for big collections)."""
-    embedder = ImageEmbedder.load(settings.model_name, settings.device)
-    search = SimilaritySearch(
-        embedder,
-        ImageStore(settings.images_dir),
-        preprocessing=PreprocessingOptions(
-            remove_grid=settings.grid_removal,
-            working_side=settings.grid_working_side,
-            grid=GridRemovalParams(
-                ink_threshold_fraction=settings.grid_ink_threshold,
-                min_grid_lines=settings.grid_min_lines,
-                max_disc_fraction=settings.grid_max_disc_fraction,
-            ),
-        ),
-        max_image_pixels=settings.max_image_pixels,
-        batch_size=settings.embed_batch_size,
-    )
-    search.index_collection()
-    return search
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    app.state.search = await to_thread.run_sync(build_search, settings)
-    yield
+    if settings.api_key is None:
+        logger.warning("API_KEY is not set: only clients on this machine may add or delete images.")
+    collection = await to_thread.run_sync(Collection.open, settings)
+    app.state.collection = collection
+    stopping = threading.Event()
+    collection.progress.begin()  # so /health says "indexing" before the thread starts
+    indexing = asyncio.create_task(to_thread.run_sync(collection.reconcile, stopping.is_set))
+    indexing.add_done_callback(_log_failure)
+    try:
+        yield
+    finally:
+        stopping.set()  # stops between batches; what is embedded so far is kept
+        await asyncio.wait([indexing])
+        collection.close()
+
+
+def _log_failure(task: "asyncio.Task[object]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Indexing IMAGES_DIR failed", exc_info=task.exception())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,8 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "
-        "ranked by cosine similarity of CLIP embeddings after grid removal.",
-        version="1.0.0",
+        "ranked by cosine similarity of CLIP embeddings after grid removal. Add, list and "
+        "delete collection images at run time.",
+        version="1.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -74,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_origin_regex=settings.cors_origin_regex,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
     )
     return app

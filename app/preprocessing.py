@@ -30,6 +30,9 @@ DARK_PAPER_LEVEL = 110
 INK_CONTRAST = 48
 # Margin around the ink's bounding box, as a fraction of its longer side.
 FRAME_MARGIN_FRACTION = 0.08
+# Bump whenever this pipeline or grid removal changes what the embedder sees: stored
+# vectors carry it (with the options) and are recomputed when it differs.
+PREPROCESSING_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class PreprocessingOptions:
     remove_grid: bool = True
     working_side: int = WORKING_SIDE
     grid: grid_removal.GridRemovalParams = field(default_factory=grid_removal.GridRemovalParams)
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this pipeline version and these options, for the stored vectors' key."""
+        return f"v{PREPROCESSING_VERSION} {self!r}"
 
 
 def dark_on_light(image: RGBImage) -> RGBImage:

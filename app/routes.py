@@ -1,38 +1,67 @@
 """HTTP routes: parse the request, call one domain method in a worker thread, answer
 with a schema."""
 
+import math
+from dataclasses import asdict
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from app.catalog import ImageRecord
+from app.collection import Collection, Match
 from app.config import Settings
-from app.errors import ImageTooLargeError
-from app.http_errors import ERROR_RESPONSES
-from app.schemas import HealthResponse, SearchResponse, SearchResult
-from app.search import SimilaritySearch
+from app.dependencies import CollectionDep, SettingsDep, require_write_access
+from app.errors import ConfirmationRequiredError, ImageTooLargeError
+from app.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from app.schemas import (
+    AddImageResponse,
+    DeletedResponse,
+    ErrorResponse,
+    HealthResponse,
+    ImageListItem,
+    ImageListResponse,
+    IndexingStatus,
+    ReindexResponse,
+    SearchResponse,
+    SearchResult,
+    StoredImage,
+)
+
+MAX_PAGE_SIZE = 100
 
 router = APIRouter()
 
+WRITE_ACCESS = [Depends(require_write_access)]
+WRITE_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "API_KEY is set and X-API-Key is wrong."},
+    403: {"model": ErrorResponse, "description": "API_KEY is unset and the client is remote."},
+}
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_search(request: Request) -> SimilaritySearch:
-    search: SimilaritySearch = request.app.state.search
-    return search
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SearchDep = Annotated[SimilaritySearch, Depends(get_search)]
+TopK = Annotated[
+    int | None,
+    Query(ge=1, description="How many results at most (default TOP_K; capped at MAX_TOP_K)."),
+]
+MinSimilarity = Annotated[
+    float | None,
+    Query(
+        ge=-1.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Leave out results below this cosine similarity "
+        "(default SIMILARITY_THRESHOLD).",
+    ),
+]
 
 
 def public_base_url(request: Request, settings: Settings) -> str:
     """PUBLIC_BASE_URL when set (behind a proxy), else the URL the client used."""
     return settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+def image_url(request: Request, settings: Settings, image_id: str) -> str:
+    return f"{public_base_url(request, settings)}/static/{quote(image_id)}"
 
 
 async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
@@ -45,48 +74,59 @@ async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
     return data
 
 
+def search_limits(
+    settings: Settings, top_k: int | None, min_similarity: float | None
+) -> tuple[int, float]:
+    limit = min(top_k or settings.top_k, settings.max_top_k)
+    threshold = settings.similarity_threshold if min_similarity is None else min_similarity
+    return limit, threshold
+
+
+def search_results(
+    request: Request, settings: Settings, matches: list[Match]
+) -> list[SearchResult]:
+    return [
+        SearchResult(
+            id=match.id,
+            similarity=match.similarity,
+            path=match.path,
+            url=image_url(request, settings, match.id),
+        )
+        for match in matches
+    ]
+
+
+def list_item(
+    request: Request, settings: Settings, collection: Collection, record: ImageRecord
+) -> ImageListItem:
+    return ImageListItem(
+        id=record.id,
+        image_path=collection.store.display_path(record.id),
+        original_filename=record.original_filename,
+        sha256_hash=record.sha256,
+        created_at=record.created_at,
+        full_url=image_url(request, settings, record.id),
+    )
+
+
 @router.post(
     "/search-similar-images/",
     response_model=SearchResponse,
-    responses=ERROR_RESPONSES,
+    responses={**ERROR_RESPONSES, **BUSY_RESPONSE},
     summary="Find the collection images most similar to an uploaded image",
 )
 async def search_similar_images(
     request: Request,
     settings: SettingsDep,
-    search: SearchDep,
+    collection: CollectionDep,
     file: Annotated[UploadFile, File(description="The query image.")],
-    top_k: Annotated[
-        int | None,
-        Query(ge=1, description="How many results at most (default TOP_K; capped at MAX_TOP_K)."),
-    ] = None,
-    min_similarity: Annotated[
-        float | None,
-        Query(
-            ge=-1.0,
-            le=1.0,
-            allow_inf_nan=False,
-            description="Leave out results below this cosine similarity "
-            "(default SIMILARITY_THRESHOLD).",
-        ),
-    ] = None,
+    top_k: TopK = None,
+    min_similarity: MinSimilarity = None,
 ) -> SearchResponse:
     data = await read_upload(file, settings)
-    limit = min(top_k or settings.top_k, settings.max_top_k)
-    threshold = settings.similarity_threshold if min_similarity is None else min_similarity
-    matches = await run_in_threadpool(search.search, data, limit, threshold)
-    base = public_base_url(request, settings)
-    return SearchResponse(
-        results=[
-            SearchResult(
-                id=match.id,
-                similarity=match.similarity,
-                path=match.path,
-                url=f"{base}/static/{quote(match.id)}",
-            )
-            for match in matches
-        ]
-    )
+    limit, threshold = search_limits(settings, top_k, min_similarity)
+    matches = await run_in_threadpool(collection.search, data, limit, threshold)
+    return SearchResponse(results=search_results(request, settings, matches))
 
 
 @router.post(
@@ -100,19 +140,148 @@ async def search_similar_images(
 )
 async def preprocess(
     settings: SettingsDep,
-    search: SearchDep,
+    collection: CollectionDep,
     file: Annotated[UploadFile, File(description="Any image the search accepts.")],
 ) -> Response:
     data = await read_upload(file, settings)
-    png = await run_in_threadpool(search.preview_png, data)
+    png = await run_in_threadpool(collection.preview_png, data)
     return Response(content=png, media_type="image/png")
 
 
-@router.get("/health", response_model=HealthResponse, summary="Liveness and index size")
-async def health(settings: SettingsDep, search: SearchDep) -> HealthResponse:
+@router.post(
+    "/images/",
+    status_code=201,
+    response_model=AddImageResponse,
+    dependencies=WRITE_ACCESS,
+    responses={
+        **ERROR_RESPONSES,
+        **WRITE_RESPONSES,
+        409: {"model": ErrorResponse, "description": "These exact bytes are already stored."},
+    },
+    summary="Add an image to the collection; answers the most similar existing images",
+)
+@router.post(
+    "/add-image/",
+    status_code=201,
+    response_model=AddImageResponse,
+    dependencies=WRITE_ACCESS,
+    responses={**ERROR_RESPONSES, **WRITE_RESPONSES, 409: {"model": ErrorResponse}},
+    summary="Alias of POST /images/ (the path the existing frontend calls)",
+)
+async def add_image(
+    request: Request,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    file: Annotated[UploadFile, File(description="The image to add.")],
+    top_k: TopK = None,
+    min_similarity: MinSimilarity = None,
+) -> AddImageResponse:
+    data = await read_upload(file, settings)
+    limit, threshold = search_limits(settings, top_k, min_similarity)
+    record, similar = await run_in_threadpool(collection.add, data, file.filename, limit, threshold)
+    return AddImageResponse(
+        image=StoredImage(
+            id=record.id,
+            path=collection.store.display_path(record.id),
+            url=image_url(request, settings, record.id),
+            sha256=record.sha256,
+            original_filename=record.original_filename,
+            created_at=record.created_at,
+        ),
+        similar=search_results(request, settings, similar),
+    )
+
+
+@router.get(
+    "/images/", response_model=ImageListResponse, summary="List the collection, newest first"
+)
+async def list_images(
+    request: Request,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+) -> ImageListResponse:
+    records, total = await run_in_threadpool(collection.page, page, page_size)
+    return ImageListResponse(
+        images=[list_item(request, settings, collection, record) for record in records],
+        total=total,
+        page=page,
+        page_size=page_size,
+        total_pages=math.ceil(total / page_size),
+    )
+
+
+@router.get(
+    "/images/{image_id}",
+    response_model=ImageListItem,
+    responses=NOT_FOUND_RESPONSE,
+    summary="One image of the collection",
+)
+async def get_image(
+    request: Request, settings: SettingsDep, collection: CollectionDep, image_id: str
+) -> ImageListItem:
+    record = await run_in_threadpool(collection.get, image_id)
+    return list_item(request, settings, collection, record)
+
+
+@router.delete(
+    "/images/{image_id}",
+    response_model=DeletedResponse,
+    dependencies=WRITE_ACCESS,
+    responses={**NOT_FOUND_RESPONSE, **WRITE_RESPONSES},
+    summary="Delete an image: its file and its vector",
+)
+async def delete_image(collection: CollectionDep, image_id: str) -> DeletedResponse:
+    await run_in_threadpool(collection.delete, image_id)
+    return DeletedResponse(deleted=1)
+
+
+@router.delete(
+    "/images/",
+    response_model=DeletedResponse,
+    dependencies=WRITE_ACCESS,
+    responses={
+        400: {"model": ErrorResponse, "description": "confirm=true is missing."},
+        **WRITE_RESPONSES,
+    },
+    summary="Delete the whole collection (needs confirm=true)",
+)
+async def delete_all_images(
+    collection: CollectionDep,
+    confirm: Annotated[bool, Query(description="Must be true.")] = False,
+) -> DeletedResponse:
+    if not confirm:
+        raise ConfirmationRequiredError(
+            "Deleting every image needs confirm=true (DELETE /images/?confirm=true)."
+        )
+    return DeletedResponse(deleted=await run_in_threadpool(collection.delete_all))
+
+
+@router.post(
+    "/reindex",
+    response_model=ReindexResponse,
+    dependencies=WRITE_ACCESS,
+    responses=WRITE_RESPONSES,
+    summary="Reconcile the index with IMAGES_DIR (for files copied there by hand)",
+)
+async def reindex(collection: CollectionDep) -> ReindexResponse:
+    report = await run_in_threadpool(collection.reconcile)
+    return ReindexResponse(**asdict(report))
+
+
+@router.get("/health", response_model=HealthResponse, summary="Liveness, index size, indexing")
+async def health(settings: SettingsDep, collection: CollectionDep) -> HealthResponse:
+    progress = collection.progress
     return HealthResponse(
-        status="ok",
+        status="ok" if collection.ready else "indexing",
         model=settings.model_name,
-        embedding_dimension=search.embedder.dimension,
-        indexed_images=search.image_count,
+        embedding_dimension=collection.embedder.dimension,
+        indexed_images=collection.image_count,
+        indexing=IndexingStatus(
+            running=progress.running,
+            done=progress.done,
+            total=progress.total,
+            seconds_left=progress.seconds_left(),
+        ),
     )

@@ -1,5 +1,7 @@
 """Pydantic models of every HTTP answer, so ``/docs`` documents them with examples."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -40,11 +42,80 @@ class SearchResponse(BaseModel):
     )
 
 
+class IndexingStatus(BaseModel):
+    running: bool = Field(description="A reconciliation is embedding files now.")
+    done: int = Field(description="Files embedded so far by the running (or last) one.")
+    total: int = Field(description="Files it has to embed.")
+    seconds_left: float | None = Field(description="Estimate; null when unknown.")
+
+
 class HealthResponse(BaseModel):
-    status: str = Field(examples=["ok"])
+    status: str = Field(
+        description="ok: searches are served; indexing: the first indexing is running "
+        "and searches answer 503.",
+        examples=["ok"],
+    )
     model: str = Field(description="MODEL_NAME in use.", examples=["openai/clip-vit-base-patch32"])
     embedding_dimension: int = Field(examples=[512])
     indexed_images: int = Field(examples=[24])
+    indexing: IndexingStatus
+
+
+class StoredImage(BaseModel):
+    """An image of the collection, as POST /images/ returns it."""
+
+    id: str = Field(description="Its file name in IMAGES_DIR.", examples=["3f2c0e9b.png"])
+    path: str = Field(examples=["./example_images/3f2c0e9b.png"])
+    url: str = Field(examples=["http://localhost:8000/static/3f2c0e9b.png"])
+    sha256: str = Field(description="SHA-256 of the file's bytes (hex).")
+    original_filename: str | None = Field(
+        description="The uploader's file name; metadata only. Null for files copied "
+        "into IMAGES_DIR by hand.",
+        examples=["brand-42.png"],
+    )
+    created_at: datetime = Field(
+        description="When it joined the collection (UTC); for files copied by hand, "
+        "their modification time."
+    )
+
+
+class AddImageResponse(BaseModel):
+    image: StoredImage
+    similar: list[SearchResult] = Field(
+        description="The most similar images already in the collection, best first."
+    )
+
+
+class ImageListItem(BaseModel):
+    """An image of the collection, in the field names the existing frontend reads."""
+
+    id: str = Field(examples=["3f2c0e9b.png"])
+    image_path: str = Field(examples=["./example_images/3f2c0e9b.png"])
+    original_filename: str | None = Field(examples=["brand-42.png"])
+    sha256_hash: str
+    created_at: datetime
+    full_url: str = Field(examples=["http://localhost:8000/static/3f2c0e9b.png"])
+
+
+class ImageListResponse(BaseModel):
+    images: list[ImageListItem] = Field(description="Newest first.")
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+class DeletedResponse(BaseModel):
+    deleted: int = Field(description="How many images were removed.", examples=[1])
+
+
+class ReindexResponse(BaseModel):
+    added: int = Field(description="Files new to the index, embedded or reusing a vector.")
+    updated: int = Field(description="Files whose bytes changed.")
+    removed: int = Field(description="Files gone from IMAGES_DIR, dropped from the index.")
+    unchanged: int
+    failed: int = Field(description="Unreadable files, skipped (see the log).")
+    indexed_images: int
 
 
 class ErrorResponse(BaseModel):

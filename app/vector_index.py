@@ -1,45 +1,127 @@
-"""FAISS vector index of the collection: exact inner product on unit vectors, which is
-cosine similarity."""
+"""FAISS vector index of the collection: inner product on unit vectors, which is cosine
+similarity, under string ids that survive deletions.
+
+The index lives in memory only: ``app.catalog`` persists the vectors, and start-up
+rebuilds the index from them in well under a second for thousands of images.
+"""
+
+import threading
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+# HNSW explores this many candidates per query (FAISS's default of 16 misses neighbours
+# once top_k approaches it); exact indexes ignore it.
+HNSW_EF_SEARCH = 128
+
+
+def make_faiss_index(dimension: int, factory: str) -> faiss.Index:
+    """An empty inner-product index from a ``faiss.index_factory`` string, wrapped so
+    that vectors carry their own ids. Raises ``ValueError`` for unknown strings and for
+    indexes that need training, which an index growing one image at a time cannot get."""
+    try:
+        inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ValueError(f"{factory!r} is not a FAISS index_factory string") from exc
+    if not inner.is_trained:
+        raise ValueError(f"{factory!r} needs training; use Flat or HNSW<M> (e.g. HNSW32)")
+    hnsw = getattr(faiss.downcast_index(inner), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = HNSW_EF_SEARCH
+    return faiss.IndexIDMap2(inner)
+
 
 class VectorIndex:
-    """Maps image ids to unit vectors and answers nearest-neighbour queries.
+    """Unit vectors under string ids; nearest-neighbour search by cosine similarity.
 
-    Built once and then only read, so concurrent searches need no lock (FAISS searches on
-    a flat index are thread-safe).
+    Thread-safe: one lock covers FAISS and the id maps, so a search sees an add or a
+    removal either entirely or not at all. Every call holds it for microseconds to
+    milliseconds, so searches never wait long behind writes.
     """
 
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, factory: str = "Flat") -> None:
         self.dimension = dimension
-        self._index = faiss.IndexFlatIP(dimension)
-        self._ids: list[str] = []
+        self.factory = factory
+        self._index = make_faiss_index(dimension, factory)
+        self._labels: dict[str, int] = {}  # image id -> FAISS id
+        self._ids: dict[int, str] = {}  # FAISS id -> image id
+        self._next_label = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._labels)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._labels
 
     def add(self, ids: list[str], vectors: NDArray[np.float32]) -> None:
-        """Add unit ``vectors`` (one row per id)."""
+        """Add unit ``vectors`` (one row per id); an id already present is replaced."""
         if vectors.shape != (len(ids), self.dimension):
             raise ValueError(f"expected {len(ids)} vectors of dimension {self.dimension}")
-        if ids:
-            self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            self._ids.extend(ids)
+        if len(set(ids)) != len(ids):
+            raise ValueError("ids must be distinct")
+        if not ids:
+            return
+        with self._lock:
+            self._remove_locked([image_id for image_id in ids if image_id in self._labels])
+            labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
+            self._next_label += len(ids)
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), labels)
+            for image_id, label in zip(ids, labels.tolist(), strict=True):
+                self._labels[image_id] = label
+                self._ids[label] = image_id
+
+    def remove(self, ids: list[str]) -> int:
+        """Remove the given ids (unknown ones are ignored); return how many were removed."""
+        with self._lock:
+            return self._remove_locked([image_id for image_id in ids if image_id in self._labels])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._index = make_faiss_index(self.dimension, self.factory)
+            self._labels.clear()
+            self._ids.clear()
 
     def search(
-        self, vector: NDArray[np.float32], top_k: int, min_similarity: float
-    ) -> list[tuple[str, float]]:
-        """Return up to ``top_k`` ``(id, similarity)`` pairs with similarity at least
-        ``min_similarity``, best first."""
-        if not self._ids or top_k < 1:
-            return []
-        query = np.ascontiguousarray(vector.reshape(1, self.dimension), dtype=np.float32)
-        scores, positions = self._index.search(query, min(top_k, len(self._ids)))
-        return [
-            (self._ids[position], float(score))
-            for score, position in zip(scores[0], positions[0], strict=True)
-            if position >= 0 and score >= min_similarity
-        ]
+        self, vectors: NDArray[np.float32], top_k: int, min_similarity: float
+    ) -> list[list[tuple[str, float]]]:
+        """For each query row, up to ``top_k`` ``(id, similarity)`` pairs with similarity
+        at least ``min_similarity``, best first."""
+        queries = np.ascontiguousarray(vectors.reshape(-1, self.dimension), dtype=np.float32)
+        with self._lock:
+            if not self._labels or top_k < 1:
+                return [[] for _ in range(len(queries))]
+            scores, labels = self._index.search(queries, min(top_k, len(self._labels)))
+            ids = self._ids
+            return [
+                [
+                    (ids[label], float(score))
+                    for score, label in zip(row_scores, row_labels.tolist(), strict=True)
+                    if label >= 0 and score >= min_similarity
+                ]
+                for row_scores, row_labels in zip(scores, labels, strict=True)
+            ]
+
+    def _remove_locked(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        labels = np.array([self._labels.pop(image_id) for image_id in ids], dtype=np.int64)
+        for label in labels.tolist():
+            del self._ids[label]
+        try:
+            self._index.remove_ids(labels)  # type: ignore[arg-type]  # SWIG accepts arrays
+        except RuntimeError:
+            # HNSW cannot remove vectors: rebuild from the ones that stay (deletions are
+            # rare next to searches, and this keeps every search exact about membership).
+            self._rebuild_locked()
+        return len(ids)
+
+    def _rebuild_locked(self) -> None:
+        kept = sorted(self._ids)
+        vectors = [self._index.reconstruct(label) for label in kept]
+        self._index = make_faiss_index(self.dimension, self.factory)
+        if kept:
+            self._index.add_with_ids(
+                np.vstack(vectors).astype(np.float32), np.array(kept, dtype=np.int64)
+            )

@@ -3,6 +3,7 @@ service's real ``from_pretrained`` path, and apps started on it with their real 
 
 import io
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,12 +72,20 @@ def images_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_settings(tiny_model_dir: Path, images_dir: Path) -> Callable[..., Settings]:
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def make_settings(
+    tiny_model_dir: Path, images_dir: Path, index_dir: Path
+) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "model_name": str(tiny_model_dir),
             "device": "cpu",
             "images_dir": images_dir,
+            "index_dir": index_dir,
         }
         values.update(overrides)
         return load_settings(**values)
@@ -84,16 +93,35 @@ def make_settings(tiny_model_dir: Path, images_dir: Path) -> Callable[..., Setti
     return make
 
 
+def wait_until_indexed(client: TestClient, timeout_s: float = 60) -> None:
+    """Wait for the background reconciliation that follows start-up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = client.get("/health").json()
+        if body["status"] == "ok" and not body["indexing"]["running"]:
+            return
+        time.sleep(0.02)
+    raise AssertionError("indexing did not finish")
+
+
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+
+
 @pytest.fixture
 def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
-    """Start the real app (lifespan included) with settings overrides; closed after the test."""
+    """Start the real app (lifespan included) with settings overrides, as a client on the
+    service's machine, and wait for its start-up indexing; closed after the test."""
     clients: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
-        client.__enter__()
-        clients.append(client)
-        return client
+    def make(
+        *, client: tuple[str, int] = LOOPBACK_CLIENT, wait: bool = True, **overrides: object
+    ) -> TestClient:
+        test_client = TestClient(create_app(make_settings(**overrides)), client=client)
+        test_client.__enter__()
+        clients.append(test_client)
+        if wait:
+            wait_until_indexed(test_client)
+        return test_client
 
     yield make
     for client in clients:

@@ -179,6 +179,7 @@ def test_health_reports_model_dimension_and_image_count(
         "model": str(tiny_model_dir),
         "embedding_dimension": 24,
         "indexed_images": 8,
+        "indexing": {"running": False, "done": 8, "total": 8, "seconds_left": None},
     }
 
 

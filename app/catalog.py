@@ -1,0 +1,190 @@
+"""The stored index under INDEX_DIR: what each collection file is, and its embedding.
+
+A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
+
+- ``images``: one row per file of IMAGES_DIR: its id (file name), SHA-256, size and
+  modification time (an unchanged size and time means an unchanged file, so restarts
+  hash nothing), the uploader's file name and when it joined the collection;
+- ``embeddings``: one vector per (SHA-256 of the bytes, model name, preprocessing
+  fingerprint). Change any of the three and only the vectors it affects are recomputed;
+  two files with the same bytes share one vector.
+
+Crash safety: every change is one transaction in write-ahead-log mode with full
+synchronisation, so a process killed at any moment leaves the last committed state,
+which always loads.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+CATALOG_FILE = "catalog.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    original_filename TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (sha256);
+CREATE INDEX IF NOT EXISTS images_by_created_at ON images (created_at, seq);
+CREATE TABLE IF NOT EXISTS embeddings (
+    sha256 TEXT NOT NULL,
+    model TEXT NOT NULL,
+    preprocessing TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (sha256, model, preprocessing)
+);
+"""
+_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    original_filename: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EmbeddingKey:
+    """What an embedding depends on besides the bytes."""
+
+    model: str
+    preprocessing: str
+
+
+def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:
+    return ImageRecord(*row[:5], created_at=datetime.fromisoformat(row[5]))
+
+
+class Catalog:
+    """The SQLite store. Thread-safe: one connection, one lock."""
+
+    def __init__(self, index_dir: Path, dimension: int) -> None:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.path = index_dir / CATALOG_FILE
+        self.dimension = dimension
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # Reads
+
+    def records(self) -> dict[str, ImageRecord]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM images").fetchall()
+        return {row[0]: _record(row) for row in rows}
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def find_sha256(self, sha256: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1", (sha256,)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def newest_first(self, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
+        """One page of records, newest first, and the total count, read together."""
+        with self._lock:
+            total = self._db.execute("SELECT count(*) FROM images").fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images ORDER BY created_at DESC, seq DESC "
+                "LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [_record(row) for row in rows], int(total)
+
+    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
+        """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
+        wanted = set(sha256s)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sha256, vector FROM embeddings WHERE model = ? AND preprocessing = ?",
+                (key.model, key.preprocessing),
+            ).fetchall()
+        return {
+            sha256: np.frombuffer(blob, dtype=np.float32)
+            for sha256, blob in rows
+            if sha256 in wanted and len(blob) == 4 * self.dimension
+        }
+
+    # Writes: each is one transaction
+
+    def save(
+        self, entries: list[tuple[ImageRecord, NDArray[np.float32] | None]], key: EmbeddingKey
+    ) -> None:
+        """Insert or update image rows, with their vector when one is given."""
+        with self._transaction() as db:
+            for record, vector in entries:
+                db.execute(
+                    f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
+                    "size = excluded.size, mtime_ns = excluded.mtime_ns",
+                    (
+                        record.id,
+                        record.sha256,
+                        record.size,
+                        record.mtime_ns,
+                        record.original_filename,
+                        record.created_at.isoformat(),
+                    ),
+                )
+                if vector is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                        (
+                            record.sha256,
+                            key.model,
+                            key.preprocessing,
+                            np.asarray(vector, dtype=np.float32).tobytes(),
+                        ),
+                    )
+
+    def delete(self, ids: list[str]) -> None:
+        """Remove image rows, and the vectors no remaining row uses."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM images WHERE id = ?", [(image_id,) for image_id in ids])
+            db.execute("DELETE FROM embeddings WHERE sha256 NOT IN (SELECT sha256 FROM images)")
+
+    def delete_all(self) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM images")
+            db.execute("DELETE FROM embeddings")
