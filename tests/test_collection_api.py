@@ -2,6 +2,7 @@
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -226,3 +227,16 @@ def test_reindex_takes_files_copied_in_by_hand_and_drops_removed_ones(
     assert top_result(client, sample("imagen10.jpg"))["id"] == "imagen5.jpg"
     assert client.get("/images/imagen2.jpg").status_code == 404
     assert client.post("/reindex").json()["unchanged"] == 8
+
+
+def test_hnsw_index_factory_serves_adds_deletes_and_searches(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(index_factory="HNSW32")
+    added = client.post("/images/", files=file_part(sample("imagen9.jpg"))).json()["image"]["id"]
+
+    assert top_result(client, sample("imagen9.jpg"))["id"] == added
+    assert client.delete("/images/imagen3.jpg").status_code == 200
+    results = client.post(SEARCH, files=file_part(sample("imagen3.jpg")), params={"top_k": 100})
+    assert "imagen3.jpg" not in [result["id"] for result in results.json()["results"]]
+    assert top_result(client, sample("imagen6.jpg"))["id"] == "imagen6.jpg"

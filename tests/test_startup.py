@@ -128,6 +128,8 @@ def test_uvicorn_exits_with_a_clear_message_when_the_model_folder_is_missing(
         ("GRID_REMOVAL", "maybe"),
         ("GRID_WORKING_SIDE", "50"),
         ("GRID_INK_THRESHOLD", "1.5"),
+        ("INDEX_FACTORY", "IVF64,Flat"),
+        ("INDEX_FACTORY", "NotAnIndex"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(

@@ -1,0 +1,146 @@
+"""A real server killed (SIGKILL) in the middle of adds and deletes leaves a store that
+loads, and the next start reconciles it with the folder without losing an accepted file."""
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.image_store import INCOMING_PREFIX
+from tests.conftest import REPO, drawing, encode
+
+ROUNDS = 3
+WRITERS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``uvicorn app.main:app`` in its own process, on the given folders."""
+
+    def __init__(self, tiny_model_dir: Path, images_dir: Path, index_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {
+            **os.environ,
+            "MODEL_NAME": str(tiny_model_dir),
+            "DEVICE": "cpu",
+            "IMAGES_DIR": str(images_dir),
+            "INDEX_DIR": str(index_dir),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.port)],
+            cwd=REPO,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait_until_indexed(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.stderr.read().decode())  # type: ignore[union-attr]
+            try:
+                body = httpx.get(f"{self.url}/health", timeout=2).json()
+                if body["status"] == "ok" and not body["indexing"]["running"]:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the server did not finish indexing")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+
+@pytest.fixture
+def servers(tiny_model_dir: Path, images_dir: Path, index_dir: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.kill()
+
+
+def test_killing_the_server_during_adds_and_deletes_loses_nothing_accepted(
+    servers: list[Server], tiny_model_dir: Path, images_dir: Path, index_dir: Path
+) -> None:
+    seeds = itertools.count(1000)
+    acknowledged_adds: set[str] = set()
+    acknowledged_deletes: set[str] = set()
+    lock = threading.Lock()
+
+    def write_until_killed(url: str, stop: threading.Event) -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                data = encode(drawing(seed=next(seeds)), "PNG")
+                try:
+                    response = http.post("/images/", files={"file": ("d.png", data)})
+                    image_id = response.json()["image"]["id"]
+                    with lock:
+                        acknowledged_adds.add(image_id)
+                    if next(seeds) % 2 and http.delete(f"/images/{image_id}").status_code == 200:
+                        with lock:
+                            acknowledged_deletes.add(image_id)
+                except (httpx.TransportError, ValueError, KeyError):
+                    return  # the server is gone
+
+    for round_number in range(ROUNDS):
+        server = Server(tiny_model_dir, images_dir, index_dir)
+        servers.append(server)
+        server.wait_until_indexed()
+        stop = threading.Event()
+        writers = [
+            threading.Thread(target=write_until_killed, args=(server.url, stop))
+            for _ in range(WRITERS)
+        ]
+        for writer in writers:
+            writer.start()
+        time.sleep(0.8 + 0.5 * round_number)  # kill at a different point of a write each round
+        server.kill()
+        stop.set()
+        for writer in writers:
+            writer.join(30)
+
+    assert len(acknowledged_adds) >= ROUNDS, "the writers never got going"
+    server = Server(tiny_model_dir, images_dir, index_dir)
+    servers.append(server)
+    server.wait_until_indexed()
+    files = {path.name for path in images_dir.iterdir()}
+    listed = [
+        image
+        for page in range(1, len(files) // 100 + 2)
+        for image in httpx.get(
+            f"{server.url}/images/", params={"page": page, "page_size": 100}
+        ).json()["images"]
+    ]
+    health = httpx.get(f"{server.url}/health").json()
+
+    assert not [name for name in files if name.startswith(INCOMING_PREFIX)]
+    assert acknowledged_adds - acknowledged_deletes <= files
+    assert not acknowledged_deletes & files
+    assert sorted(image["id"] for image in listed) == sorted(files)
+    assert health["indexed_images"] == len(files)
+    for image_id in sorted(acknowledged_adds - acknowledged_deletes)[:3]:
+        data = (images_dir / image_id).read_bytes()
+        found = httpx.post(
+            f"{server.url}/search-similar-images/", files={"file": ("q.png", data)}
+        ).json()["results"]
+        assert found[0]["id"] == image_id
