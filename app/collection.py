@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from app.batching import EmbeddingBatcher
 from app.catalog import Catalog, EmbeddingKey, ImageRecord
 from app.config import Settings
 from app.errors import (
@@ -107,6 +109,9 @@ class Collection:
         preprocessing: PreprocessingOptions | None = None,
         max_image_pixels: int = 64_000_000,
         batch_size: int = 16,
+        search_batch_size: int = 8,
+        search_queue_size: int = 32,
+        preprocess_threads: int = 1,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -115,7 +120,11 @@ class Collection:
         self.preprocessing = preprocessing or PreprocessingOptions()
         self.max_image_pixels = max_image_pixels
         self.batch_size = batch_size
-        self.key = EmbeddingKey(embedder.name, self.preprocessing.fingerprint)
+        self.preprocess_threads = preprocess_threads
+        self.batcher = EmbeddingBatcher(
+            lambda images: self.embedder.embed(images), search_batch_size, search_queue_size
+        )
+        self.key = EmbeddingKey(embedder.fingerprint, self.preprocessing.fingerprint)
         self.progress = IndexingProgress()
         # Searchable: a stored index was loaded, or a reconciliation has finished.
         self.ready = False
@@ -127,7 +136,9 @@ class Collection:
     def open(cls, settings: Settings) -> "Collection":
         """Load the model, open IMAGES_DIR and the stored index, and load the stored
         vectors (blocking: seconds; embeds nothing; ``reconcile`` does that)."""
-        embedder = ImageEmbedder.load(settings.model_name, settings.device)
+        embedder = ImageEmbedder.load(
+            settings.model_name, settings.device, settings.inference, settings.torch_threads
+        )
         collection = cls(
             embedder,
             ImageStore(settings.images_dir),
@@ -144,11 +155,15 @@ class Collection:
             ),
             max_image_pixels=settings.max_image_pixels,
             batch_size=settings.embed_batch_size,
+            search_batch_size=settings.search_batch_size,
+            search_queue_size=settings.search_queue_size,
+            preprocess_threads=settings.preprocess_threads or settings.cpu_threads,
         )
         collection.load()
         return collection
 
     def close(self) -> None:
+        self.batcher.close()
         self.catalog.close()
 
     # Embedding
@@ -159,7 +174,7 @@ class Collection:
         return prepare_for_embedding(image, self.preprocessing)
 
     def embed_upload(self, data: bytes) -> NDArray[np.float32]:
-        vector: NDArray[np.float32] = self.embedder.embed([self.prepare(data)])[0]
+        vector: NDArray[np.float32] = self.batcher.embed([self.prepare(data)])[0]
         return vector
 
     def preview_png(self, data: bytes) -> bytes:
@@ -261,37 +276,54 @@ class Collection:
 
     def _embed_all(self, groups: list[list[ImageRecord]], should_stop: Callable[[], bool]) -> int:
         """Embed each group's bytes once (a group shares one SHA-256), in batches; return
-        how many files could not be read (they leave the catalog and the index)."""
+        how many files could not be read (they leave the catalog and the index).
+
+        Worker threads decode and preprocess the next batch while the model embeds the
+        current one.
+        """
         self.progress.begin(sum(len(group) for group in groups))
+        chunks = [
+            groups[start : start + self.batch_size]
+            for start in range(0, len(groups), self.batch_size)
+        ]
         unreadable: list[str] = []
         last_log = time.monotonic()
-        for start in range(0, len(groups), self.batch_size):
-            if should_stop():
-                break
-            batch: list[list[ImageRecord]] = []
-            images: list[Image.Image] = []
-            chunk = groups[start : start + self.batch_size]
-            for group in chunk:
-                try:
-                    images.append(self.prepare(self.store.read_bytes(group[0].id)))
-                    batch.append(group)
-                except (ServiceError, OSError) as exc:
-                    message = exc.message if isinstance(exc, ServiceError) else str(exc)
-                    logger.warning("Skipping %s: %s", group[0].id, message)
-                    unreadable.extend(record.id for record in group)
-            vectors = self.embedder.embed(images)
-            self._apply(
-                [
-                    (record, vector)
-                    for group, vector in zip(batch, vectors, strict=True)
-                    for record in group
-                ],
-                store_vectors=True,
+        with ThreadPoolExecutor(self.preprocess_threads, thread_name_prefix="preprocess") as pool:
+            upcoming = (
+                [pool.submit(self._prepare_file, group[0].id) for group in chunks[0]]
+                if chunks
+                else []
             )
-            self.progress.done += sum(len(group) for group in chunk)
-            if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
-                logger.info("Indexing %s", self.progress.bar())
-                last_log = time.monotonic()
+            for number, chunk in enumerate(chunks):
+                if should_stop():
+                    break
+                prepared = upcoming
+                if number + 1 < len(chunks):
+                    upcoming = [
+                        pool.submit(self._prepare_file, group[0].id) for group in chunks[number + 1]
+                    ]
+                batch = [
+                    (group, future.result()) for group, future in zip(chunk, prepared, strict=True)
+                ]
+                readable = [(group, image) for group, image in batch if image is not None]
+                unreadable.extend(
+                    record.id for group, image in batch if image is None for record in group
+                )
+                vectors = self.batcher.embed([image for _, image in readable])
+                self._apply(
+                    [
+                        (record, vector)
+                        for (group, _), vector in zip(readable, vectors, strict=True)
+                        for record in group
+                    ],
+                    store_vectors=True,
+                )
+                self.progress.done += sum(len(group) for group in chunk)
+                if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
+                    logger.info("Indexing %s", self.progress.bar())
+                    last_log = time.monotonic()
+            for future in upcoming:
+                future.cancel()
         if self.progress.total:
             logger.info("Indexing %s", self.progress.bar())
         if unreadable:  # a file that became unreadable must not keep its old vector
@@ -299,6 +331,16 @@ class Collection:
                 self.catalog.delete(unreadable)
                 self.index.remove(unreadable)
         return len(unreadable)
+
+    def _prepare_file(self, image_id: str) -> Image.Image | None:
+        """What the embedder sees for a collection file; ``None`` (and a warning) when
+        it cannot be read or decoded."""
+        try:
+            return self.prepare(self.store.read_bytes(image_id))
+        except (ServiceError, OSError) as exc:
+            message = exc.message if isinstance(exc, ServiceError) else str(exc)
+            logger.warning("Skipping %s: %s", image_id, message)
+            return None
 
     def _apply(
         self, entries: list[tuple[ImageRecord, NDArray[np.float32]]], *, store_vectors: bool
@@ -384,7 +426,8 @@ class Collection:
         """Return up to ``top_k`` collection images at least ``min_similarity`` similar to
         the uploaded image, best first."""
         self.require_ready()
-        vector = self.embed_upload(data)
+        with self.batcher.search_slot():
+            vector = self.embed_upload(data)
         return self._matches(self.index.search(vector, top_k, min_similarity)[0])
 
     def require_ready(self) -> None:

@@ -5,6 +5,7 @@ when the app is created (``create_app``), never at import, so tests and tools ca
 their own.
 """
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -45,7 +46,13 @@ class Settings(BaseSettings):
     similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
-    embed_batch_size: int = Field(default=16, ge=1)
+    embed_batch_size: int = Field(default=16, ge=1, le=256)
+    # Speed knobs (see README "Speed"); 0 means one per CPU core.
+    inference: Literal["torch", "int8"] = Field(default="torch")
+    torch_threads: int = Field(default=0, ge=0)
+    preprocess_threads: int = Field(default=0, ge=0)
+    search_batch_size: int = Field(default=8, ge=1, le=256)
+    search_queue_size: int = Field(default=32, ge=1, le=1024)
     grid_removal: bool = Field(default=True)
     grid_working_side: int = Field(default=640, ge=224, le=4096)
     grid_ink_threshold: float = Field(default=0.5, gt=0, lt=1, allow_inf_nan=False)
@@ -108,6 +115,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
+    @field_validator("inference", mode="before")
+    @classmethod
+    def _lower_inference(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -118,6 +130,10 @@ class Settings(BaseSettings):
         if self.top_k > self.max_top_k:
             raise ValueError(f"TOP_K ({self.top_k}) must not exceed MAX_TOP_K ({self.max_top_k})")
         return self
+
+    @property
+    def cpu_threads(self) -> int:
+        return os.cpu_count() or 1
 
     @property
     def max_upload_bytes(self) -> int:
