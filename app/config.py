@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     search_batch_size: int = Field(default=8, ge=1, le=256)
     search_queue_size: int = Field(default=32, ge=1, le=1024)
     grid_removal: bool = Field(default=True)
-    grid_working_side: int = Field(default=640, ge=224, le=4096)
+    grid_working_side: int = Field(default=448, ge=224, le=4096)
     grid_ink_threshold: float = Field(default=0.5, gt=0, lt=1, allow_inf_nan=False)
     grid_min_lines: int = Field(default=4, ge=2)
     grid_max_disc_fraction: float = Field(default=0.03, gt=0, le=0.2, allow_inf_nan=False)

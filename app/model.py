@@ -1,4 +1,9 @@
-"""CLIP image embedder: a transformers ``CLIPModel`` and its image processor.
+"""CLIP image embedder: the image tower of a CLIP checkpoint and its image processor.
+
+Only the vision transformer and its projection are loaded
+(``CLIPVisionModelWithProjection.from_pretrained`` reads them from a full ``CLIPModel``
+checkpoint): its ``image_embeds`` are exactly ``CLIPModel.get_image_features``, without
+the text tower's 250 MB of memory.
 
 ``MODEL_NAME`` may be a Hugging Face hub id or a local folder written by
 ``save_pretrained``. Loading never hangs on an unreachable hub: a name that is not in the
@@ -17,7 +22,14 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 from torch.ao.quantization import quantize_dynamic
-from transformers import AutoImageProcessor, CLIPModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    CLIPConfig,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
+from transformers.utils import logging as transformers_logging
 
 from app.errors import ModelLoadError
 
@@ -60,15 +72,32 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _from_pretrained(name: str, local_files_only: bool = False) -> tuple[CLIPModel, object]:
-    model = CLIPModel.from_pretrained(name, local_files_only=local_files_only)
+def _from_pretrained(
+    name: str, local_files_only: bool = False
+) -> tuple[CLIPVisionModelWithProjection, object]:
+    verbosity = transformers_logging.get_verbosity()
+    # Loading the image tower alone reports every text weight as unexpected: expected.
+    transformers_logging.set_verbosity(logging.ERROR)
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
+        if isinstance(config, CLIPConfig):
+            # The image tower's own config does not carry the checkpoint's projection size.
+            vision_config = config.vision_config
+            assert isinstance(vision_config, CLIPVisionConfig)
+            vision_config.projection_dim = config.projection_dim
+            config = vision_config
+        model = CLIPVisionModelWithProjection.from_pretrained(
+            name, config=config, local_files_only=local_files_only
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         name, local_files_only=local_files_only
     )
     return model, processor
 
 
-def load_checkpoint(name: str) -> tuple[CLIPModel, object]:
+def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
     """Load model and image processor from a local folder, the cache, or the hub."""
     if _looks_like_path(name):
         folder = Path(name).expanduser()
@@ -98,7 +127,7 @@ def load_checkpoint(name: str) -> tuple[CLIPModel, object]:
         raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
 
 
-def quantize_int8(model: CLIPModel) -> CLIPModel:
+def quantize_int8(model: CLIPVisionModelWithProjection) -> CLIPVisionModelWithProjection:
     """Dynamic int8 quantisation of every linear layer (weights int8, activations
     quantised per call): about 3 times faster on CPU, cosine to the float model >= 0.999
     on the sample images (see ``bench/service_bench.py``)."""
@@ -106,7 +135,7 @@ def quantize_int8(model: CLIPModel) -> CLIPModel:
         # torch.ao.quantization is deprecated in favour of torchao, which is not a
         # dependency here; in torch 2.13 it is still the built-in CPU int8 path.
         warnings.simplefilter("ignore")
-        quantized: CLIPModel = quantize_dynamic(  # type: ignore[no-untyped-call]
+        quantized: CLIPVisionModelWithProjection = quantize_dynamic(  # type: ignore[no-untyped-call]
             model, {torch.nn.Linear}, dtype=torch.qint8
         )
     return quantized
@@ -117,7 +146,7 @@ class ImageEmbedder:
 
     def __init__(
         self,
-        model: CLIPModel,
+        model: CLIPVisionModelWithProjection,
         processor: object,
         device: torch.device,
         name: str,
@@ -160,8 +189,6 @@ class ImageEmbedder:
         inputs = self.processor(images=images, return_tensors="pt")  # type: ignore[operator]
         pixels = inputs["pixel_values"].to(self.device)
         with torch.inference_mode():
-            output = self.model.get_image_features(pixel_values=pixels)
-            # transformers 5 returns an output object; 4.x returned the tensor itself.
-            features = output.pooler_output if hasattr(output, "pooler_output") else output
+            features = self.model(pixel_values=pixels).image_embeds
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)

@@ -22,7 +22,7 @@ from PIL import Image
 from app import grid_removal
 from app.grid_removal import RGBImage
 
-WORKING_SIDE = 640
+WORKING_SIDE = 448
 EMBEDDER_SIDE = 224
 # Paper darker than this (0-255 median) means a light drawing on dark paper.
 DARK_PAPER_LEVEL = 110

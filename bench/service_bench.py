@@ -1,0 +1,413 @@
+"""Service benchmark: the real service under uvicorn, timed against the model's own speed.
+
+    .venv/bin/python -m bench.service_bench [--sizes 200 1000] [--settings KEY=VALUE ...]
+
+1. Makes (once, cached in ``bench/.cache``, outside git) a checkpoint with the
+   ``openai/clip-vit-base-patch32`` architecture and random weights: real cost, for timing
+   only.
+2. Measures the model floor: the median time of one ``get_image_features`` call on one
+   224x224 image; every figure is also printed as a ratio to it.
+3. Measures a faster CPU path, dynamic int8 quantisation (``INFERENCE=int8``): its speed,
+   and the cosine between its embeddings and the reference ones on the sample images.
+4. For each corpus size N (the sample images plus deterministic perturbed copies, in a
+   temporary folder), starts ``uvicorn app.main:app`` on 127.0.0.1 and measures: cold
+   start until searches are served (indexing included) and indexing per image; a restart
+   with nothing changed; 30 sequential searches (p50, p95); 8 concurrent clients
+   (throughput, p95); the server's peak RSS; files written while searching.
+"""
+
+import argparse
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+from app.image_decoding import decode_image
+from app.model import quantize_int8
+from app.preprocessing import prepare_for_embedding
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "bench" / ".cache"
+CHECKPOINT = CACHE / "clip-vit-base-patch32-random"
+SAMPLES = sorted((REPO / "example_images").glob("*.jpg"))
+QUERY_IMAGES = sorted((REPO / "test_images").glob("*.jpg"))
+SEQUENTIAL_QUERIES = 30
+CLIENTS = 8
+REQUESTS_PER_CLIENT = 12
+FLOOR_CALLS = 20
+
+
+def full_size_checkpoint() -> Path:
+    """A ViT-B/32 CLIP (CLIPConfig's defaults are that architecture) with random weights."""
+    if not (CHECKPOINT / "config.json").is_file():
+        torch.manual_seed(0)
+        CLIPModel(CLIPConfig()).save_pretrained(CHECKPOINT)
+        CLIPImageProcessor().save_pretrained(CHECKPOINT)
+    return CHECKPOINT
+
+
+def median_ms(call: object, repeats: int) -> float:
+    assert callable(call)
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def prepared_samples(processor: CLIPImageProcessor) -> torch.Tensor:
+    images = [prepare_for_embedding(decode_image(path.read_bytes(), 10**8)) for path in SAMPLES]
+    pixels: torch.Tensor = processor(images=images, return_tensors="pt")["pixel_values"]
+    return pixels
+
+
+def unit_features(model: CLIPModel, pixels: torch.Tensor) -> torch.Tensor:
+    output = model.get_image_features(pixel_values=pixels)
+    features = output.pooler_output if hasattr(output, "pooler_output") else output
+    return torch.nn.functional.normalize(features.float(), dim=-1)
+
+
+@dataclass
+class ModelFigures:
+    floor_ms: float
+    batch16_ms_per_image: float
+    int8_ms: float
+    int8_batch16_ms_per_image: float
+    int8_cosine_min: float
+    int8_cosine_mean: float
+
+
+def measure_model(checkpoint: Path) -> ModelFigures:
+    model = CLIPModel.from_pretrained(checkpoint).eval()
+    processor = CLIPImageProcessor.from_pretrained(checkpoint)
+    pixels = prepared_samples(processor)
+    one, sixteen = pixels[:1], pixels[:16]
+    with torch.inference_mode():
+        floor = median_ms(lambda: model.get_image_features(pixel_values=one), FLOOR_CALLS)
+        batch = median_ms(lambda: model.get_image_features(pixel_values=sixteen), 5) / 16
+        reference = unit_features(model, pixels)
+        quantized = quantize_int8(model)
+        int8 = median_ms(lambda: quantized.get_image_features(pixel_values=one), FLOOR_CALLS)
+        int8_batch = median_ms(lambda: quantized.get_image_features(pixel_values=sixteen), 5) / 16
+        cosines = (unit_features(quantized, pixels) * reference).sum(dim=-1)
+    return ModelFigures(
+        floor, batch, int8, int8_batch, float(cosines.min()), float(cosines.mean())
+    )
+
+
+def perturbed(path: Path, seed: int) -> bytes:
+    """A deterministic variant of a sample: shifted, rotated, scaled, noisy, re-encoded."""
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    height, width = pixels.shape[:2]
+    matrix = cv2.getRotationMatrix2D(
+        (width / 2, height / 2), rng.uniform(-4, 4), rng.uniform(0.93, 1.05)
+    )
+    matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * (width, height)
+    moved = cv2.warpAffine(pixels, matrix, (width, height), borderValue=(255, 255, 255))
+    noisy = np.clip(moved + rng.normal(0, 4, moved.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noisy).save(buffer, format="JPEG", quality=int(rng.integers(80, 95)))
+    return buffer.getvalue()
+
+
+def make_corpus(folder: Path, size: int) -> None:
+    folder.mkdir(parents=True)
+    for number in range(size):
+        sample = SAMPLES[number % len(SAMPLES)]
+        data = sample.read_bytes() if number < len(SAMPLES) else perturbed(sample, number)
+        (folder / f"img{number:05d}.jpg").write_bytes(data)
+
+
+def queries() -> list[bytes]:
+    extra = SEQUENTIAL_QUERIES - len(QUERY_IMAGES)
+    return [path.read_bytes() for path in QUERY_IMAGES] + [
+        perturbed(SAMPLES[number % len(SAMPLES)], 10**6 + number) for number in range(extra)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    launched: float
+    serving_after_s: float = 0.0  # /health first answered
+    ready_after_s: float = 0.0  # indexing finished
+    log: list[str] = field(default_factory=list)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+@contextmanager
+def running_server(environment: dict[str, str]) -> Iterator[Server]:
+    port = free_port()
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+        + ["--port", str(port), "--log-level", "warning"],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}", launched)
+    threading.Thread(
+        target=lambda: server.log.extend(line.decode() for line in process.stderr or []),
+        daemon=True,
+    ).start()
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("the server exited:\n" + "".join(server.log[-20:]))
+            try:
+                body = httpx.get(f"{server.url}/health", timeout=5).json()
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            now = time.perf_counter() - launched
+            server.serving_after_s = server.serving_after_s or now
+            if body["status"] == "ok" and not body["indexing"]["running"]:
+                server.ready_after_s = now
+                break
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+def search_ms(client: httpx.Client, data: bytes) -> float:
+    started = time.perf_counter()
+    response = client.post("/search-similar-images/", files={"file": ("q.jpg", data)})
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"search answered {response.status_code}: {response.text}")
+    return elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return float(np.percentile(values, fraction * 100))
+
+
+def concurrent_load(url: str, data: list[bytes]) -> tuple[float, float, int]:
+    """8 clients, each sending searches back to back: (requests/s, p95 ms, refusals)."""
+    latencies: list[float] = []
+    refused = [0]
+    lock = threading.Lock()
+
+    def client_loop(offset: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for number in range(REQUESTS_PER_CLIENT):
+                query = data[(offset * REQUESTS_PER_CLIENT + number) % len(data)]
+                try:
+                    elapsed = search_ms(client, query)
+                except RuntimeError:
+                    with lock:
+                        refused[0] += 1
+                    continue
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(CLIENTS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, percentile(latencies, 0.95), refused[0]
+
+
+def file_snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
+    return {
+        path: (path.stat().st_size, path.stat().st_mtime_ns)
+        for folder in folders
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+@dataclass
+class ServiceFigures:
+    size: int
+    cold_start_s: float
+    indexing_ms_per_image: float
+    restart_s: float
+    restart_serving_s: float
+    search_p50_ms: float
+    search_p95_ms: float
+    concurrent_rps: float
+    concurrent_p95_ms: float
+    refused: int
+    peak_rss_mb: float
+    files_written: int
+
+
+def measure_service(
+    checkpoint: Path, size: int, work: Path, settings: dict[str, str]
+) -> ServiceFigures:
+    images, index, scratch = work / f"images-{size}", work / f"index-{size}", work / "tmp"
+    make_corpus(images, size)
+    scratch.mkdir(exist_ok=True)
+    environment = {
+        **os.environ,
+        "MODEL_NAME": str(checkpoint),
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(images),
+        "INDEX_DIR": str(index),
+        "LOG_LEVEL": "WARNING",
+        "MAX_TOP_K": "100",
+        "TMPDIR": str(scratch),
+        **settings,
+    }
+    with running_server(environment) as cold:
+        cold_start = cold.ready_after_s
+        indexing = (cold.ready_after_s - cold.serving_after_s) * 1000 / size
+    data = queries()
+    with running_server(environment) as warm:
+        watched = (images, index, scratch, REPO / "app")
+        before = file_snapshot(*watched)
+        with httpx.Client(base_url=warm.url, timeout=120) as client:
+            search_ms(client, data[0])
+            sequential = [search_ms(client, query) for query in data]
+        rps, p95, refused = concurrent_load(warm.url, data)
+        after = file_snapshot(*watched)
+        written = sum(1 for path, stamp in after.items() if before.get(path) != stamp)
+        return ServiceFigures(
+            size=size,
+            cold_start_s=cold_start,
+            indexing_ms_per_image=indexing,
+            restart_s=warm.ready_after_s,
+            restart_serving_s=warm.serving_after_s,
+            search_p50_ms=percentile(sequential, 0.5),
+            search_p95_ms=percentile(sequential, 0.95),
+            concurrent_rps=rps,
+            concurrent_p95_ms=p95,
+            refused=refused,
+            peak_rss_mb=warm.peak_rss_mb(),
+            files_written=written,
+        )
+
+
+def report(model: ModelFigures, services: list[ServiceFigures]) -> None:
+    floor = model.floor_ms
+    print(f"\nmodel floor: {floor:.1f} ms per get_image_features call on one 224x224 image")
+    print(
+        f"batch of 16: {model.batch16_ms_per_image:.1f} ms per image "
+        f"({model.batch16_ms_per_image / floor:.2f} x floor)"
+    )
+    print(
+        f"int8: {model.int8_ms:.1f} ms for one image ({model.int8_ms / floor:.2f} x floor), "
+        f"{model.int8_batch16_ms_per_image:.1f} ms per image in a batch of 16 "
+        f"({model.int8_batch16_ms_per_image / floor:.2f} x floor); cosine to the reference "
+        f"on the {len(SAMPLES)} samples: min {model.int8_cosine_min:.4f}, "
+        f"mean {model.int8_cosine_mean:.4f} (target >= 0.99)\n"
+    )
+    header = f"{'':<34}" + "".join(f"{'N=' + str(s.size):>12}{'x floor':>9}" for s in services)
+    print(header + f"{'target':>22}")
+
+    def row(label: str, values: list[float], ratios: list[float] | None, target: str) -> None:
+        cells = "".join(
+            f"{value:>12.2f}" + (f"{ratio:>9.2f}" if ratios else f"{'':>9}")
+            for value, ratio in zip(values, ratios or values, strict=True)
+        )
+        print(f"{label:<34}{cells}{target:>22}")
+
+    row("cold start until served (s)", [s.cold_start_s for s in services], None, "")
+    row(
+        "indexing per image (ms)",
+        [s.indexing_ms_per_image for s in services],
+        [s.indexing_ms_per_image / floor for s in services],
+        "<= 0.6 x floor",
+    )
+    row("restart, nothing changed (s)", [s.restart_s for s in services], None, "<= 5 s")
+    row("  of which until /health (s)", [s.restart_serving_s for s in services], None, "")
+    row(
+        "search alone p50 (ms)",
+        [s.search_p50_ms for s in services],
+        [s.search_p50_ms / floor for s in services],
+        "<= 1.2 x floor",
+    )
+    row(
+        "search alone p95 (ms)",
+        [s.search_p95_ms for s in services],
+        [s.search_p95_ms / floor for s in services],
+        "",
+    )
+    row(
+        f"{CLIENTS} clients: requests/s",
+        [s.concurrent_rps for s in services],
+        [s.concurrent_rps * floor / 1000 for s in services],
+        ">= 1.5 / floor",
+    )
+    row(
+        f"{CLIENTS} clients: p95 (ms)",
+        [s.concurrent_p95_ms for s in services],
+        [s.concurrent_p95_ms / floor for s in services],
+        "<= 8 x floor",
+    )
+    row(f"{CLIENTS} clients: 503 answers", [float(s.refused) for s in services], None, "")
+    row("peak RSS (MB)", [s.peak_rss_mb for s in services], None, "<= 1024")
+    row("files written by searches", [float(s.files_written) for s in services], None, "0")
+    largest = services[-1]
+    print(
+        f"\nsummary: floor {floor:.0f} ms; N={largest.size}: indexing "
+        f"{largest.indexing_ms_per_image / floor:.2f} x floor per image, restart "
+        f"{largest.restart_s:.1f} s, search p50 {largest.search_p50_ms / floor:.2f} x floor, "
+        f"{CLIENTS} clients {largest.concurrent_rps * floor / 1000:.2f} / floor req/s with p95 "
+        f"{largest.concurrent_p95_ms / floor:.1f} x floor, peak RSS "
+        f"{largest.peak_rss_mb:.0f} MB, {largest.files_written} files written; int8 "
+        f"{model.int8_ms / floor:.2f} x floor at cosine >= {model.int8_cosine_min:.4f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument(
+        "--settings", nargs="*", default=[], help="service settings, e.g. INFERENCE=int8"
+    )
+    args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.settings)
+    checkpoint = full_size_checkpoint()
+    model = measure_model(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="service-bench-") as work:
+        services = [
+            measure_service(checkpoint, size, Path(work), settings) for size in args.sizes
+        ]
+    print(f"settings: {settings or 'defaults'}; {os.cpu_count()} CPU cores")
+    report(model, services)
+
+
+if __name__ == "__main__":
+    main()
