@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -52,6 +53,7 @@ SEQUENTIAL_QUERIES = 30
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 12
 FLOOR_CALLS = 20
+UVICORN_OPTIONS = ("--host", "127.0.0.1", "--log-level", "warning", "--port")
 
 
 def full_size_checkpoint() -> Path:
@@ -97,7 +99,8 @@ class ModelFigures:
 
 
 def measure_model(checkpoint: Path) -> ModelFigures:
-    model = CLIPModel.from_pretrained(checkpoint).eval()
+    model: Any = CLIPModel.from_pretrained(checkpoint)
+    model.eval()
     processor = CLIPImageProcessor.from_pretrained(checkpoint)
     pixels = prepared_samples(processor)
     one, sixteen = pixels[:1], pixels[:16]
@@ -105,13 +108,11 @@ def measure_model(checkpoint: Path) -> ModelFigures:
         floor = median_ms(lambda: model.get_image_features(pixel_values=one), FLOOR_CALLS)
         batch = median_ms(lambda: model.get_image_features(pixel_values=sixteen), 5) / 16
         reference = unit_features(model, pixels)
-        quantized = quantize_int8(model)
+        quantized: Any = quantize_int8(model)  # in place: measured after the float model
         int8 = median_ms(lambda: quantized.get_image_features(pixel_values=one), FLOOR_CALLS)
         int8_batch = median_ms(lambda: quantized.get_image_features(pixel_values=sixteen), 5) / 16
         cosines = (unit_features(quantized, pixels) * reference).sum(dim=-1)
-    return ModelFigures(
-        floor, batch, int8, int8_batch, float(cosines.min()), float(cosines.mean())
-    )
+    return ModelFigures(floor, batch, int8, int8_batch, float(cosines.min()), float(cosines.mean()))
 
 
 def perturbed(path: Path, seed: int) -> bytes:
@@ -173,8 +174,7 @@ def running_server(environment: dict[str, str]) -> Iterator[Server]:
     port = free_port()
     launched = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", "app.main:app", *UVICORN_OPTIONS, str(port)],
         cwd=REPO,
         env=environment,
         stdout=subprocess.DEVNULL,
@@ -402,9 +402,7 @@ def main() -> None:
     checkpoint = full_size_checkpoint()
     model = measure_model(checkpoint)
     with tempfile.TemporaryDirectory(prefix="service-bench-") as work:
-        services = [
-            measure_service(checkpoint, size, Path(work), settings) for size in args.sizes
-        ]
+        services = [measure_service(checkpoint, size, Path(work), settings) for size in args.sizes]
     print(f"settings: {settings or 'defaults'}; {os.cpu_count()} CPU cores")
     report(model, services)
 

@@ -1,0 +1,188 @@
+"""The model worker: batched and single embeddings agree, concurrent requests share one
+model call, a full queue answers 503, and the int8 path stays close to the float one."""
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.batching import EmbeddingBatcher, QueueFullError
+from app.image_decoding import decode_image
+from app.model import ImageEmbedder
+from app.preprocessing import prepare_for_embedding
+from tests.conftest import EXAMPLE_IMAGES
+
+SEARCH = "/search-similar-images/"
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model_dir: Path) -> ImageEmbedder:
+    return ImageEmbedder.load(str(tiny_model_dir), "cpu")
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Image.Image]:
+    return [
+        prepare_for_embedding(decode_image((EXAMPLE_IMAGES / f"imagen{n}.jpg").read_bytes(), 10**8))
+        for n in range(1, 9)
+    ]
+
+
+def test_batched_and_single_embeddings_agree(
+    embedder: ImageEmbedder, samples: list[Image.Image]
+) -> None:
+    batched = embedder.embed(samples)
+    single = np.vstack([embedder.embed([image]) for image in samples])
+
+    assert batched.shape == (8, 24)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors(
+    embedder: ImageEmbedder, samples: list[Image.Image]
+) -> None:
+    calls: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def held_embed(images: list[Image.Image]) -> np.ndarray:
+        calls.append(len(images))
+        started.set()
+        assert release.wait(30)
+        return embedder.embed(images)
+
+    batcher = EmbeddingBatcher(held_embed, max_batch=4, max_pending=16)
+    results: dict[int, np.ndarray] = {}
+
+    def request(number: int) -> None:
+        results[number] = batcher.embed([samples[number]])[0]
+
+    first = threading.Thread(target=request, args=(0,))
+    first.start()
+    assert started.wait(30)
+    others = [threading.Thread(target=request, args=(n,)) for n in range(1, 6)]
+    for thread in others:
+        thread.start()
+    while batcher._jobs.qsize() < 5:  # all five queued behind the held call
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    batcher.close()
+
+    assert calls == [1, 4, 1]
+    for number in range(6):
+        np.testing.assert_allclose(results[number], embedder.embed([samples[number]])[0], atol=1e-5)
+
+
+def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
+    samples: list[Image.Image],
+) -> None:
+    failures = iter([RuntimeError("model failed")])
+
+    def flaky_embed(images: list[Image.Image]) -> np.ndarray:
+        for failure in failures:
+            raise failure
+        return np.ones((len(images), 3), np.float32)
+
+    batcher = EmbeddingBatcher(flaky_embed, max_batch=4, max_pending=4)
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        batcher.embed(samples[:1])
+    assert batcher.embed(samples[:2]).shape == (2, 3)
+    batcher.close()
+
+
+def test_search_slots_refuse_at_once_when_all_are_taken() -> None:
+    batcher = EmbeddingBatcher(lambda images: np.zeros((len(images), 1), np.float32), 1, 2)
+
+    with batcher.search_slot(), batcher.search_slot():
+        with pytest.raises(QueueFullError) as refused, batcher.search_slot():
+            pass
+        assert refused.value.retry_after_s >= 1
+    with batcher.search_slot():
+        pass
+    batcher.close()
+
+
+def test_search_with_every_slot_taken_returns_503_with_retry_after(
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(search_queue_size=1)
+    entered, release = threading.Event(), threading.Event()
+    real_embed = ImageEmbedder.embed
+
+    def held_embed(self: ImageEmbedder, images: list[Image.Image]) -> np.ndarray:
+        entered.set()
+        assert release.wait(30)
+        return real_embed(self, images)
+
+    monkeypatch.setattr(ImageEmbedder, "embed", held_embed)
+    data = (EXAMPLE_IMAGES / "imagen1.jpg").read_bytes()
+    first: list[int] = []
+    thread = threading.Thread(
+        target=lambda: first.append(
+            client.post(SEARCH, files={"file": ("q.jpg", data)}).status_code
+        )
+    )
+    thread.start()
+    try:
+        assert entered.wait(30)
+        refused = client.post(SEARCH, files={"file": ("q.jpg", data)})
+    finally:
+        release.set()
+        thread.join(30)
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert "SEARCH_QUEUE_SIZE" in refused.json()["detail"]
+    assert first == [200]
+
+
+def test_many_concurrent_searches_all_succeed_with_their_own_results(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(search_batch_size=4)
+    answers: dict[int, tuple[int, str]] = {}
+
+    def search(number: int) -> None:
+        name = f"imagen{number % 8 + 1}.jpg"
+        response = client.post(SEARCH, files={"file": (name, (EXAMPLE_IMAGES / name).read_bytes())})
+        answers[number] = (response.status_code, response.json()["results"][0]["id"])
+
+    threads = [threading.Thread(target=search, args=(number,)) for number in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert answers == {n: (200, f"imagen{n % 8 + 1}.jpg") for n in range(16)}
+
+
+def test_int8_inference_stays_close_to_the_float_model(
+    tiny_model_dir: Path, embedder: ImageEmbedder, samples: list[Image.Image]
+) -> None:
+    quantized = ImageEmbedder.load(str(tiny_model_dir), "cpu", inference="int8")
+
+    cosines = np.sum(quantized.embed(samples) * embedder.embed(samples), axis=1)
+
+    assert cosines.min() >= 0.99
+    assert quantized.fingerprint != embedder.fingerprint
+
+
+def test_int8_setting_serves_searches_and_recomputes_stored_vectors(
+    make_client: Callable[..., TestClient],
+) -> None:
+    assert make_client().get("/health").json()["indexing"]["total"] == 8
+
+    client = make_client(inference="INT8")
+
+    assert client.get("/health").json()["indexing"]["total"] == 8  # embedded again
+    assert make_client(inference="int8").get("/health").json()["indexing"]["total"] == 0
+    name = "imagen5.jpg"
+    response = client.post(SEARCH, files={"file": (name, (EXAMPLE_IMAGES / name).read_bytes())})
+    assert response.json()["results"][0]["id"] == name
