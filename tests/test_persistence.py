@@ -197,6 +197,17 @@ def test_searches_while_new_files_are_indexed_use_the_stored_index(
     assert top_id(client, "imagen9.jpg") == "new.jpg"
 
 
+def build_index(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.index", "build"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_command_line_build_makes_the_index_the_service_loads_without_embedding(
     service, embeds: EmbedCounter, tiny_model_dir: Path, images_dir: Path, index_dir: Path
 ) -> None:
@@ -207,14 +218,7 @@ def test_command_line_build_makes_the_index_the_service_loads_without_embedding(
         "IMAGES_DIR": str(images_dir),
         "INDEX_DIR": str(index_dir),
     }
-    built = subprocess.run(
-        [sys.executable, "-m", "app.index", "build"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    built = build_index(environment)
 
     assert built.returncode == 0, built.stderr
     assert "added=8" in built.stdout
@@ -222,25 +226,13 @@ def test_command_line_build_makes_the_index_the_service_loads_without_embedding(
     with service() as client:
         assert embeds.images == 0
         assert client.get("/health").json()["indexed_images"] == 8
-    again = subprocess.run(
-        [sys.executable, "-m", "app.index", "build"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = build_index(environment)
     assert "added=0 updated=0 removed=0 unchanged=8 failed=0" in again.stdout
 
 
 def test_command_line_build_with_a_bad_setting_exits_with_its_message(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.index", "build"],
-        cwd=REPO,
-        env={**os.environ, "MODEL_NAME": str(tmp_path / "missing"), "INDEX_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = build_index(
+        {**os.environ, "MODEL_NAME": str(tmp_path / "missing"), "INDEX_DIR": str(tmp_path)}
     )
 
     assert result.returncode == 1
