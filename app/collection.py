@@ -348,8 +348,9 @@ class Collection:
         """Save records (and their vectors) and index them, skipping files deleted since
         the folder was scanned."""
         with self._write_lock:
-            present = self.store.scan()
-            entries = [(record, vector) for record, vector in entries if record.id in present]
+            entries = [
+                (record, vector) for record, vector in entries if self.store.holds(record.id)
+            ]
             if not entries:
                 return
             self.catalog.save(
@@ -425,12 +426,12 @@ class Collection:
     def search(self, data: bytes, top_k: int, min_similarity: float) -> list[Match]:
         """Return up to ``top_k`` collection images at least ``min_similarity`` similar to
         the uploaded image, best first."""
-        self.require_ready()
+        self._require_ready()
         with self.batcher.search_slot():
             vector = self.embed_upload(data)
         return self._matches(self.index.search(vector, top_k, min_similarity)[0])
 
-    def require_ready(self) -> None:
+    def _require_ready(self) -> None:
         if not self.ready:
             left = self.progress.seconds_left()
             raise IndexNotReadyError(

@@ -62,6 +62,9 @@ class ImageStore:
             files[entry.name] = FileStat(stat.st_size, stat.st_mtime_ns)
         return files
 
+    def holds(self, image_id: str) -> bool:
+        return (self.root / image_id).is_file()
+
     def read_bytes(self, image_id: str) -> bytes:
         return (self.root / image_id).read_bytes()
 
