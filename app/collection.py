@@ -137,7 +137,11 @@ class Collection:
         """Load the model, open IMAGES_DIR and the stored index, and load the stored
         vectors (blocking: seconds; embeds nothing; ``reconcile`` does that)."""
         embedder = ImageEmbedder.load(
-            settings.model_name, settings.device, settings.inference, settings.torch_threads
+            settings.model_name,
+            settings.device,
+            settings.inference,
+            settings.model_threads,
+            settings.onnx_dir,
         )
         collection = cls(
             embedder,

@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     embed_batch_size: int = Field(default=16, ge=1, le=256)
     # Speed knobs (see README "Speed"); 0 means one per CPU core.
-    inference: Literal["torch", "int8"] = Field(default="torch")
-    torch_threads: int = Field(default=0, ge=0)
+    inference: Literal["auto", "torch", "onnx", "int8"] = Field(default="auto")
+    onnx_cache_dir: Path | None = Field(default=None)
+    model_threads: int = Field(default=0, ge=0)
     preprocess_threads: int = Field(default=0, ge=0)
     search_batch_size: int = Field(default=8, ge=1, le=256)
     search_queue_size: int = Field(default=32, ge=1, le=1024)
@@ -84,7 +85,9 @@ class Settings(BaseSettings):
         make_faiss_index(8, value.strip())  # its ValueError says what is wrong
         return value.strip()
 
-    @field_validator("public_base_url", "cors_origin_regex", "api_key", mode="before")
+    @field_validator(
+        "public_base_url", "cors_origin_regex", "api_key", "onnx_cache_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -134,6 +137,11 @@ class Settings(BaseSettings):
     @property
     def cpu_threads(self) -> int:
         return os.cpu_count() or 1
+
+    @property
+    def onnx_dir(self) -> Path:
+        """Where the exported ONNX graph is cached: ONNX_CACHE_DIR, else INDEX_DIR/onnx."""
+        return self.onnx_cache_dir or self.index_dir / "onnx"
 
     @property
     def max_upload_bytes(self) -> int:

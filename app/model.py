@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,6 +33,7 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from app.errors import ModelLoadError
+from app.onnx_tower import load_onnx_tower
 
 logger = logging.getLogger(__name__)
 
@@ -141,54 +143,84 @@ def quantize_int8(model: CLIPVisionModelWithProjection) -> CLIPVisionModelWithPr
     return quantized
 
 
+class TorchTower:
+    """Pixel values to projected image embeddings with the transformers model."""
+
+    def __init__(self, model: CLIPVisionModelWithProjection, device: torch.device) -> None:
+        self.model = model.to(device).eval()  # type: ignore[arg-type]
+        self.device = device
+
+    def __call__(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+        with torch.inference_mode():
+            embeds = self.model(pixel_values=torch.from_numpy(pixels).to(self.device)).image_embeds
+        return np.asarray(embeds.float().cpu().numpy(), np.float32)
+
+
+Tower = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+
 class ImageEmbedder:
     """Embeds RGB images into L2-normalised CLIP image vectors."""
 
     def __init__(
-        self,
-        model: CLIPVisionModelWithProjection,
-        processor: object,
-        device: torch.device,
-        name: str,
-        inference: str = "torch",
+        self, tower: Tower, processor: object, name: str, dimension: int, inference: str
     ) -> None:
-        self.model = model.to(device).eval()  # type: ignore[arg-type]
+        self.tower = tower
         self.processor = processor
-        self.device = device
         self.name = name
+        self.dimension = dimension
+        # The path that runs: torch, onnx or int8 (what INFERENCE=auto became).
         self.inference = inference
-        self.dimension = int(model.visual_projection.out_features)
 
     @property
     def fingerprint(self) -> str:
-        """Names the vectors this embedder makes (int8 ones differ slightly)."""
-        return self.name if self.inference == "torch" else f"{self.name} [{self.inference}]"
+        """Names the vectors this embedder makes: ONNX Runtime's equal the transformers
+        model's (checked at load), int8 ones differ slightly."""
+        return f"{self.name} [int8]" if self.inference == "int8" else self.name
 
     @classmethod
     def load(
-        cls, name: str, device: str = "auto", inference: str = "torch", threads: int = 0
+        cls,
+        name: str,
+        device: str = "auto",
+        inference: str = "torch",
+        threads: int = 0,
+        onnx_cache_dir: Path | None = None,
     ) -> "ImageEmbedder":
-        """Load ``name`` (hub id or folder) onto ``device`` (a DEVICE setting value);
-        ``inference`` is ``torch`` or ``int8`` (CPU only); ``threads`` > 0 sets torch's
-        CPU threads."""
+        """Load ``name`` (hub id or folder) onto ``device`` (a DEVICE setting value).
+
+        ``inference``: ``torch`` (the transformers model), ``onnx`` (ONNX Runtime on the
+        CPU, graph cached in ``onnx_cache_dir``; falls back to torch when no faithful graph
+        can be had), ``int8`` (CPU only) or ``auto`` (onnx on the CPU, torch elsewhere).
+        ``threads`` > 0 sets the model's CPU threads."""
         torch_device = resolve_device(device)
-        if inference == "int8" and torch_device.type != "cpu":
-            raise ModelLoadError("INFERENCE=int8 runs on the CPU only; set DEVICE=cpu.")
+        if inference == "auto":
+            inference = "onnx" if torch_device.type == "cpu" else "torch"
+        if inference in ("int8", "onnx") and torch_device.type != "cpu":
+            raise ModelLoadError(f"INFERENCE={inference} runs on the CPU only; set DEVICE=cpu.")
         if threads:
             torch.set_num_threads(threads)
         model, processor = load_checkpoint(name)
-        if inference == "int8":
+        dimension = int(model.visual_projection.out_features)
+        tower: Tower | None = None
+        if inference == "onnx":
+            if onnx_cache_dir is None:
+                raise ValueError("inference='onnx' needs onnx_cache_dir")
+            tower = load_onnx_tower(model, name, onnx_cache_dir, threads or os.cpu_count() or 1)
+            if tower is None:
+                inference = "torch"
+        elif inference == "int8":
             model = quantize_int8(model)
+        if tower is None:
+            tower = TorchTower(model, torch_device)
         logger.info("Loaded CLIP model %s on %s (%s)", name, torch_device, inference)
-        return cls(model, processor, torch_device, name, inference)
+        return cls(tower, processor, name, dimension, inference)
 
     def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
         """Return an ``(len(images), dimension)`` float32 array of unit vectors."""
         if not images:
             return np.empty((0, self.dimension), dtype=np.float32)
-        inputs = self.processor(images=images, return_tensors="pt")  # type: ignore[operator]
-        pixels = inputs["pixel_values"].to(self.device)
-        with torch.inference_mode():
-            features = self.model(pixel_values=pixels).image_embeds
-            features = torch.nn.functional.normalize(features.float(), dim=-1)
-        return features.cpu().numpy().astype(np.float32, copy=False)
+        inputs = self.processor(images=images, return_tensors="np")  # type: ignore[operator]
+        features = self.tower(np.asarray(inputs["pixel_values"], np.float32))
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return np.asarray(features / np.maximum(norms, 1e-12), np.float32)

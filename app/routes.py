@@ -276,6 +276,7 @@ async def health(settings: SettingsDep, collection: CollectionDep) -> HealthResp
     return HealthResponse(
         status="ok" if collection.ready else "indexing",
         model=settings.model_name,
+        inference=collection.embedder.inference,
         embedding_dimension=collection.embedder.dimension,
         indexed_images=collection.image_count,
         indexing=IndexingStatus(

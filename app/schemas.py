@@ -56,6 +56,10 @@ class HealthResponse(BaseModel):
         examples=["ok"],
     )
     model: str = Field(description="MODEL_NAME in use.", examples=["openai/clip-vit-base-patch32"])
+    inference: str = Field(
+        description="What runs the model: onnx (ONNX Runtime), torch (transformers) or int8.",
+        examples=["onnx"],
+    )
     embedding_dimension: int = Field(examples=[512])
     indexed_images: int = Field(examples=[24])
     indexing: IndexingStatus

@@ -61,6 +61,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
+@pytest.fixture(scope="session")
+def onnx_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export of each tiny checkpoint for the whole run (an export takes seconds;
+    every app still checks the cached graph against its model at start)."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
 @pytest.fixture
 def images_dir(tmp_path: Path) -> Path:
     """A copy of the first eight sample images."""
@@ -78,7 +85,7 @@ def index_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_settings(
-    tiny_model_dir: Path, images_dir: Path, index_dir: Path
+    tiny_model_dir: Path, images_dir: Path, index_dir: Path, onnx_cache_dir: Path
 ) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -86,6 +93,7 @@ def make_settings(
             "device": "cpu",
             "images_dir": images_dir,
             "index_dir": index_dir,
+            "onnx_cache_dir": onnx_cache_dir,
         }
         values.update(overrides)
         return load_settings(**values)

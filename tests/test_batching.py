@@ -1,5 +1,6 @@
-"""The model worker: batched and single embeddings agree, concurrent requests share one
-model call, a full queue answers 503, and the int8 path stays close to the float one."""
+"""The model worker: batched and single embeddings agree (transformers and ONNX Runtime),
+concurrent requests share one model call, a full queue answers 503, and the int8 path
+stays close to the float one."""
 
 import threading
 from collections.abc import Callable
@@ -32,9 +33,13 @@ def samples() -> list[Image.Image]:
     ]
 
 
+@pytest.mark.parametrize("inference", ["torch", "onnx"])
 def test_batched_and_single_embeddings_agree(
-    embedder: ImageEmbedder, samples: list[Image.Image]
+    inference: str, tiny_model_dir: Path, onnx_cache_dir: Path, samples: list[Image.Image]
 ) -> None:
+    embedder = ImageEmbedder.load(str(tiny_model_dir), "cpu", inference, 0, onnx_cache_dir)
+    assert embedder.inference == inference
+
     batched = embedder.embed(samples)
     single = np.vstack([embedder.embed([image]) for image in samples])
 

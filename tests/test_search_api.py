@@ -169,7 +169,7 @@ def test_grid_removal_can_be_switched_off(
     assert calls == []
 
 
-def test_health_reports_model_dimension_and_image_count(
+def test_health_reports_model_inference_dimension_and_image_count(
     client: TestClient, tiny_model_dir: Path
 ) -> None:
     body = client.get("/health").json()
@@ -177,6 +177,7 @@ def test_health_reports_model_dimension_and_image_count(
     assert body == {
         "status": "ok",
         "model": str(tiny_model_dir),
+        "inference": "onnx",
         "embedding_dimension": 24,
         "indexed_images": 8,
         "indexing": {"running": False, "done": 8, "total": 8, "seconds_left": None},
