@@ -30,10 +30,12 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
+from transformers.utils import CONFIG_NAME
 from transformers.utils import logging as transformers_logging
+from transformers.utils.hub import cached_file
 
+from app import onnx_tower
 from app.errors import ModelLoadError
-from app.onnx_tower import load_onnx_tower
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +95,28 @@ def _from_pretrained(
         )
     finally:
         transformers_logging.set_verbosity(verbosity)
-    processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+    return model, load_processor(name, local_files_only)
+
+
+def load_processor(name: str, local_files_only: bool = True) -> object:
+    """The checkpoint's image processor (resize, crop, normalise), from local files unless
+    told otherwise."""
+    return AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         name, local_files_only=local_files_only
     )
-    return model, processor
+
+
+def checkpoint_folder(name: str) -> Path | None:
+    """The local folder holding ``name``'s files: the folder itself, or its snapshot in
+    the Hugging Face cache; ``None`` when it is not on this machine (yet)."""
+    if _looks_like_path(name):
+        folder = Path(name).expanduser()
+        return folder if (folder / "config.json").is_file() else None
+    try:
+        config = cached_file(name, CONFIG_NAME, local_files_only=True)
+    except OSError:
+        return None
+    return Path(config).parent if config else None
 
 
 def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
@@ -200,21 +220,44 @@ class ImageEmbedder:
             raise ModelLoadError(f"INFERENCE={inference} runs on the CPU only; set DEVICE=cpu.")
         if threads:
             torch.set_num_threads(threads)
-        model, processor = load_checkpoint(name)
-        dimension = int(model.visual_projection.out_features)
-        tower: Tower | None = None
         if inference == "onnx":
             if onnx_cache_dir is None:
                 raise ValueError("inference='onnx' needs onnx_cache_dir")
-            tower = load_onnx_tower(model, name, onnx_cache_dir, threads or os.cpu_count() or 1)
-            if tower is None:
-                inference = "torch"
-        elif inference == "int8":
-            model = quantize_int8(model)
-        if tower is None:
-            tower = TorchTower(model, torch_device)
-        logger.info("Loaded CLIP model %s on %s (%s)", name, torch_device, inference)
-        return cls(tower, processor, name, dimension, inference)
+            embedder = cls._load_onnx(name, onnx_cache_dir, threads or os.cpu_count() or 1)
+        else:
+            model, processor = load_checkpoint(name)
+            if inference == "int8":
+                model = quantize_int8(model)
+            embedder = cls._on_torch(model, processor, name, torch_device, inference)
+        logger.info("Loaded CLIP model %s (%s)", name, embedder.inference)
+        return embedder
+
+    @classmethod
+    def _on_torch(
+        cls,
+        model: CLIPVisionModelWithProjection,
+        processor: object,
+        name: str,
+        device: torch.device,
+        inference: str,
+    ) -> "ImageEmbedder":
+        dimension = int(model.visual_projection.out_features)
+        return cls(TorchTower(model, device), processor, name, dimension, inference)
+
+    @classmethod
+    def _load_onnx(cls, name: str, cache_dir: Path, threads: int) -> "ImageEmbedder":
+        """The cached export of this checkpoint; else a fresh export, checked against the
+        transformers model; else that model (the export's failure is logged)."""
+        checkpoint = checkpoint_folder(name)
+        tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+        if tower:
+            return cls(tower, load_processor(name), name, tower.dimension, "onnx")
+        model, processor = load_checkpoint(name)
+        checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
+        tower = checkpoint and onnx_tower.export_tower(model, name, checkpoint, cache_dir, threads)
+        if tower:
+            return cls(tower, processor, name, tower.dimension, "onnx")
+        return cls._on_torch(model, processor, name, torch.device("cpu"), "torch")
 
     def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
         """Return an ``(len(images), dimension)`` float32 array of unit vectors."""

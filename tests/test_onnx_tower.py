@@ -1,6 +1,6 @@
 """ONNX Runtime, the default CPU path: equal to the transformers model, exported once,
-exported again when the cached graph no longer matches the weights, and never in the way
-when it cannot be had."""
+exported again for new weights, refused when it differs from the model, and never in the
+way when it cannot be had."""
 
 import logging
 import shutil
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPModel
 
+from app import model as model_module
 from app import onnx_tower
 from app.image_decoding import decode_image
 from app.model import ImageEmbedder
@@ -60,34 +61,69 @@ def test_onnx_embeddings_equal_the_transformers_model(
     assert onnx.fingerprint == reference.fingerprint  # so switching re-embeds nothing
 
 
-def test_the_graph_is_exported_once_and_reused_at_the_next_start(
-    tiny_model_dir: Path, tmp_path: Path, exports: list[Path]
+def test_the_graph_is_exported_once_and_the_next_start_loads_no_transformers_weights(
+    tiny_model_dir: Path, tmp_path: Path, exports: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load(tiny_model_dir, tmp_path)
+    checkpoint_loads: list[str] = []
+    real_load_checkpoint = model_module.load_checkpoint
+
+    def counting_load_checkpoint(name: str) -> tuple[object, object]:
+        checkpoint_loads.append(name)
+        return real_load_checkpoint(name)
+
+    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+
     second = load(tiny_model_dir, tmp_path)
 
     assert len(exports) == 1 and exports[0].is_file()
     assert [path.name for path in tmp_path.iterdir()] == [exports[0].name]  # no temp files
-    assert second.inference == "onnx"
+    assert second.inference == "onnx" and checkpoint_loads == []
 
 
-def test_new_weights_under_the_same_name_are_exported_again(
-    tiny_model_dir: Path, tmp_path: Path, exports: list[Path], samples: list[Image.Image]
-) -> None:
-    model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_dir)
-    load(model_dir, tmp_path / "cache")
+def perturb_weights(model_dir: Path) -> None:
+    """Save other weights under the same name, as a retrained checkpoint would."""
     retrained = CLIPModel.from_pretrained(model_dir)
     with torch.no_grad():
         for parameter in retrained.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     retrained.save_pretrained(model_dir)
 
-    embedder = load(model_dir, tmp_path / "cache")
 
-    assert len(exports) == 2 and exports[0] == exports[1]
-    reference = load(model_dir, tmp_path / "cache", "torch")
+def test_new_weights_under_the_same_name_are_exported_again_and_replace_the_old_graph(
+    tiny_model_dir: Path, tmp_path: Path, exports: list[Path], samples: list[Image.Image]
+) -> None:
+    model_dir, cache = tmp_path / "model", tmp_path / "cache"
+    shutil.copytree(tiny_model_dir, model_dir)
+    load(model_dir, cache)
+    perturb_weights(model_dir)
+
+    embedder = load(model_dir, cache)
+
+    assert len(exports) == 2 and exports[0] != exports[1]
+    assert list(cache.iterdir()) == [exports[1]]
+    reference = load(model_dir, cache, "torch")
     np.testing.assert_allclose(embedder.embed(samples), reference.embed(samples), atol=1e-5)
+
+
+def test_an_export_that_differs_from_the_model_is_not_used(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_dir = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other_dir)
+    perturb_weights(other_dir)
+    other_model, _ = model_module.load_checkpoint(str(other_dir))
+    real_export = onnx_tower.export
+
+    def export_of_other_weights(model: torch.nn.Module, path: Path) -> None:
+        real_export(other_model, path)
+
+    monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
+
+    embedder = load(tiny_model_dir, tmp_path / "cache")
+
+    assert embedder.inference == "torch"
+    assert not any((tmp_path / "cache").iterdir())
 
 
 def test_a_failing_export_falls_back_to_transformers_with_a_warning(
