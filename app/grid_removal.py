@@ -132,11 +132,14 @@ def _without_specks(mask: Mask) -> Mask:
     )
     if count <= 1:
         return mask
-    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    thickness = np.zeros(count, np.float32)
-    np.maximum.at(thickness, np.asarray(labels, np.intp).ravel(), np.asarray(distance).ravel())
+    distance = np.asarray(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3))
     small = stats[:, cv2.CC_STAT_AREA] < SPECK_AREA_FRACTION * mask.size
-    thin = thickness < SPECK_THICKNESS_FRACTION * thickness[1:].max()
+    # Thickness (largest distance to the background) is only needed for small components;
+    # the thickest stroke's is the largest distance of all.
+    in_small = small[labels] & mask
+    thickness = np.zeros(count, np.float32)
+    np.maximum.at(thickness, labels[in_small], distance[in_small])
+    thin = thickness < SPECK_THICKNESS_FRACTION * distance.max()
     keep = ~(small & thin)
     keep[0] = False
     return np.asarray(keep[labels], bool)
@@ -171,7 +174,7 @@ def remove_grid(image: RGBImage, params: GridRemovalParams = GridRemovalParams()
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError("remove_grid expects an 8-bit RGB array of shape (H, W, 3)")
     mask, paper = ink_mask(image, params)
-    corrected = np.clip(image.astype(np.float32) * (PAPER_WHITE / paper)[..., None], 0, 255)
     out = np.full(image.shape, PAPER_WHITE, np.uint8)
-    out[mask] = corrected[mask].astype(np.uint8)
+    gain = (PAPER_WHITE / paper[mask])[:, None]
+    out[mask] = np.clip(image[mask].astype(np.float32) * gain, 0, 255).astype(np.uint8)
     return out

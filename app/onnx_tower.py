@@ -15,8 +15,9 @@ library versions, so new weights under the same name are exported again.
 
 import hashlib
 import logging
-import os
+import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,9 @@ PROBE_TOLERANCE = 1e-4
 PROBE_BATCH = 2  # more than one, so the graph's batch axis is checked too
 PROBE_SEED = 0
 INPUT_NAME = "pixel_values"
+GRAPH_FILE = "model.onnx"
+# An unfinished export older than this is a crashed one (an export takes seconds).
+STALE_EXPORT_S = 3600
 EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
@@ -71,7 +75,7 @@ def probe_pixels(model: CLIPVisionModelWithProjection) -> NDArray[np.float32]:
 
 
 def cache_path(cache_dir: Path, name: str, checkpoint: Path) -> Path:
-    """The graph's file: named after the model name, then after the checkpoint's files
+    """The export's folder: named after the model name, then after the checkpoint's files
     (names, sizes, modification times) and the exporting libraries, so new weights under
     the same name, or another torch or ONNX Runtime, make a new export."""
     files = sorted(
@@ -80,7 +84,7 @@ def cache_path(cache_dir: Path, name: str, checkpoint: Path) -> Path:
         if entry.is_file()
     )
     source = f"{files}|torch {torch.__version__}|onnxruntime {onnxruntime.__version__}"
-    return cache_dir / f"clip-vision-{_digest(name)}-{_digest(source)}.onnx"
+    return cache_dir / f"clip-vision-{_digest(name)}-{_digest(source)}"
 
 
 def _digest(text: str) -> str:
@@ -103,39 +107,45 @@ def _quiet_exporter() -> Iterator[None]:
             each.setLevel(level)
 
 
-def export(model: CLIPVisionModelWithProjection, path: Path) -> None:
-    """Write the tower as one ONNX file with a dynamic batch axis, atomically (a crash
-    leaves no half-written graph behind)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".incoming-", suffix=".onnx", dir=path.parent)
-    os.close(descriptor)
+def export(model: CLIPVisionModelWithProjection, folder: Path) -> None:
+    """Write the tower with a dynamic batch axis to ``folder``: the graph in ``GRAPH_FILE``,
+    the weights beside it (ONNX Runtime then loads them without a second copy in memory).
+    Atomic: a crash leaves no half-written export under ``folder``'s name."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.parent.glob(".incoming-*"):
+        if time.time() - leftover.stat().st_mtime > STALE_EXPORT_S:  # a crashed export's
+            shutil.rmtree(leftover, ignore_errors=True)
+    temporary = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder.parent))
     try:
         example = torch.from_numpy(probe_pixels(model))
         with _quiet_exporter():
             torch.onnx.export(
                 _ImageEmbeds(model).eval(),
                 (example,),
-                temporary,
+                temporary / GRAPH_FILE,
                 dynamo=True,
                 input_names=[INPUT_NAME],
                 output_names=["image_embeds"],
                 dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}},
-                external_data=False,
+                external_data=True,
                 verbose=False,
             )
-        Path(temporary).replace(path)
+        shutil.rmtree(folder, ignore_errors=True)
+        temporary.rename(folder)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
-def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+def open_session(folder: Path, threads: int) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # Idle model threads would otherwise spin on the cores that decode and remove grids.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(
+        str(folder / GRAPH_FILE), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -146,7 +156,7 @@ def cached_tower(cache_dir: Path, name: str, checkpoint: Path, threads: int) -> 
     """The graph exported earlier from exactly these checkpoint files, if there is one:
     the transformers model need not even be loaded."""
     path = cache_path(cache_dir, name, checkpoint)
-    if not path.is_file():
+    if not (path / GRAPH_FILE).is_file():
         return None
     try:
         return OnnxTower(open_session(path, threads))
@@ -168,16 +178,16 @@ def export_tower(
         expected = model(pixel_values=torch.from_numpy(pixels)).image_embeds.float().numpy()
     try:
         export(model, path)
-        for older in cache_dir.glob(f"clip-vision-{_digest(name)}-*.onnx"):
+        for older in cache_dir.glob(f"clip-vision-{_digest(name)}-*"):
             if older != path:
-                older.unlink(missing_ok=True)
+                shutil.rmtree(older, ignore_errors=True)
         tower = OnnxTower(open_session(path, threads))
         difference = float(np.abs(_unit(tower(pixels)) - _unit(expected)).max())
     except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure: torch still works
         logger.warning("ONNX Runtime unavailable for %s (%s); using transformers", name, exc)
         return None
     if difference > PROBE_TOLERANCE:
-        path.unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
         logger.warning(
             "The ONNX graph of %s differs from the model by %.2g; using transformers",
             name,

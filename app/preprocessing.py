@@ -48,10 +48,21 @@ class PreprocessingOptions:
         return f"v{PREPROCESSING_VERSION} {self!r}"
 
 
+def median_level(channel: cv2.typing.MatLike, mask: cv2.typing.MatLike | None = None) -> float:
+    """``np.median`` of an 8-bit channel's values (where ``mask`` is non-zero), from its
+    histogram: the same number, without sorting a copy of the pixels."""
+    histogram = cv2.calcHist([channel], [0], mask, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(histogram)
+    count = int(cumulative[-1])
+    lower = int(np.searchsorted(cumulative, (count - 1) // 2, side="right"))
+    upper = int(np.searchsorted(cumulative, count // 2, side="right"))
+    return (lower + upper) / 2
+
+
 def dark_on_light(image: RGBImage) -> RGBImage:
     """Invert a light-on-dark drawing; leave a dark-on-light one as it is."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return 255 - image if np.median(grey) < DARK_PAPER_LEVEL else image
+    return 255 - image if median_level(grey) < DARK_PAPER_LEVEL else image
 
 
 def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBImage:
@@ -69,17 +80,20 @@ def frame_drawing(image: RGBImage) -> RGBImage:
     """Crop to the ink with a margin, pad to a square on the paper colour, resize to
     ``EMBEDDER_SIDE``. An image without ink is padded whole."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    paper_level = np.median(grey)
-    paper = np.median(image.reshape(-1, 3)[grey.ravel() >= paper_level], axis=0)
-    rows, cols = np.nonzero(grey < paper_level - INK_CONTRAST)
-    if rows.size:
-        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    else:
-        top, bottom, left, right = 0, image.shape[0], 0, image.shape[1]
-    side = max(bottom - top, right - left)
-    side += 2 * round(side * FRAME_MARGIN_FRACTION) if rows.size else 0
+    paper_level = median_level(grey)
+    light = np.asarray(grey >= paper_level, np.uint8)
+    paper = [int(median_level(image[:, :, channel], light)) for channel in range(3)]
+    left, top, width, height = cv2.boundingRect(
+        np.asarray(grey < paper_level - INK_CONTRAST, np.uint8)
+    )
+    inked = width > 0
+    if not inked:
+        top, left, height, width = 0, 0, image.shape[0], image.shape[1]
+    bottom, right = top + height, left + width
+    side = max(height, width)
+    side += 2 * round(side * FRAME_MARGIN_FRACTION) if inked else 0
     square = np.empty((side, side, 3), np.uint8)
-    square[:] = paper.astype(np.uint8)
+    square[:] = paper
     y = (side - (bottom - top)) // 2
     x = (side - (right - left)) // 2
     square[y : y + bottom - top, x : x + right - left] = image[top:bottom, left:right]

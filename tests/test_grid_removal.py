@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from app.grid_removal import remove_grid
-from app.preprocessing import frame_drawing, prepare_for_embedding
+from app.preprocessing import frame_drawing, median_level, prepare_for_embedding
 from bench.grid_removal import score, service_remover
 from bench.hough_baseline import find_grid_segments
 from bench.synthetic_scans import ScanSpec, make_scan
@@ -128,3 +128,14 @@ def test_baseline_reads_opencv5_hough_segments_as_rows_of_four() -> None:
     assert segments.ndim == 2
     assert segments.shape[1] == 4
     assert len(segments) > 0
+
+
+@pytest.mark.parametrize("size", [1, 2, 999, 1000])
+def test_median_level_equals_numpy_median_with_and_without_a_mask(size: int) -> None:
+    rng = np.random.default_rng(size)
+    channel = rng.integers(0, 256, (1, size), dtype=np.uint8)
+    mask = (rng.random((1, size)) < 0.5).astype(np.uint8)
+    mask[0, 0] = 1
+
+    assert median_level(channel) == np.median(channel)
+    assert median_level(channel, mask) == np.median(channel[mask > 0])
