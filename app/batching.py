@@ -1,8 +1,11 @@
 """The model's one worker thread: concurrent requests that arrive together share one model
 call, and admission is bounded so overload answers 503 instead of queueing forever.
 
-Why one thread: torch already spreads one forward pass over every core, so two passes at
-once only fight for them; and on CPU a batch of 8 costs about 60% of 8 single passes.
+Why one thread: the runtime (ONNX Runtime or torch) already spreads one forward pass over
+every core, so two passes at once only fight for them; and on a CPU a batch costs less
+per image than single passes (``bench/service_bench.py`` prints both). Callers hand over
+the model's input (pixel values), so decoding, grid removal and the image processor run
+in their threads and the worker runs nothing but the model.
 A lone request is never held back waiting for company: the worker takes whatever is
 queued when it becomes free.
 """
@@ -17,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from app.errors import ServiceBusyError
 
 logger = logging.getLogger(__name__)
 
-EmbedFunction = Callable[[list[Image.Image]], NDArray[np.float32]]
+# Pixel values (n, 3, side, side) to n vectors.
+EmbedFunction = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 # What a client is told to wait when every search slot is taken.
 BUSY_RETRY_AFTER_S = 1
 
@@ -34,7 +37,7 @@ class QueueFullError(ServiceBusyError):
 
 @dataclass
 class _Job:
-    images: list[Image.Image]
+    pixels: NDArray[np.float32]
     result: "Future[NDArray[np.float32]]"
 
 
@@ -67,10 +70,10 @@ class EmbeddingBatcher:
         finally:
             self._slots.release()
 
-    def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
-        """Embed ``images`` on the worker (blocking until done); small calls made at the
-        same time share a model call."""
-        job = _Job(images, Future())
+    def embed(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Embed ``pixels`` (the model's input for n images) on the worker, blocking until
+        done; small calls made at the same time share a model call."""
+        job = _Job(pixels, Future())
         self._jobs.put(job)
         return job.result.result()
 
@@ -80,17 +83,16 @@ class EmbeddingBatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            images = [image for job in batch for image in job.images]
             try:
-                vectors = self._embed(images)
+                vectors = self._embed(np.concatenate([job.pixels for job in batch]))
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for job in batch:
                     job.result.set_exception(exc)
                 continue
             start = 0
             for job in batch:
-                job.result.set_result(vectors[start : start + len(job.images)])
-                start += len(job.images)
+                job.result.set_result(vectors[start : start + len(job.pixels)])
+                start += len(job.pixels)
 
     def _next_batch(self) -> list[_Job] | None:
         """The next job, and the queued jobs that fit beside it in ``max_batch`` images;
@@ -99,7 +101,7 @@ class EmbeddingBatcher:
         self._carry = None
         if first is None:
             return None
-        batch, size = [first], len(first.images)
+        batch, size = [first], len(first.pixels)
         while size < self.max_batch:
             try:
                 job = self._jobs.get_nowait()
@@ -108,9 +110,9 @@ class EmbeddingBatcher:
             if job is None:
                 self._jobs.put(None)  # stop after this batch
                 break
-            if size + len(job.images) > self.max_batch:
+            if size + len(job.pixels) > self.max_batch:
                 self._carry = job  # first of the next batch
                 break
             batch.append(job)
-            size += len(job.images)
+            size += len(job.pixels)
         return batch

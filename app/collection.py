@@ -122,7 +122,9 @@ class Collection:
         self.batch_size = batch_size
         self.preprocess_threads = preprocess_threads
         self.batcher = EmbeddingBatcher(
-            lambda images: self.embedder.embed(images), search_batch_size, search_queue_size
+            lambda pixels: self.embedder.embed_pixels(pixels),
+            search_batch_size,
+            search_queue_size,
         )
         self.key = EmbeddingKey(embedder.fingerprint, self.preprocessing.fingerprint)
         self.progress = IndexingProgress()
@@ -177,8 +179,13 @@ class Collection:
         image = decode_image(data, self.max_image_pixels)
         return prepare_for_embedding(image, self.preprocessing)
 
+    def pixels(self, data: bytes) -> NDArray[np.float32]:
+        """The model's input for untrusted image bytes: done in the caller's thread, so the
+        model's worker only runs the model."""
+        return self.embedder.pixels([self.prepare(data)])
+
     def embed_upload(self, data: bytes) -> NDArray[np.float32]:
-        vector: NDArray[np.float32] = self.batcher.embed([self.prepare(data)])[0]
+        vector: NDArray[np.float32] = self.batcher.embed(self.pixels(data))[0]
         return vector
 
     def preview_png(self, data: bytes) -> bytes:
@@ -309,19 +316,20 @@ class Collection:
                 batch = [
                     (group, future.result()) for group, future in zip(chunk, prepared, strict=True)
                 ]
-                readable = [(group, image) for group, image in batch if image is not None]
+                readable = [(group, pixels) for group, pixels in batch if pixels is not None]
                 unreadable.extend(
-                    record.id for group, image in batch if image is None for record in group
+                    record.id for group, pixels in batch if pixels is None for record in group
                 )
-                vectors = self.batcher.embed([image for _, image in readable])
-                self._apply(
-                    [
-                        (record, vector)
-                        for (group, _), vector in zip(readable, vectors, strict=True)
-                        for record in group
-                    ],
-                    store_vectors=True,
-                )
+                if readable:
+                    vectors = self.batcher.embed(np.concatenate([pixels for _, pixels in readable]))
+                    self._apply(
+                        [
+                            (record, vector)
+                            for (group, _), vector in zip(readable, vectors, strict=True)
+                            for record in group
+                        ],
+                        store_vectors=True,
+                    )
                 self.progress.done += sum(len(group) for group in chunk)
                 if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
                     logger.info("Indexing %s", self.progress.bar())
@@ -336,11 +344,11 @@ class Collection:
                 self.index.remove(unreadable)
         return len(unreadable)
 
-    def _prepare_file(self, image_id: str) -> Image.Image | None:
-        """What the embedder sees for a collection file; ``None`` (and a warning) when
-        it cannot be read or decoded."""
+    def _prepare_file(self, image_id: str) -> NDArray[np.float32] | None:
+        """The model's input for a collection file; ``None`` (and a warning) when it
+        cannot be read or decoded."""
         try:
-            return self.prepare(self.store.read_bytes(image_id))
+            return self.pixels(self.store.read_bytes(image_id))
         except (ServiceError, OSError) as exc:
             message = exc.message if isinstance(exc, ServiceError) else str(exc)
             logger.warning("Skipping %s: %s", image_id, message)

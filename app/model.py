@@ -259,11 +259,22 @@ class ImageEmbedder:
             return cls(tower, processor, name, tower.dimension, "onnx")
         return cls._on_torch(model, processor, name, torch.device("cpu"), "torch")
 
-    def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
-        """Return an ``(len(images), dimension)`` float32 array of unit vectors."""
+    def pixels(self, images: list[Image.Image]) -> NDArray[np.float32]:
+        """The model's input for ``images``, ``(n, 3, side, side)``: resized, cropped and
+        normalised by the checkpoint's image processor."""
         if not images:
-            return np.empty((0, self.dimension), dtype=np.float32)
+            return np.empty((0, 3, 0, 0), np.float32)
         inputs = self.processor(images=images, return_tensors="np")  # type: ignore[operator]
-        features = self.tower(np.asarray(inputs["pixel_values"], np.float32))
+        return np.asarray(inputs["pixel_values"], np.float32)
+
+    def embed_pixels(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Return an ``(n, dimension)`` float32 array of unit vectors for ``pixels``."""
+        if not len(pixels):
+            return np.empty((0, self.dimension), dtype=np.float32)
+        features = self.tower(pixels)
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         return np.asarray(features / np.maximum(norms, 1e-12), np.float32)
+
+    def embed(self, images: list[Image.Image]) -> NDArray[np.float32]:
+        """Return an ``(len(images), dimension)`` float32 array of unit vectors."""
+        return self.embed_pixels(self.pixels(images))

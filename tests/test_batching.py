@@ -54,17 +54,17 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
     calls: list[int] = []
     started, release = threading.Event(), threading.Event()
 
-    def held_embed(images: list[Image.Image]) -> np.ndarray:
-        calls.append(len(images))
+    def held_embed(pixels: np.ndarray) -> np.ndarray:
+        calls.append(len(pixels))
         started.set()
         assert release.wait(30)
-        return embedder.embed(images)
+        return embedder.embed_pixels(pixels)
 
     batcher = EmbeddingBatcher(held_embed, max_batch=4, max_pending=16)
     results: dict[int, np.ndarray] = {}
 
     def request(number: int) -> None:
-        results[number] = batcher.embed([samples[number]])[0]
+        results[number] = batcher.embed(embedder.pixels([samples[number]]))[0]
 
     first = threading.Thread(target=request, args=(0,))
     first.start()
@@ -85,25 +85,25 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
 
 
 def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
-    samples: list[Image.Image],
+    embedder: ImageEmbedder, samples: list[Image.Image]
 ) -> None:
     failures = iter([RuntimeError("model failed")])
 
-    def flaky_embed(images: list[Image.Image]) -> np.ndarray:
+    def flaky_embed(pixels: np.ndarray) -> np.ndarray:
         for failure in failures:
             raise failure
-        return np.ones((len(images), 3), np.float32)
+        return np.ones((len(pixels), 3), np.float32)
 
     batcher = EmbeddingBatcher(flaky_embed, max_batch=4, max_pending=4)
 
     with pytest.raises(RuntimeError, match="model failed"):
-        batcher.embed(samples[:1])
-    assert batcher.embed(samples[:2]).shape == (2, 3)
+        batcher.embed(embedder.pixels(samples[:1]))
+    assert batcher.embed(embedder.pixels(samples[:2])).shape == (2, 3)
     batcher.close()
 
 
 def test_search_slots_refuse_at_once_when_all_are_taken() -> None:
-    batcher = EmbeddingBatcher(lambda images: np.zeros((len(images), 1), np.float32), 1, 2)
+    batcher = EmbeddingBatcher(lambda pixels: np.zeros((len(pixels), 1), np.float32), 1, 2)
 
     with batcher.search_slot(), batcher.search_slot():
         with pytest.raises(QueueFullError) as refused, batcher.search_slot():
@@ -119,14 +119,14 @@ def test_search_with_every_slot_taken_returns_503_with_retry_after(
 ) -> None:
     client = make_client(search_queue_size=1)
     entered, release = threading.Event(), threading.Event()
-    real_embed = ImageEmbedder.embed
+    real_embed = ImageEmbedder.embed_pixels
 
-    def held_embed(self: ImageEmbedder, images: list[Image.Image]) -> np.ndarray:
+    def held_embed(self: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
         entered.set()
         assert release.wait(30)
-        return real_embed(self, images)
+        return real_embed(self, pixels)
 
-    monkeypatch.setattr(ImageEmbedder, "embed", held_embed)
+    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
     data = (EXAMPLE_IMAGES / "imagen1.jpg").read_bytes()
     first: list[int] = []
     thread = threading.Thread(

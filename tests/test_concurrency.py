@@ -16,14 +16,14 @@ def test_health_answers_while_a_search_is_running(
 ) -> None:
     client = make_client()
     entered, release = threading.Event(), threading.Event()
-    real_embed = ImageEmbedder.embed
+    real_embed = ImageEmbedder.embed_pixels
 
-    def held_embed(self, images):  # type: ignore[no-untyped-def]
+    def held_embed(self, pixels):  # type: ignore[no-untyped-def]
         entered.set()
         assert release.wait(30)
-        return real_embed(self, images)
+        return real_embed(self, pixels)
 
-    monkeypatch.setattr(ImageEmbedder, "embed", held_embed)
+    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
     search_status: list[int] = []
     data = (EXAMPLE_IMAGES / "imagen1.jpg").read_bytes()
     searcher = threading.Thread(

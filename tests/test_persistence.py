@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from app.config import Settings
 from app.image_store import ImageStore
@@ -35,13 +34,13 @@ class EmbedCounter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.images = 0
-        real_embed = ImageEmbedder.embed
+        real_embed = ImageEmbedder.embed_pixels
 
-        def counting_embed(embedder: ImageEmbedder, images: list[Image.Image]) -> np.ndarray:
-            self.images += len(images)
-            return real_embed(embedder, images)
+        def counting_embed(embedder: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
+            self.images += len(pixels)
+            return real_embed(embedder, pixels)
 
-        monkeypatch.setattr(ImageEmbedder, "embed", counting_embed)
+        monkeypatch.setattr(ImageEmbedder, "embed_pixels", counting_embed)
 
 
 @pytest.fixture
@@ -146,13 +145,13 @@ def test_searches_during_first_indexing_answer_503_with_retry_after(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_embed = ImageEmbedder.embed
+    real_embed = ImageEmbedder.embed_pixels
 
-    def held_embed(embedder: ImageEmbedder, images: list[Image.Image]) -> np.ndarray:
+    def held_embed(embedder: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
         assert release.wait(30)
-        return real_embed(embedder, images)
+        return real_embed(embedder, pixels)
 
-    monkeypatch.setattr(ImageEmbedder, "embed", held_embed)
+    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
     client = make_client(wait=False)
     try:
         health = client.get("/health").json()
