@@ -1,6 +1,7 @@
 """Start-up: folders that are empty or partly unreadable, bad settings, missing models."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import load_settings
+from app.config import Settings, load_settings
 from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
 from tests.conftest import EXAMPLE_IMAGES, REPO, drawing, encode
@@ -130,6 +131,8 @@ def test_uvicorn_exits_with_a_clear_message_when_the_model_folder_is_missing(
         ("GRID_INK_THRESHOLD", "1.5"),
         ("INDEX_FACTORY", "IVF64,Flat"),
         ("INDEX_FACTORY", "NotAnIndex"),
+        ("INFERENCE", "fast"),
+        ("MODEL_THREADS", "-1"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(
@@ -159,3 +162,12 @@ def test_settings_are_read_from_a_dotenv_file(
 
     assert settings.top_k == 7
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
+
+
+def test_env_template_lists_every_setting_and_nothing_else() -> None:
+    template = (REPO / ".env.template").read_text()
+    listed = {
+        line.split("=", 1)[0] for line in template.splitlines() if re.match(r"^[A-Z_]+=", line)
+    }
+
+    assert listed == {name.upper() for name in Settings.model_fields}
