@@ -22,13 +22,14 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 
 COPY --chown=app:app app/ app/
 COPY --chown=app:app example_images/ example_images/
-# The stored index; mount a volume here to keep it between containers.
+# The stored index and the model's ONNX export; mount a volume here to keep them between
+# containers.
 RUN mkdir -p /srv/data && chown app:app /srv/data
 
 USER app
 EXPOSE 8000
-# Start-up downloads the model on first run (indexing then runs in the background, with
-# /health answering): give it time.
+# Start-up downloads the model and exports it to ONNX on first run (indexing then runs in
+# the background, with /health answering): give it time.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
