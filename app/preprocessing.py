@@ -3,7 +3,8 @@
 Pipeline (``prepare_for_embedding``), on a decoded RGB image:
 
 1. polarity: a light drawing on dark paper is inverted to dark on light;
-2. working size: resized so the longer side is ``working_side`` pixels (448 by default):
+2. working size: resized so the longer side is ``working_side`` pixels (448 by default;
+   ``to_working_size``):
    enough for the embedder's 224-pixel view of a drawing that fills half the page, and
    enough pixels across a small scan's strokes to tell them from grid lines (the
    grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time);
@@ -25,6 +26,10 @@ from app.grid_removal import RGBImage
 
 WORKING_SIDE = 448
 EMBEDDER_SIDE = 224
+# Downscaling to this fraction or less averages areas, so one-pixel grid lines keep their
+# weight; above it bilinear sampling loses none of them and costs a fifth as much (the
+# grid-removal benchmark scores it equal or better: grid 0.002, keep 0.998, IoU 0.953).
+AREA_AVERAGING_SCALE = 0.5
 # Paper darker than this (0-255 median) means a light drawing on dark paper.
 DARK_PAPER_LEVEL = 110
 # Ink, for framing: this much darker than the paper (the median pixel).
@@ -33,7 +38,7 @@ INK_CONTRAST = 48
 FRAME_MARGIN_FRACTION = 0.08
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,17 @@ def dark_on_light(image: RGBImage) -> RGBImage:
 
 
 def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBImage:
-    """Resize so the longer side is ``working_side`` (area averaging down, cubic up)."""
+    """Resize so the longer side is ``working_side``: area averaging to half size or less,
+    bilinear above that, cubic up."""
     height, width = image.shape[:2]
     scale = working_side / max(height, width)
     if scale == 1:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    if scale <= AREA_AVERAGING_SCALE:
+        interpolation = cv2.INTER_AREA
+    else:
+        interpolation = cv2.INTER_LINEAR if scale < 1 else cv2.INTER_CUBIC
     return np.asarray(cv2.resize(image, size, interpolation=interpolation), np.uint8)
 
 

@@ -20,7 +20,9 @@ from app.main import create_app
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_IMAGES = REPO / "example_images"
 TEST_IMAGES = REPO / "test_images"
-TINY_IMAGE_SIDE = 64
+# ViT-B/32's geometry (224 pixels in 32-pixel patches) at tiny widths: the service's
+# 224-pixel squares then take the same way through the image processor as with CLIP.
+TINY_IMAGE_SIDE = 224
 
 
 def save_tiny_clip(folder: Path) -> Path:
@@ -44,7 +46,7 @@ def save_tiny_clip(folder: Path) -> Path:
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "image_size": TINY_IMAGE_SIDE,
-            "patch_size": 8,
+            "patch_size": 32,
         },
         projection_dim=24,
     )

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from transformers import CLIPImageProcessor
 
 from app.batching import EmbeddingBatcher, QueueFullError
 from app.image_decoding import decode_image
-from app.model import ImageEmbedder
+from app.model import ImageEmbedder, SquareInput
 from app.preprocessing import prepare_for_embedding
 from tests.conftest import EXAMPLE_IMAGES
 
@@ -39,6 +40,7 @@ def test_batched_and_single_embeddings_agree(
 ) -> None:
     embedder = ImageEmbedder.load(str(tiny_model_dir), "cpu", inference, 0, onnx_cache_dir)
     assert embedder.inference == inference
+    assert embedder.square_input is not None  # the way the service's squares take
 
     batched = embedder.embed(samples)
     single = np.vstack([embedder.embed([image]) for image in samples])
@@ -191,3 +193,21 @@ def test_int8_setting_serves_searches_and_recomputes_stored_vectors(
     name = "imagen5.jpg"
     response = client.post(SEARCH, files={"file": (name, (EXAMPLE_IMAGES / name).read_bytes())})
     assert response.json()["results"][0]["id"] == name
+
+
+def test_square_images_skip_the_image_processor_with_the_same_pixels(
+    samples: list[Image.Image],
+) -> None:
+    processor = CLIPImageProcessor()  # ViT-B/32's: shortest edge 224, centre crop 224
+    shortcut = SquareInput.of(processor)
+
+    assert shortcut is not None and shortcut.applies_to(samples)
+    expected = processor(images=samples, return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(shortcut.pixels(samples), expected, atol=1e-5)
+    assert not shortcut.applies_to([samples[0].resize((224, 200))])
+
+
+def test_processors_that_resize_or_crop_otherwise_get_no_shortcut() -> None:
+    assert SquareInput.of(CLIPImageProcessor(crop_size={"height": 200, "width": 224})) is None
+    assert SquareInput.of(CLIPImageProcessor(do_center_crop=False)) is None
+    assert SquareInput.of(CLIPImageProcessor(size={"height": 224, "width": 224})) is None
