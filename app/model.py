@@ -205,9 +205,9 @@ class SquareInput:
         crop = option("crop_size")
         square = (getattr(crop, "height", None), getattr(crop, "width", None)) == (side, side)
         steps = ("do_resize", "do_center_crop", "do_rescale", "do_normalize")
-        if not (isinstance(side, int) and square and all(option(step) for step in steps)):
+        if option("do_pad") or not isinstance(side, int):
             return None
-        if option("do_pad"):
+        if not (square and all(option(step) for step in steps)):
             return None
         return cls(
             side,
@@ -241,7 +241,7 @@ class ImageEmbedder:
     @property
     def fingerprint(self) -> str:
         """Names the vectors this embedder makes: ONNX Runtime's equal the transformers
-        model's (checked at load), int8 ones differ slightly."""
+        model's (checked at export), int8 ones differ slightly."""
         return f"{self.name} [int8]" if self.inference == "int8" else self.name
 
     @classmethod
@@ -275,7 +275,7 @@ class ImageEmbedder:
             if inference == "int8":
                 model = quantize_int8(model)
             embedder = cls._on_torch(model, processor, name, torch_device, inference)
-        logger.info("Loaded CLIP model %s (%s)", name, embedder.inference)
+        logger.info("Loaded CLIP model %s on %s (%s)", name, torch_device, embedder.inference)
         return embedder
 
     @classmethod
