@@ -23,21 +23,21 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from app.batching import EmbeddingBatcher
-from app.catalog import Catalog, EmbeddingKey, ImageRecord
 from app.config import Settings
+from app.embedding.batching import EmbeddingBatcher
+from app.embedding.model import ImageEmbedder
 from app.errors import (
     DuplicateImageError,
     ImageNotFoundError,
     IndexNotReadyError,
     ServiceError,
 )
-from app.grid_removal import GridRemovalParams
-from app.image_decoding import decode_image, file_extension
-from app.image_store import FileStat, ImageStore, sha256_hex
-from app.model import ImageEmbedder
-from app.preprocessing import PreprocessingOptions, prepare_for_embedding
-from app.vector_index import VectorIndex
+from app.imaging.decoding import decode_image, file_extension
+from app.imaging.grid_removal import GridRemovalParams
+from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
+from app.storage.embedded.catalog import Catalog, EmbeddingKey, ImageRecord
+from app.storage.embedded.image_store import FileStat, ImageStore, sha256_hex
+from app.storage.embedded.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Domain errors. They carry a message for the user and nothing about HTTP:
-``app.http_errors`` is the one place that maps them to status codes."""
+``app.api.http_errors`` is the one place that maps them to status codes."""
 
 
 class ServiceError(Exception):

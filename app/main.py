@@ -17,11 +17,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from app.api.http_errors import register_error_handlers
+from app.api.routes import router
+from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.collection import Collection
 from app.config import Settings, load_settings
-from app.http_errors import register_error_handlers
-from app.routes import router
-from app.upload_limit import UploadSizeLimitMiddleware
 
 logger = logging.getLogger(__name__)
 

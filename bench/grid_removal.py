@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from app.grid_removal import remove_grid
-from app.preprocessing import to_working_size
+from app.imaging.grid_removal import remove_grid
+from app.imaging.preprocessing import to_working_size
 from bench.hough_baseline import remove_grid as hough_remove_grid
 from bench.synthetic_scans import STYLES, Scan, ScanSpec, make_scan
 

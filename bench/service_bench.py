@@ -43,10 +43,10 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-from app import onnx_tower
-from app.image_decoding import decode_image
-from app.model import load_checkpoint, quantize_int8
-from app.preprocessing import prepare_for_embedding
+from app.embedding import onnx_tower
+from app.embedding.model import load_checkpoint, quantize_int8
+from app.imaging.decoding import decode_image
+from app.imaging.preprocessing import prepare_for_embedding
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / ".cache"

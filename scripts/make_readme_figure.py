@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.image_decoding import decode_image
-from app.preprocessing import EMBEDDER_SIDE, prepare_for_embedding
+from app.imaging.decoding import decode_image
+from app.imaging.preprocessing import EMBEDDER_SIDE, prepare_for_embedding
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "test_images" / "imagen21_redrawn.jpg"

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from app.batching import EmbeddingBatcher, QueueFullError
-from app.image_decoding import decode_image
-from app.model import ImageEmbedder, SquareInput
-from app.preprocessing import prepare_for_embedding
+from app.embedding.batching import EmbeddingBatcher, QueueFullError
+from app.embedding.model import ImageEmbedder, SquareInput
+from app.imaging.decoding import decode_image
+from app.imaging.preprocessing import prepare_for_embedding
 from tests.conftest import EXAMPLE_IMAGES
 
 SEARCH = "/search-similar-images/"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from app.model import ImageEmbedder
+from app.embedding.model import ImageEmbedder
 from tests.conftest import EXAMPLE_IMAGES
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.image_store import INCOMING_PREFIX
+from app.storage.embedded.image_store import INCOMING_PREFIX
 from tests.conftest import REPO, drawing, encode
 
 ROUNDS = 3

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from app.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
-from app.image_decoding import decode_image
+from app.imaging.decoding import decode_image
 from tests.conftest import encode
 
 LIMIT = 50_000_000

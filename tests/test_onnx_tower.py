@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPModel
 
-from app import model as model_module
-from app import onnx_tower
-from app.image_decoding import decode_image
-from app.model import ImageEmbedder
-from app.preprocessing import prepare_for_embedding
+from app.embedding import model as model_module
+from app.embedding import onnx_tower
+from app.embedding.model import ImageEmbedder
+from app.imaging.decoding import decode_image
+from app.imaging.preprocessing import prepare_for_embedding
 from tests.conftest import EXAMPLE_IMAGES
 
 SEARCH = "/search-similar-images/"
@@ -137,7 +137,7 @@ def test_a_failing_export_falls_back_to_transformers_with_a_warning(
 
     monkeypatch.setattr(onnx_tower, "export", broken_export)
 
-    with caplog.at_level(logging.WARNING, logger="app.onnx_tower"):
+    with caplog.at_level(logging.WARNING, logger="app.embedding.onnx_tower"):
         client = make_client(onnx_cache_dir=tmp_path)
 
     assert client.get("/health").json()["inference"] == "torch"

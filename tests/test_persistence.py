@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.image_store import ImageStore
+from app.embedding.model import ImageEmbedder
 from app.main import create_app
-from app.model import ImageEmbedder
+from app.storage.embedded.image_store import ImageStore
 from tests.conftest import (
     EXAMPLE_IMAGES,
     LOOPBACK_CLIENT,

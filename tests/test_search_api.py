@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app import grid_removal
+from app.imaging import grid_removal
 from tests.conftest import EXAMPLE_IMAGES
 
 SEARCH = "/search-similar-images/"

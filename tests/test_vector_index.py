@@ -4,7 +4,7 @@ replacements and removals."""
 import numpy as np
 import pytest
 
-from app.vector_index import VectorIndex, make_faiss_index
+from app.storage.embedded.vector_index import VectorIndex, make_faiss_index
 
 DIMENSION = 16
 

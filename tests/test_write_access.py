@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dependencies import is_loopback
+from app.api.dependencies import is_loopback
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 
 REMOTE = ("203.0.113.7", 40000)

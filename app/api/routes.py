@@ -9,13 +9,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.catalog import ImageRecord
-from app.collection import Collection, Match
-from app.config import Settings
-from app.dependencies import CollectionDep, SettingsDep, require_write_access
-from app.errors import ConfirmationRequiredError, ImageTooLargeError
-from app.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from app.schemas import (
+from app.api.dependencies import CollectionDep, SettingsDep, require_write_access
+from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from app.api.schemas import (
     AddImageResponse,
     DeletedResponse,
     ErrorResponse,
@@ -28,6 +24,10 @@ from app.schemas import (
     SearchResult,
     StoredImage,
 )
+from app.collection import Collection, Match
+from app.config import Settings
+from app.errors import ConfirmationRequiredError, ImageTooLargeError
+from app.storage.embedded.catalog import ImageRecord
 
 MAX_PAGE_SIZE = 100
 

@@ -36,7 +36,7 @@ from transformers.utils import CONFIG_NAME
 from transformers.utils import logging as transformers_logging
 from transformers.utils.hub import cached_file
 
-from app import onnx_tower
+from app.embedding import onnx_tower
 from app.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)

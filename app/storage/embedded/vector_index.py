@@ -1,7 +1,7 @@
 """FAISS vector index of the collection: inner product on unit vectors, which is cosine
 similarity, under string ids that survive deletions.
 
-The index lives in memory only: ``app.catalog`` persists the vectors, and start-up
+The index lives in memory only: ``app.storage.embedded.catalog`` persists the vectors, and start-up
 rebuilds the index from them in well under a second for thousands of images.
 """
 

@@ -3,6 +3,7 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.api.schemas import ErrorResponse
 from app.errors import (
     ConfirmationRequiredError,
     DuplicateImageError,
@@ -13,7 +14,6 @@ from app.errors import (
     ServiceError,
     UnsupportedImageFormatError,
 )
-from app.schemas import ErrorResponse
 
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidImageError: 400,

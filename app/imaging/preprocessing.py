@@ -8,7 +8,7 @@ Pipeline (``prepare_for_embedding``), on a decoded RGB image:
    enough for the embedder's 224-pixel view of a drawing that fills half the page, and
    enough pixels across a small scan's strokes to tell them from grid lines (the
    grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time);
-3. grid removal (``app.grid_removal``), when enabled: ink on white paper;
+3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper;
 4. framing: crop to the ink's bounding box with a margin and pad to a square on the
    paper colour, so the model's centre crop never cuts the drawing and a symbol drawn in
    a corner matches the same symbol drawn in the middle; the square is
@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app import grid_removal
-from app.grid_removal import RGBImage
+from app.imaging import grid_removal
+from app.imaging.grid_removal import RGBImage
 
 WORKING_SIDE = 448
 EMBEDDER_SIDE = 224
