@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.ranking import SearchMode
 from app.storage.embedded.vector_index import make_faiss_index
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     # drawings on white paper, so 0.5 only hides results the model sees as unrelated and
     # leaves ranking to top_k; raise it (about 0.85) to see near-duplicates only.
     similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
+    # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see README.
+    search_mode: SearchMode = Field(default=SearchMode.HYBRID)
+    hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     embed_batch_size: int = Field(default=16, ge=1, le=256)
@@ -118,7 +122,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
-    @field_validator("inference", mode="before")
+    @field_validator("inference", "search_mode", mode="before")
     @classmethod
     def _lower_inference(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

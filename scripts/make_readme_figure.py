@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from app.imaging.decoding import decode_image
-from app.imaging.preprocessing import EMBEDDER_SIDE, prepare_for_embedding
+from app.imaging.framing import EMBEDDER_SIDE
+from app.imaging.preprocessing import prepare_for_embedding
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "test_images" / "imagen21_redrawn.jpg"

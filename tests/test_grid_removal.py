@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.imaging.framing import frame_drawing
 from app.imaging.grid_removal import remove_grid
-from app.imaging.preprocessing import frame_drawing, median_level, prepare_for_embedding
+from app.imaging.levels import median_level
+from app.imaging.preprocessing import prepare_for_embedding
 from bench.grid_removal import score, service_remover
 from bench.hough_baseline import find_grid_segments
 from bench.synthetic_scans import ScanSpec, make_scan

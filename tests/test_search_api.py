@@ -26,7 +26,15 @@ def test_search_answers_with_the_original_contract_plus_an_absolute_url(client: 
     body = response.json()
     assert set(body) == {"results"}
     first = body["results"][0]
-    assert set(first) == {"id", "similarity", "path", "url"}
+    assert set(first) == {
+        "id",
+        "similarity",
+        "concept_similarity",
+        "shape_similarity",
+        "turn",
+        "path",
+        "url",
+    }
     assert first["id"] == "imagen3.jpg"
     assert first["path"].endswith("/images/imagen3.jpg")
     assert first["url"] == "http://testserver/static/imagen3.jpg"

@@ -5,11 +5,12 @@ import hmac
 import ipaddress
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.collection import Collection
 from app.config import Settings
+from app.ranking import SearchMode, SearchQuery
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -32,6 +33,50 @@ def get_collection(request: Request) -> Collection:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+
+def get_search_query(
+    settings: SettingsDep,
+    top_k: Annotated[
+        int | None,
+        Query(ge=1, description="How many results at most (default TOP_K; capped at MAX_TOP_K)."),
+    ] = None,
+    min_similarity: Annotated[
+        float | None,
+        Query(
+            ge=-1.0,
+            le=1.0,
+            allow_inf_nan=False,
+            description="Leave out results whose similarity (the mode's score) is below "
+            "this (default SIMILARITY_THRESHOLD).",
+        ),
+    ] = None,
+    mode: Annotated[
+        SearchMode | None,
+        Query(
+            description="concept: CLIP only; shape: the shape descriptor only; hybrid: "
+            "HYBRID_CONCEPT_WEIGHT x concept + the rest x shape (default SEARCH_MODE)."
+        ),
+    ] = None,
+    turns: Annotated[
+        bool,
+        Query(
+            description="Also match the query turned by 90, 180 and 270 degrees and "
+            "mirrored; each result says which turn matched."
+        ),
+    ] = False,
+) -> SearchQuery:
+    """The ranking a request asks for, completed with the settings' defaults."""
+    return SearchQuery(
+        top_k=min(top_k or settings.top_k, settings.max_top_k),
+        min_similarity=settings.similarity_threshold if min_similarity is None else min_similarity,
+        mode=mode or settings.search_mode,
+        turns=turns,
+        concept_weight=settings.hybrid_concept_weight,
+    )
+
+
+SearchQueryDep = Annotated[SearchQuery, Depends(get_search_query)]
 
 
 def is_loopback(host: str | None) -> bool:

@@ -9,7 +9,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from app.api.dependencies import CollectionDep, SettingsDep, require_write_access
+from app.api.dependencies import (
+    CollectionDep,
+    SearchQueryDep,
+    SettingsDep,
+    require_write_access,
+)
 from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from app.api.schemas import (
     AddImageResponse,
@@ -39,21 +44,6 @@ WRITE_RESPONSES: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorResponse, "description": "API_KEY is unset and the client is remote."},
 }
 
-TopK = Annotated[
-    int | None,
-    Query(ge=1, description="How many results at most (default TOP_K; capped at MAX_TOP_K)."),
-]
-MinSimilarity = Annotated[
-    float | None,
-    Query(
-        ge=-1.0,
-        le=1.0,
-        allow_inf_nan=False,
-        description="Leave out results below this cosine similarity "
-        "(default SIMILARITY_THRESHOLD).",
-    ),
-]
-
 
 def public_base_url(request: Request, settings: Settings) -> str:
     """PUBLIC_BASE_URL when set (behind a proxy), else the URL the client used."""
@@ -74,14 +64,6 @@ async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
     return data
 
 
-def search_limits(
-    settings: Settings, top_k: int | None, min_similarity: float | None
-) -> tuple[int, float]:
-    limit = min(top_k or settings.top_k, settings.max_top_k)
-    threshold = settings.similarity_threshold if min_similarity is None else min_similarity
-    return limit, threshold
-
-
 def search_results(
     request: Request, settings: Settings, matches: list[Match]
 ) -> list[SearchResult]:
@@ -89,6 +71,9 @@ def search_results(
         SearchResult(
             id=match.id,
             similarity=match.similarity,
+            concept_similarity=match.concept_similarity,
+            shape_similarity=match.shape_similarity,
+            turn=match.turn,
             path=match.path,
             url=image_url(request, settings, match.id),
         )
@@ -119,13 +104,11 @@ async def search_similar_images(
     request: Request,
     settings: SettingsDep,
     collection: CollectionDep,
+    query: SearchQueryDep,
     file: Annotated[UploadFile, File(description="The query image.")],
-    top_k: TopK = None,
-    min_similarity: MinSimilarity = None,
 ) -> SearchResponse:
     data = await read_upload(file, settings)
-    limit, threshold = search_limits(settings, top_k, min_similarity)
-    matches = await run_in_threadpool(collection.search, data, limit, threshold)
+    matches = await run_in_threadpool(collection.search, data, query)
     return SearchResponse(results=search_results(request, settings, matches))
 
 
@@ -172,13 +155,11 @@ async def add_image(
     request: Request,
     settings: SettingsDep,
     collection: CollectionDep,
+    query: SearchQueryDep,
     file: Annotated[UploadFile, File(description="The image to add.")],
-    top_k: TopK = None,
-    min_similarity: MinSimilarity = None,
 ) -> AddImageResponse:
     data = await read_upload(file, settings)
-    limit, threshold = search_limits(settings, top_k, min_similarity)
-    record, similar = await run_in_threadpool(collection.add, data, file.filename, limit, threshold)
+    record, similar = await run_in_threadpool(collection.add, data, file.filename, query)
     return AddImageResponse(
         image=StoredImage(
             id=record.id,
@@ -223,6 +204,23 @@ async def get_image(
 ) -> ImageListItem:
     record = await run_in_threadpool(collection.get, image_id)
     return list_item(request, settings, collection, record)
+
+
+@router.get(
+    "/images/{image_id}/similar",
+    response_model=SearchResponse,
+    responses={**NOT_FOUND_RESPONSE, **BUSY_RESPONSE},
+    summary="The images most similar to one of the collection (itself left out)",
+)
+async def similar_images(
+    request: Request,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    image_id: str,
+    query: SearchQueryDep,
+) -> SearchResponse:
+    matches = await run_in_threadpool(collection.similar_to, image_id, query)
+    return SearchResponse(results=search_results(request, settings, matches))
 
 
 @router.delete(

@@ -8,8 +8,24 @@ from pydantic import BaseModel, ConfigDict, Field
 class SearchResult(BaseModel):
     id: str = Field(description="File name of the collection image.", examples=["imagen1.jpg"])
     similarity: float = Field(
-        description="Cosine similarity of the CLIP embeddings, -1 to 1 (1 = identical).",
+        description="The search mode's score, -1 to 1 (1 = identical): concept_similarity "
+        "(mode=concept), shape_similarity (mode=shape), or HYBRID_CONCEPT_WEIGHT x concept "
+        "+ (1 - HYBRID_CONCEPT_WEIGHT) x shape (mode=hybrid); results are ranked by it.",
         examples=[0.92],
+    )
+    concept_similarity: float = Field(
+        description="Cosine similarity of the CLIP embeddings.", examples=[0.88]
+    )
+    shape_similarity: float = Field(
+        description="Cosine similarity of the shape descriptors (stroke positions and "
+        "directions), for the turn that matched.",
+        examples=[0.94],
+    )
+    turn: str | None = Field(
+        description="With turns=true, the turn of the query that matched: upright, rot90, "
+        "rot180, rot270 (counter-clockwise), mirror, mirror_rot90, mirror_rot180, "
+        "mirror_rot270 (mirrored left-right, then turned); null otherwise.",
+        examples=[None],
     )
     path: str = Field(
         description="Path of the image under IMAGES_DIR as configured.",
@@ -32,6 +48,9 @@ class SearchResponse(BaseModel):
                         {
                             "id": "imagen1.jpg",
                             "similarity": 0.92,
+                            "concept_similarity": 0.88,
+                            "shape_similarity": 0.94,
+                            "turn": None,
                             "path": "./example_images/imagen1.jpg",
                             "url": "http://localhost:8000/static/imagen1.jpg",
                         }

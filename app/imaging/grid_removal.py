@@ -14,7 +14,11 @@ horizontal and vertical lines. The method uses both facts:
    degrees or gently curved separate.
 4. Thickness: grow a disc from 3 pixels until an opening of the dark mask with it no
    longer holds a grid: that disc is wider than the grid's lines and crossings, and the
-   strokes are wider still. Light grids never reach the dark mask and need no disc.
+   strokes are wider still. Light grids never reach the dark mask and need no disc; a
+   grid that reaches it but is clearly lighter than the ink (light grey lines beside
+   pencil strokes barely thicker than them) must not decide the disc either: the
+   threshold is raised between the grid's darkness and the ink's (Otsu), and when no grid
+   is left above it, that threshold alone separates the ink.
 5. Removal: a morphological closing of the brightness with that disc fills every thin
    dark structure with paper, whatever its colour, angle, breaks or hairs; strokes wider
    than the disc, straight ones lying on grid lines included, keep their shape.
@@ -51,6 +55,9 @@ MAX_DISC_FRACTION = 0.03
 # this fraction of the thickest stroke's.
 SPECK_AREA_FRACTION = 0.0005
 SPECK_THICKNESS_FRACTION = 0.6
+# A grid whose mean darkness is under this fraction of the ink's is lighter than the
+# ink: the ink is then told from it by darkness, not by thickness.
+LIGHT_GRID_FRACTION = 0.7
 PAPER_WHITE = 255
 
 
@@ -145,6 +152,23 @@ def _without_specks(mask: Mask) -> Mask:
     return np.asarray(keep[labels], bool)
 
 
+def _threshold_above_a_lighter_grid(
+    darkness: NDArray[np.float32], dark: Mask, params: GridRemovalParams
+) -> float | None:
+    """A threshold between a grid's darkness and the ink's, when the grid in ``dark`` is
+    clearly lighter than the ink and vanishes above it; else ``None``.
+
+    The two darkness levels among the dark pixels are split by Otsu's method; the grid is
+    the lighter one (it outnumbers the ink, which is why the ink level can miss it)."""
+    levels = np.round(darkness[dark] * 255).astype(np.uint8).reshape(-1, 1)
+    split, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    lower, upper = levels[levels <= split], levels[levels > split]
+    if not upper.size or lower.mean() >= LIGHT_GRID_FRACTION * upper.mean():
+        return None
+    threshold = float(split) / 255
+    return None if holds_grid(darkness > threshold, params.min_grid_lines) else threshold
+
+
 def ink_mask(
     image: RGBImage, params: GridRemovalParams = GridRemovalParams()
 ) -> tuple[Mask, NDArray[np.float32]]:
@@ -160,6 +184,14 @@ def ink_mask(
     )
     dark = darkness > threshold
     diameter, strokes = grid_disc(dark, params)
+    if diameter:
+        lighter = _threshold_above_a_lighter_grid(darkness, dark, params)
+        if lighter is not None:
+            # The strokes' anti-aliased rims are lighter than the grid's cores: grow the
+            # strokes back by a pixel into what the first threshold called dark.
+            cores = (darkness > lighter).astype(np.uint8)
+            dark = dark & (cv2.dilate(cores, np.ones((3, 3), np.uint8)) > 0)
+            diameter = 0
     if diameter:
         brightness = cv2.morphologyEx(1.0 - darkness, cv2.MORPH_CLOSE, _disc(diameter))
         # The closing leaves fillets where grid lines meet a stroke; the opening of the

@@ -9,7 +9,8 @@ Pipeline (``prepare_for_embedding``), on a decoded RGB image:
    enough pixels across a small scan's strokes to tell them from grid lines (the
    grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time);
 3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper;
-4. framing: crop to the ink's bounding box with a margin and pad to a square on the
+4. framing (``app.imaging.framing``): page borders and stray marks far from the strokes
+   are dropped, then the drawing is cropped with a margin and padded to a square on the
    paper colour, so the model's centre crop never cuts the drawing and a symbol drawn in
    a corner matches the same symbol drawn in the middle; the square is
    ``EMBEDDER_SIDE`` pixels, what CLIP looks at.
@@ -22,23 +23,20 @@ import numpy as np
 from PIL import Image
 
 from app.imaging import grid_removal
+from app.imaging.framing import frame_drawing
 from app.imaging.grid_removal import RGBImage
+from app.imaging.levels import median_level
 
 WORKING_SIDE = 448
-EMBEDDER_SIDE = 224
 # Downscaling to this fraction or less averages areas, so one-pixel grid lines keep their
 # weight; above it bilinear sampling loses none of them and costs a fifth as much (the
 # grid-removal benchmark scores it equal or better: grid 0.002, keep 0.998, IoU 0.953).
 AREA_AVERAGING_SCALE = 0.5
 # Paper darker than this (0-255 median) means a light drawing on dark paper.
 DARK_PAPER_LEVEL = 110
-# Ink, for framing: this much darker than the paper (the median pixel).
-INK_CONTRAST = 48
-# Margin around the ink's bounding box, as a fraction of its longer side.
-FRAME_MARGIN_FRACTION = 0.08
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 2
+PREPROCESSING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -51,17 +49,6 @@ class PreprocessingOptions:
     def fingerprint(self) -> str:
         """Names this pipeline version and these options, for the stored vectors' key."""
         return f"v{PREPROCESSING_VERSION} {self!r}"
-
-
-def median_level(channel: cv2.typing.MatLike, mask: cv2.typing.MatLike | None = None) -> float:
-    """``np.median`` of an 8-bit channel's values (where ``mask`` is non-zero), from its
-    histogram: the same number, without sorting a copy of the pixels."""
-    histogram = cv2.calcHist([channel], [0], mask, [256], [0, 256]).ravel()
-    cumulative = np.cumsum(histogram)
-    count = int(cumulative[-1])
-    lower = int(np.searchsorted(cumulative, (count - 1) // 2, side="right"))
-    upper = int(np.searchsorted(cumulative, count // 2, side="right"))
-    return (lower + upper) / 2
 
 
 def dark_on_light(image: RGBImage) -> RGBImage:
@@ -83,32 +70,6 @@ def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBIma
     else:
         interpolation = cv2.INTER_LINEAR if scale < 1 else cv2.INTER_CUBIC
     return np.asarray(cv2.resize(image, size, interpolation=interpolation), np.uint8)
-
-
-def frame_drawing(image: RGBImage) -> RGBImage:
-    """Crop to the ink with a margin, pad to a square on the paper colour, resize to
-    ``EMBEDDER_SIDE``. An image without ink is padded whole."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    paper_level = median_level(grey)
-    light = np.asarray(grey >= paper_level, np.uint8)
-    paper = [int(median_level(image[:, :, channel], light)) for channel in range(3)]
-    left, top, width, height = cv2.boundingRect(
-        np.asarray(grey < paper_level - INK_CONTRAST, np.uint8)
-    )
-    inked = width > 0
-    if not inked:
-        top, left, height, width = 0, 0, image.shape[0], image.shape[1]
-    bottom, right = top + height, left + width
-    side = max(height, width)
-    side += 2 * round(side * FRAME_MARGIN_FRACTION) if inked else 0
-    square = np.empty((side, side, 3), np.uint8)
-    square[:] = paper
-    y = (side - (bottom - top)) // 2
-    x = (side - (right - left)) // 2
-    square[y : y + bottom - top, x : x + right - left] = image[top:bottom, left:right]
-    interpolation = cv2.INTER_AREA if side > EMBEDDER_SIDE else cv2.INTER_CUBIC
-    framed = cv2.resize(square, (EMBEDDER_SIDE, EMBEDDER_SIDE), interpolation=interpolation)
-    return np.asarray(framed, np.uint8)
 
 
 def prepare_for_embedding(

@@ -5,9 +5,10 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
 - ``images``: one row per file of IMAGES_DIR: its id (file name), SHA-256, size and
   modification time (an unchanged size and time means an unchanged file, so restarts
   hash nothing), the uploader's file name and when it joined the collection;
-- ``embeddings``: one vector per (SHA-256 of the bytes, model name, preprocessing
-  fingerprint). Change any of the three and only the vectors it affects are recomputed;
-  two files with the same bytes share one vector.
+- ``embeddings``: one vector per (SHA-256 of the bytes, what made it, preprocessing
+  fingerprint). "What made it" is the CLIP model's name for concept vectors and the shape
+  descriptor's version (``shape-v1``) for shape vectors, so each is recomputed on its own
+  when it changes; two files with the same bytes share their vectors.
 
 Crash safety: every change is one transaction in write-ahead-log mode with full
 synchronisation, so a process killed at any moment leaves the last committed state,
@@ -62,10 +63,16 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class EmbeddingKey:
-    """What an embedding depends on besides the bytes."""
+    """What a vector depends on besides the bytes: what made it (a model's name, or the
+    shape descriptor's version) and the preprocessing, and its length."""
 
     model: str
     preprocessing: str
+    dimension: int
+
+
+# The vectors of one file's bytes, by what they are keyed under.
+Vectors = dict[EmbeddingKey, NDArray[np.float32]]
 
 
 def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:
@@ -75,10 +82,9 @@ def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:
 class Catalog:
     """The SQLite store. Thread-safe: one connection, one lock."""
 
-    def __init__(self, index_dir: Path, dimension: int) -> None:
+    def __init__(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         self.path = index_dir / CATALOG_FILE
-        self.dimension = dimension
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -143,17 +149,15 @@ class Catalog:
         return {
             sha256: np.frombuffer(blob, dtype=np.float32)
             for sha256, blob in rows
-            if sha256 in wanted and len(blob) == 4 * self.dimension
+            if sha256 in wanted and len(blob) == 4 * key.dimension
         }
 
     # Writes: each is one transaction
 
-    def save(
-        self, entries: list[tuple[ImageRecord, NDArray[np.float32] | None]], key: EmbeddingKey
-    ) -> None:
-        """Insert or update image rows, with their vector when one is given."""
+    def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        """Insert or update image rows, with the vectors given for their bytes."""
         with self._transaction() as db:
-            for record, vector in entries:
+            for record, vectors in entries:
                 db.execute(
                     f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
@@ -167,16 +171,18 @@ class Catalog:
                         record.created_at.isoformat(),
                     ),
                 )
-                if vector is not None:
-                    db.execute(
-                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                db.executemany(
+                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                    [
                         (
                             record.sha256,
                             key.model,
                             key.preprocessing,
                             np.asarray(vector, dtype=np.float32).tobytes(),
-                        ),
-                    )
+                        )
+                        for key, vector in vectors.items()
+                    ],
+                )
 
     def delete(self, ids: list[str]) -> None:
         """Remove image rows, and the vectors no remaining row uses."""

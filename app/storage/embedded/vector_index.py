@@ -103,6 +103,15 @@ class VectorIndex:
                 for row_scores, row_labels in zip(scores, labels, strict=True)
             ]
 
+    def vectors(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
+        """The stored vectors of those ``ids`` that are in the index."""
+        with self._lock:
+            return {
+                image_id: np.asarray(self._index.reconstruct(self._labels[image_id]), np.float32)
+                for image_id in ids
+                if image_id in self._labels
+            }
+
     def _remove_locked(self, ids: list[str]) -> int:
         if not ids:
             return 0

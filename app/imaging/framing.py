@@ -1,0 +1,154 @@
+"""Framing: the drawing alone, centred in the square the embedder sees.
+
+Pipeline (``frame_drawing``), on a (grid-free) RGB drawing on paper:
+
+1. ink: pixels ``INK_CONTRAST`` darker than the paper (the median pixel);
+2. page borders: long straight runs along an edge of the page are not the drawing;
+3. marks: the ink's connected pieces, pieces a pen lift apart counted as one;
+4. the drawing: the largest mark, and every mark within reach of it, grown until nothing
+   more joins: large marks join from up to ``LARGE_MARK_REACH`` of the drawing's side
+   away, small ones (grid stubs, dashes, specks) only from ``SMALL_MARK_REACH``; what does
+   not join is painted over with paper, so it leaves both the frame and the image;
+5. crop to the drawing's bounding box with a margin, pad to a square on the paper colour,
+   resize to ``EMBEDDER_SIDE``.
+
+Two scans of one brand, one with a page border and corner dashes, are framed alike.
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.imaging.grid_removal import Mask, RGBImage
+from app.imaging.levels import median_level
+
+EMBEDDER_SIDE = 224
+# Ink, for framing: this much darker than the paper (the median pixel).
+INK_CONTRAST = 48
+# Margin around the drawing's bounding box, as a fraction of its longer side.
+FRAME_MARGIN_FRACTION = 0.08
+# Pieces of ink this close (fraction of the page's longer side) are one mark.
+PEN_LIFT_FRACTION = 0.008
+# A mark this much smaller than the largest one (in ink pixels) is small.
+SMALL_MARK_FRACTION = 0.05
+# How far from the drawing so far, as a fraction of its longer side, a mark may lie to
+# join it: large marks are parts of the brand, small ones only when they touch it.
+LARGE_MARK_REACH = 0.35
+SMALL_MARK_REACH = 0.06
+# Page borders: straight runs of ink at least BORDER_LENGTH_FRACTION of the page long,
+# along an edge and within BORDER_BAND_FRACTION of the side from it.
+BORDER_BAND_FRACTION = 0.05
+BORDER_LENGTH_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class _Mark:
+    left: int
+    top: int
+    right: int
+    bottom: int
+    area: int
+
+    def gap(self, box: tuple[int, int, int, int]) -> int:
+        """Pixels between this mark's bounding box and ``box`` (0 when they overlap)."""
+        left, top, right, bottom = box
+        dx = max(left - self.right, self.left - right, 0)
+        dy = max(top - self.bottom, self.top - bottom, 0)
+        return max(dx, dy)
+
+
+def drawing_mask(ink: Mask) -> Mask:
+    """The ink pixels that belong to the drawing: ``ink`` without page borders and stray
+    marks far from the main strokes (steps 2-4 of the module's pipeline)."""
+    height, width = ink.shape
+    ink = ink & ~_page_borders(ink)
+    if not ink.any():
+        return ink
+    reach = max(1, round(PEN_LIFT_FRACTION * max(height, width)))
+    joined = cv2.dilate(ink.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    areas = np.bincount(labels[ink], minlength=count)
+    candidates = {
+        label: _Mark(
+            int(stats[label, cv2.CC_STAT_LEFT]),
+            int(stats[label, cv2.CC_STAT_TOP]),
+            int(stats[label, cv2.CC_STAT_LEFT] + stats[label, cv2.CC_STAT_WIDTH]),
+            int(stats[label, cv2.CC_STAT_TOP] + stats[label, cv2.CC_STAT_HEIGHT]),
+            int(areas[label]),
+        )
+        for label in range(1, count)
+    }
+    largest = max(candidates, key=lambda label: candidates[label].area)
+    kept = {largest}
+    box = _box(candidates[largest])
+    small_area = SMALL_MARK_FRACTION * candidates[largest].area
+    grew = True
+    while grew:
+        grew = False
+        side = max(box[2] - box[0], box[3] - box[1])
+        for label, mark in candidates.items():
+            if label in kept:
+                continue
+            reach_fraction = SMALL_MARK_REACH if mark.area < small_area else LARGE_MARK_REACH
+            if mark.gap(box) <= reach_fraction * side:
+                kept.add(label)
+                box = _union(box, _box(mark))
+                grew = True
+    keep = np.zeros(count, bool)
+    keep[list(kept)] = True
+    return np.asarray(ink & keep[labels], bool)
+
+
+def _page_borders(ink: Mask) -> Mask:
+    """Long straight horizontal and vertical runs of ink near the page's edges, and the
+    pixels right beside them."""
+    height, width = ink.shape
+    band = max(1, round(BORDER_BAND_FRACTION * max(height, width)))
+    binary = ink.astype(np.uint8)
+    top_or_bottom, left_or_right = np.zeros_like(binary), np.zeros_like(binary)
+    top_or_bottom[:band], top_or_bottom[-band:] = 1, 1
+    left_or_right[:, :band], left_or_right[:, -band:] = 1, 1
+    horizontal = np.ones((1, max(2, round(BORDER_LENGTH_FRACTION * width))), np.uint8)
+    vertical = np.ones((max(2, round(BORDER_LENGTH_FRACTION * height)), 1), np.uint8)
+    borders = (cv2.morphologyEx(binary, cv2.MORPH_OPEN, horizontal) & top_or_bottom) | (
+        cv2.morphologyEx(binary, cv2.MORPH_OPEN, vertical) & left_or_right
+    )
+    return np.asarray(cv2.dilate(borders, np.ones((5, 5), np.uint8)) > 0, bool) & ink
+
+
+def _box(mark: _Mark) -> tuple[int, int, int, int]:
+    return mark.left, mark.top, mark.right, mark.bottom
+
+
+def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def frame_drawing(image: RGBImage) -> RGBImage:
+    """Keep the drawing alone, crop to it with a margin, pad to a square on the paper
+    colour and resize to ``EMBEDDER_SIDE``. An image without ink is padded whole."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    paper_level = median_level(grey)
+    light = np.asarray(grey >= paper_level, np.uint8)
+    paper = [int(median_level(image[:, :, channel], light)) for channel in range(3)]
+    ink = np.asarray(grey < paper_level - INK_CONTRAST, bool)
+    drawing = drawing_mask(ink)
+    left, top, width, height = cv2.boundingRect(drawing.astype(np.uint8))
+    inked = width > 0
+    if not inked:
+        top, left, height, width = 0, 0, image.shape[0], image.shape[1]
+    bottom, right = top + height, left + width
+    # Paint the dropped marks, and their anti-aliased rims, with paper.
+    dropped = cv2.dilate((ink & ~drawing).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    crop = image[top:bottom, left:right].copy()
+    crop[dropped[top:bottom, left:right] & ~drawing[top:bottom, left:right]] = paper
+    side = max(height, width)
+    side += 2 * round(side * FRAME_MARGIN_FRACTION) if inked else 0
+    square = np.empty((side, side, 3), np.uint8)
+    square[:] = paper
+    y, x = (side - height) // 2, (side - width) // 2
+    square[y : y + height, x : x + width] = crop
+    interpolation = cv2.INTER_AREA if side > EMBEDDER_SIDE else cv2.INTER_CUBIC
+    framed = cv2.resize(square, (EMBEDDER_SIDE, EMBEDDER_SIDE), interpolation=interpolation)
+    return np.asarray(framed, np.uint8)

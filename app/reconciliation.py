@@ -1,0 +1,251 @@
+"""Reconciliation: bring the catalog and the index in step with IMAGES_DIR.
+
+New and changed files are embedded in batches (a progress bar in the log), removed ones
+drop out, and every stored vector is reused: a file whose concept (CLIP) vector is
+stored but whose shape vector is not (the shape descriptor changed) is decoded and framed
+again for its shape alone, without the model.
+
+Blocking (file I/O, decoding, OpenCV, the model, SQLite): called from worker threads.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.errors import ServiceError
+from app.storage.embedded.catalog import ImageRecord
+from app.storage.embedded.image_store import FileStat, sha256_hex
+
+if TYPE_CHECKING:
+    from app.collection import Collection
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_LOG_INTERVAL_S = 5.0
+PROGRESS_BAR_WIDTH = 30
+
+
+@dataclass
+class IndexingProgress:
+    """Where the running reconciliation stands; read by /health from other threads."""
+
+    running: bool = False
+    total: int = 0
+    done: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def begin(self, total: int = 0) -> None:
+        self.total, self.done, self.started_at, self.running = total, 0, time.monotonic(), True
+
+    def seconds_left(self) -> float | None:
+        elapsed = time.monotonic() - self.started_at
+        if not self.running or self.done == 0 or elapsed <= 0:
+            return None
+        return (self.total - self.done) * elapsed / self.done
+
+    def bar(self) -> str:
+        """``[#########.....] 320/1000 32% 41.2 images/s, 16 s left`` for the log."""
+        fraction = self.done / self.total if self.total else 1.0
+        filled = round(fraction * PROGRESS_BAR_WIDTH)
+        rate = self.done / max(time.monotonic() - self.started_at, 1e-9)
+        left = self.seconds_left()
+        return (
+            f"[{'#' * filled}{'.' * (PROGRESS_BAR_WIDTH - filled)}] {self.done}/{self.total} "
+            f"{fraction:.0%} {rate:.1f} images/s"
+            + (f", {left:.0f} s left" if left is not None else "")
+        )
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    failed: int
+    indexed_images: int
+
+
+@dataclass
+class _Work:
+    """Files sharing one SHA-256, and the concept vector stored for it, if any."""
+
+    records: list[ImageRecord]
+    concept: NDArray[np.float32] | None
+
+
+# A file's model input (None when its concept vector is stored) and shape vector.
+_Prepared = tuple[NDArray[np.float32] | None, NDArray[np.float32]]
+
+
+class Reconciler:
+    """Reconciles one collection's folder with its catalog and index."""
+
+    def __init__(self, collection: "Collection", batch_size: int, threads: int) -> None:
+        self.collection = collection
+        self.batch_size = batch_size
+        self.threads = threads
+        self.progress = IndexingProgress()
+        self._lock = threading.Lock()
+
+    def reconcile(self, should_stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
+        """Embed new and changed files, drop removed ones, reuse every stored vector.
+
+        Unreadable files are skipped with a warning so one bad file cannot stop start-up;
+        they are tried again at the next reconciliation.
+        """
+        with self._lock:
+            self.progress.begin()
+            try:
+                return self._reconcile(should_stop)
+            finally:
+                self.progress.running = False
+
+    def _reconcile(self, should_stop: Callable[[], bool]) -> ReconcileReport:
+        collection = self.collection
+        files = collection.store.scan()
+        known = collection.catalog.records()
+        removed = [image_id for image_id in known if image_id not in files]
+        if removed:
+            collection.forget(removed)
+
+        current = [self._current_record(image_id, files[image_id], known) for image_id in files]
+        records = [record for record in current if record is not None]
+        stored = collection.stored_vectors({record.sha256 for record in records})
+        collection.apply(
+            [
+                (record, stored[record.sha256], False)
+                for record in records
+                if record.sha256 in stored
+                and (record.id not in collection.index or known.get(record.id) != record)
+            ]
+        )
+
+        concepts = collection.catalog.vectors(
+            collection.concept_key, {record.sha256 for record in records}
+        )
+        work: dict[str, _Work] = {}
+        for record in records:
+            if record.sha256 not in stored:
+                entry = work.setdefault(record.sha256, _Work([], concepts.get(record.sha256)))
+                entry.records.append(record)
+        failed = self._embed_all(list(work.values()), should_stop)
+
+        collection.ready = True
+        new = sum(record.id not in known for record in records)
+        updated = sum(
+            record.id in known and known[record.id].sha256 != record.sha256 for record in records
+        )
+        report = ReconcileReport(
+            added=new,
+            updated=updated,
+            removed=len(removed),
+            unchanged=len(records) - new - updated,
+            failed=failed + len(current) - len(records),
+            indexed_images=len(collection.index),
+        )
+        logger.info(
+            "Reconciled %s with %s: %s", collection.store.root, collection.catalog.path, report
+        )
+        return report
+
+    def _current_record(
+        self, image_id: str, stat: FileStat, known: dict[str, ImageRecord]
+    ) -> ImageRecord | None:
+        """The record of a file as it is now, hashing it only when its size or
+        modification time differ from the stored ones."""
+        store = self.collection.store
+        record = known.get(image_id)
+        if record is not None and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
+            return record
+        try:
+            sha256 = sha256_hex(store.read_bytes(image_id))
+            if store.stat(image_id) != stat:
+                return None  # still being written; the next reconciliation takes it
+        except OSError as exc:
+            logger.warning("Skipping %s: %s", image_id, exc)
+            return None
+        if record is not None:
+            return replace(record, sha256=sha256, size=stat.size, mtime_ns=stat.mtime_ns)
+        created_at = datetime.fromtimestamp(stat.mtime_ns / 1e9, UTC)
+        return ImageRecord(image_id, sha256, stat.size, stat.mtime_ns, None, created_at)
+
+    def _embed_all(self, work: list[_Work], should_stop: Callable[[], bool]) -> int:
+        """Embed each entry's bytes once, in batches; return how many files could not be
+        read (they leave the catalog and the index).
+
+        Worker threads decode and preprocess the next batch while the model embeds the
+        current one.
+        """
+        collection = self.collection
+        self.progress.begin(sum(len(entry.records) for entry in work))
+        chunks = [
+            work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
+        ]
+        unreadable: list[str] = []
+        last_log = time.monotonic()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="preprocess") as pool:
+
+            def submit(chunk: list[_Work]) -> list[Future[_Prepared | None]]:
+                return [pool.submit(self._prepare_file, entry) for entry in chunk]
+
+            upcoming = submit(chunks[0]) if chunks else []
+            for number, chunk in enumerate(chunks):
+                if should_stop():
+                    break
+                prepared = upcoming
+                if number + 1 < len(chunks):
+                    upcoming = submit(chunks[number + 1])
+                batch = [
+                    (entry, future.result()) for entry, future in zip(chunk, prepared, strict=True)
+                ]
+                unreadable.extend(
+                    record.id
+                    for entry, result in batch
+                    if result is None
+                    for record in entry.records
+                )
+                readable = [(entry, result) for entry, result in batch if result is not None]
+                to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
+                embedded = iter(
+                    collection.batcher.embed(np.concatenate(to_embed)) if to_embed else []
+                )
+                entries = []
+                for entry, (pixels, shape) in readable:
+                    concept = next(embedded) if pixels is not None else entry.concept
+                    assert concept is not None
+                    vectors = collection.vectors_of(concept, shape)
+                    entries.extend((record, vectors, True) for record in entry.records)
+                collection.apply(entries)
+                self.progress.done += sum(len(entry.records) for entry in chunk)
+                if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
+                    logger.info("Indexing %s", self.progress.bar())
+                    last_log = time.monotonic()
+            for future in upcoming:
+                future.cancel()
+        if self.progress.total:
+            logger.info("Indexing %s", self.progress.bar())
+        if unreadable:  # a file that became unreadable must not keep its old vector
+            collection.forget(unreadable)
+        return len(unreadable)
+
+    def _prepare_file(self, entry: _Work) -> _Prepared | None:
+        """The model's input (unless the concept vector is stored) and the shape vector of
+        a collection file; ``None`` (and a warning) when it cannot be read or decoded."""
+        image_id = entry.records[0].id
+        try:
+            framed = self.collection.prepare(self.collection.store.read_bytes(image_id))
+        except (ServiceError, OSError) as exc:
+            message = exc.message if isinstance(exc, ServiceError) else str(exc)
+            logger.warning("Skipping %s: %s", image_id, message)
+            return None
+        pixels = self.collection.embedder.pixels([framed]) if entry.concept is None else None
+        return pixels, self.collection.shape_of(framed)

@@ -1,0 +1,73 @@
+"""Framing on real-scan defects: page borders, corner dashes, thin strokes on light grids."""
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from app.imaging.grid_removal import remove_grid
+from app.imaging.preprocessing import prepare_for_embedding
+from bench.brand_scans import Redraw, draw_scan, make_brand
+
+
+def seen(image: np.ndarray) -> np.ndarray:
+    return np.asarray(prepare_for_embedding(Image.fromarray(image)).convert("L"), np.float32)
+
+
+def ink_box(grey: np.ndarray) -> tuple[int, int, int, int]:
+    return cv2.boundingRect((grey < 128).astype(np.uint8))
+
+
+def test_a_page_border_and_corner_dashes_do_not_change_the_frame() -> None:
+    for seed in range(4):
+        strokes = make_brand(seed)
+        clean = seen(draw_scan(strokes, Redraw(seed=seed, paper="dark_broken", fill=0.55)))
+        bordered = seen(
+            draw_scan(strokes, Redraw(seed=seed, paper="dark_broken", fill=0.55, border=True))
+        )
+
+        box_clean, box_bordered = ink_box(clean), ink_box(bordered)
+        assert np.abs(np.subtract(box_clean, box_bordered)).max() <= 4, (seed, box_clean)
+        assert np.abs(clean - bordered).mean() < 6
+
+
+def test_the_drawing_fills_the_frame_wherever_it_was_on_the_page() -> None:
+    strokes = make_brand(3)
+    small, large = (
+        ink_box(seen(draw_scan(strokes, Redraw(seed=seed, fill=fill, border=True))))
+        for seed, fill in ((1, 0.4), (2, 0.85))
+    )
+
+    assert np.abs(np.subtract(small, large)).max() <= 6
+
+
+def thin_stick_figure(ink: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """A pencil figure with 2-pixel strokes on a grid of 2-pixel light grey lines."""
+    side, pitch = 400, 12
+    page = np.full((side, side, 3), 248, np.uint8)
+    for position in range(5, side, pitch):
+        page[position : position + 2, :] = grid
+        page[:, position : position + 2] = grid
+    mask = np.zeros((side, side), np.uint8)
+    cv2.circle(mask, (200, 150), 60, 255, 2, cv2.LINE_AA)
+    cv2.line(mask, (200, 210), (200, 320), 255, 2, cv2.LINE_AA)
+    cv2.line(mask, (140, 250), (260, 250), 255, 2, cv2.LINE_AA)
+    cv2.line(mask, (200, 320), (150, 380), 255, 2, cv2.LINE_AA)
+    alpha = mask[..., None] / 255.0
+    page = (page * (1 - alpha) + ink * alpha).astype(np.uint8)
+    noise = np.random.default_rng(0).normal(0, 3, page.shape)
+    return np.clip(cv2.GaussianBlur(page, (0, 0), 0.6) + noise, 0, 255).astype(np.uint8), mask
+
+
+def test_thin_pencil_strokes_on_a_light_grey_grid_keep_their_strokes_and_lose_the_grid() -> None:
+    for ink, grid in ((120, 170), (100, 160), (110, 175)):
+        page, mask = thin_stick_figure(ink, grid)
+
+        out = cv2.cvtColor(remove_grid(page), cv2.COLOR_RGB2GRAY)
+
+        assert (out[mask > 200] < 200).mean() > 0.97
+        beside = (cv2.dilate(mask, np.ones((3, 3), np.uint8)) == 0) & (
+            cv2.dilate(mask, np.ones((15, 15), np.uint8)) > 0
+        )
+        assert (out[beside] < 220).mean() < 0.002  # no grid stubs along the strokes
+        away = cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0
+        assert (out[away] < 220).mean() < 0.001
