@@ -11,7 +11,7 @@ Blocking (file I/O, decoding, OpenCV, the model, SQLite): called from worker thr
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import ServiceError
-from app.storage.embedded.catalog import ImageRecord
+from app.storage.embedded.catalog import ImageRecord, Vectors
 from app.storage.embedded.image_store import FileStat, sha256_hex
 
 if TYPE_CHECKING:
@@ -215,10 +215,10 @@ class Reconciler:
                 )
                 readable = [(entry, result) for entry, result in batch if result is not None]
                 to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
-                embedded = iter(
+                embedded: Iterator[NDArray[np.float32]] = iter(
                     collection.batcher.embed(np.concatenate(to_embed)) if to_embed else []
                 )
-                entries = []
+                entries: list[tuple[ImageRecord, Vectors, bool]] = []
                 for entry, (pixels, shape) in readable:
                     concept = next(embedded) if pixels is not None else entry.concept
                     assert concept is not None

@@ -13,8 +13,8 @@ def seen(image: np.ndarray) -> np.ndarray:
     return np.asarray(prepare_for_embedding(Image.fromarray(image)).convert("L"), np.float32)
 
 
-def ink_box(grey: np.ndarray) -> tuple[int, int, int, int]:
-    return cv2.boundingRect((grey < 128).astype(np.uint8))
+def ink_box(grey: np.ndarray) -> tuple[int, ...]:
+    return tuple(cv2.boundingRect((grey < 128).astype(np.uint8)))
 
 
 def test_a_page_border_and_corner_dashes_do_not_change_the_frame() -> None:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app import collection as collection_module
 from app.config import Settings
 from app.errors import ConfigError
+from app.imaging import shape
 from bench.brand_scans import Redraw, draw_scan, make_brand, redraw_like_another_hand
 from tests.conftest import REPO, encode
 from tests.test_persistence import EmbedCounter
@@ -163,12 +164,13 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
 ) -> None:
     embeds = EmbedCounter(monkeypatch)
     shapes: list[int] = []
-    real_shape = collection_module.shape_descriptor
-    monkeypatch.setattr(
-        collection_module,
-        "shape_descriptor",
-        lambda framed: shapes.append(1) or real_shape(framed),
-    )
+    real_shape = shape.shape_descriptor
+
+    def counting_shape(framed: np.ndarray) -> np.ndarray:
+        shapes.append(1)
+        return real_shape(framed)
+
+    monkeypatch.setattr(collection_module, "shape_descriptor", counting_shape)
     first = make_client(images_dir=brands_dir)
     before = search(first, redrawn(3, 5), mode="shape", min_similarity=-1)
     first.__exit__(None, None, None)

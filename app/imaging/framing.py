@@ -111,9 +111,9 @@ def _page_borders(ink: Mask) -> Mask:
     left_or_right[:, :band], left_or_right[:, -band:] = 1, 1
     horizontal = np.ones((1, max(2, round(BORDER_LENGTH_FRACTION * width))), np.uint8)
     vertical = np.ones((max(2, round(BORDER_LENGTH_FRACTION * height)), 1), np.uint8)
-    borders = (cv2.morphologyEx(binary, cv2.MORPH_OPEN, horizontal) & top_or_bottom) | (
-        cv2.morphologyEx(binary, cv2.MORPH_OPEN, vertical) & left_or_right
-    )
+    along_rows = np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, horizontal), np.uint8)
+    along_columns = np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, vertical), np.uint8)
+    borders = (along_rows & top_or_bottom) | (along_columns & left_or_right)
     return np.asarray(cv2.dilate(borders, np.ones((5, 5), np.uint8)) > 0, bool) & ink
 
 
