@@ -188,6 +188,28 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
     assert [r["id"] for r in after] == [r["id"] for r in before]
 
 
+def run_evaluate(
+    settings: Settings, queries: Path, labels: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python -m app.evaluate`` in a process of its own, configured like ``settings``."""
+    environment = {
+        "MODEL_NAME": settings.model_name,
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(settings.images_dir),
+        "INDEX_DIR": str(settings.index_dir),
+        "ONNX_CACHE_DIR": str(settings.onnx_dir),
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.evaluate", str(queries), str(labels)],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_evaluation_command_prints_metrics_per_mode_and_thresholds(
     make_settings: Callable[..., Settings], brands_dir: Path, tmp_path: Path
 ) -> None:
@@ -199,23 +221,7 @@ def test_the_evaluation_command_prints_metrics_per_mode_and_thresholds(
         (queries / f"q{brand}.png").write_bytes(redrawn(brand, 40 + brand))
         lines.append(f"q{brand}.png,brand{brand}.png")
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
-    environment = {
-        "MODEL_NAME": settings.model_name,
-        "DEVICE": "cpu",
-        "IMAGES_DIR": str(brands_dir),
-        "INDEX_DIR": str(settings.index_dir),
-        "ONNX_CACHE_DIR": str(settings.onnx_dir),
-        "PATH": "/usr/bin:/bin",
-    }
-
-    done = subprocess.run(
-        [sys.executable, "-m", "app.evaluate", str(queries), str(tmp_path / "labels.csv")],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_evaluate(settings, queries, tmp_path / "labels.csv")
 
     assert done.returncode == 0, done.stderr
     assert "3 queries, 10 images in the collection" in done.stdout
@@ -231,22 +237,7 @@ def test_the_evaluation_command_refuses_labels_naming_unknown_images(
     settings = make_settings(images_dir=brands_dir)
     (tmp_path / "q.png").write_bytes(redrawn(1, 1))
     (tmp_path / "labels.csv").write_text("query,expected\nq.png,missing.png\n")
-    environment = {
-        "MODEL_NAME": settings.model_name,
-        "DEVICE": "cpu",
-        "IMAGES_DIR": str(brands_dir),
-        "INDEX_DIR": str(settings.index_dir),
-        "ONNX_CACHE_DIR": str(settings.onnx_dir),
-    }
-
-    done = subprocess.run(
-        [sys.executable, "-m", "app.evaluate", str(tmp_path), str(tmp_path / "labels.csv")],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_evaluate(settings, tmp_path, tmp_path / "labels.csv")
 
     assert done.returncode == 2
     assert "missing.png" in done.stderr
