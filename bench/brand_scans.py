@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.synthetic_scans import _grid_distances
+from bench.synthetic_scans import grid_distances, scan_artefacts
 
 Stroke = NDArray[np.float64]  # (n, 2) points in the unit square
 PAPER_STYLES = ("dark_broken", "light_grey", "blue", "none")
@@ -149,7 +149,7 @@ def draw_scan(strokes: list[Stroke], redraw: Redraw) -> NDArray[np.uint8]:
     if redraw.paper != "none":
         pitch = side * rng.uniform(0.025, 0.07)
         grid_width = max(1.0, pen * rng.uniform(0.25, 0.45))
-        du, dv = _grid_distances(side, pitch, math.radians(rng.uniform(-2, 2)), 0.0, rng)
+        du, dv = grid_distances(side, pitch, math.radians(rng.uniform(-2, 2)), 0.0, rng)
         grid = (du < grid_width / 2) | (dv < grid_width / 2)
         if redraw.paper == "dark_broken":
             gaps = cv2.GaussianBlur(rng.random((side, side)).astype(np.float32), (0, 0), pitch / 5)
@@ -161,14 +161,9 @@ def draw_scan(strokes: list[Stroke], redraw: Redraw) -> NDArray[np.uint8]:
     alpha = (ink.astype(np.float32) / 255)[..., None]
     page = page * (1 - alpha) + colour * alpha
 
-    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32) / side
-    light = 1.0 - 0.15 * rng.random() * (xs * rng.uniform(-1, 1) + ys * rng.uniform(-1, 1)) ** 2
-    page *= light[..., None]
-    page = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.3, 0.8))
-    page += rng.normal(0, rng.uniform(2, 5), page.shape).astype(np.float32)
-    bgr = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    _, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(65, 92))])
-    return np.asarray(cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    return scan_artefacts(
+        page, rng, light_falloff=0.15, blur_sigma=(0.3, 0.8), jpeg_quality=(65, 92)
+    )
 
 
 def _draw_border_and_dashes(page: NDArray[np.float32], rng: np.random.Generator) -> None:

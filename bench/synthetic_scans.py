@@ -39,7 +39,7 @@ class Scan:
     grid_width: float
 
 
-def _grid_distances(
+def grid_distances(
     side: int, pitch: float, angle: float, warp: float, rng: np.random.Generator
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Distance of every pixel to the nearest vertical and horizontal grid line."""
@@ -97,6 +97,31 @@ def _draw_ink(
     return mask
 
 
+def scan_artefacts(
+    image: NDArray[np.float32],
+    rng: np.random.Generator,
+    *,
+    light_falloff: float = 0.18,
+    blur_sigma: tuple[float, float] = (0.4, 0.9),
+    jpeg_quality: tuple[int, int] = (60, 92),
+) -> NDArray[np.uint8]:
+    """What a scanner does to a float RGB page: uneven lighting, blur, noise, JPEG."""
+    side_y, side_x = image.shape[:2]
+    ys, xs = np.mgrid[0:side_y, 0:side_x].astype(np.float32) / max(side_y, side_x)
+    lighting = (
+        1.0
+        - light_falloff * rng.random() * (xs * rng.uniform(-1, 1) + ys * rng.uniform(-1, 1)) ** 2
+    )
+    image = image * lighting[..., None]
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(*blur_sigma))
+    image += rng.normal(0, rng.uniform(2, 5), image.shape).astype(np.float32)
+    bgr = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    _, jpeg = cv2.imencode(
+        ".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*jpeg_quality))]
+    )
+    return np.asarray(cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+
+
 def make_scan(spec: ScanSpec) -> Scan:
     rng = np.random.default_rng([spec.seed, spec.side, STYLES.index(spec.style)])
     side = spec.side
@@ -105,7 +130,7 @@ def make_scan(spec: ScanSpec) -> Scan:
     # Thin grid lines, about a third of the ink; the hardest style uses half the ink width.
     grid_width = width / 2 if spec.style == "half_ink" else max(1.0, width * rng.uniform(0.2, 0.35))
     angle = np.deg2rad(rng.uniform(-3, 3))
-    du, dv = _grid_distances(side, pitch, angle, side * rng.uniform(0, 0.004), rng)
+    du, dv = grid_distances(side, pitch, angle, side * rng.uniform(0, 0.004), rng)
 
     if spec.style == "none":
         grid = np.zeros((side, side), bool)
@@ -131,15 +156,7 @@ def make_scan(spec: ScanSpec) -> Scan:
         image[grid] = GRID_COLOURS[spec.style]
     image[ink] = ink_colour
 
-    # Scan artefacts: uneven lighting, blur, noise, JPEG.
-    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32) / side
-    lighting = 1.0 - 0.18 * rng.random() * (xs * rng.uniform(-1, 1) + ys * rng.uniform(-1, 1)) ** 2
-    image *= lighting[..., None]
-    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 0.9))
-    image += rng.normal(0, rng.uniform(2, 5), image.shape).astype(np.float32)
-    bgr = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    _, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 92))])
-    rgb = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb = scan_artefacts(image, rng)
 
     core_radius = max(1, width // 4)
     core = (
