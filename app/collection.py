@@ -51,6 +51,7 @@ class Match:
     id: str
     similarity: float  # the mode's score
     path: str
+    original_filename: str | None
     concept_similarity: float
     shape_similarity: float
     turn: str | None  # the query's turn that matched, when turns were searched
@@ -252,9 +253,13 @@ class Collection:
             raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         return record
 
-    def page(self, page: int, page_size: int) -> tuple[list[ImageRecord], int]:
-        """Page ``page`` (from 1) of the collection, newest first, and the total."""
-        return self.catalog.newest_first((page - 1) * page_size, page_size)
+    def holds(self, image_id: str) -> bool:
+        return self.catalog.get(image_id) is not None
+
+    def page(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+        """Page ``page`` (from 1) of the collection, newest first, or its last page when
+        ``page`` is past it; with the total and the page answered."""
+        return self.catalog.newest_first(page, page_size)
 
     def delete(self, image_id: str) -> None:
         """Remove an image's file and vector."""
@@ -307,18 +312,20 @@ class Collection:
         )
         hits = best_turns(turns, hits_per_turn)[: query.top_k]
         stored = self.index.vectors([hit.id for hit in hits])  # a delete may have won
+        records = self.catalog.records_of(stored)
         dimension = self.embedder.dimension
         return [
             Match(
                 id=hit.id,
                 similarity=hit.similarity,
                 path=self.store.display_path(hit.id),
+                original_filename=records[hit.id].original_filename,
                 concept_similarity=float(stored[hit.id][:dimension] @ vectors.concept),
                 shape_similarity=float(stored[hit.id][dimension:] @ vectors.shapes[hit.turn]),
                 turn=hit.turn if query.turns else None,
             )
             for hit in hits
-            if hit.id in stored
+            if hit.id in stored and hit.id in records
         ]
 
     def _require_ready(self) -> None:

@@ -5,12 +5,20 @@ when the app is created (``create_app``), never at import, so tests and tools ca
 their own.
 """
 
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -39,6 +47,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default=Path("./data"))
     index_factory: str = Field(default="Flat")
     api_key: SecretStr | None = Field(default=None)
+    # Clients that may change the collection without API_KEY (CIDR, comma-separated).
+    write_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+    )
     top_k: int = Field(default=10, ge=1)
     max_top_k: int = Field(default=100, ge=1)
     # Cosine similarity of CLIP image embeddings rarely falls far below 0.5 for two line
@@ -64,6 +76,9 @@ class Settings(BaseSettings):
     grid_min_lines: int = Field(default=4, ge=2)
     grid_max_disc_fraction: float = Field(default=0.03, gt=0, le=0.2, allow_inf_nan=False)
     public_base_url: str | None = Field(default=None)
+    # What search answers carry in `path`: the file path (the original contract) or the
+    # image's absolute URL, as the current frontend expects.
+    result_path: Literal["file", "url"] = Field(default="file")
     cors_origins: Annotated[list[str], NoDecode] = Field(default=["http://localhost:3000"])
     cors_origin_regex: str | None = Field(default=None)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
@@ -107,9 +122,16 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_commas(cls, value: object) -> object:
+    def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("write_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [network.strip() for network in value.split(",") if network.strip()]
         return value
 
     @field_validator("cors_origin_regex")
@@ -122,7 +144,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
-    @field_validator("inference", "search_mode", mode="before")
+    @field_validator("inference", "search_mode", "result_path", mode="before")
     @classmethod
     def _lower_inference(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -30,7 +30,12 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if settings.api_key is None:
-        logger.warning("API_KEY is not set: only clients on this machine may add or delete images.")
+        networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
+        logger.warning(
+            "API_KEY is not set: only clients in WRITE_ALLOWED_NETWORKS (%s) may add or "
+            "delete images.",
+            networks,
+        )
     collection = await to_thread.run_sync(Collection.open, settings)
     app.state.collection = collection
     stopping = threading.Event()

@@ -16,8 +16,8 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from app.config import Settings, load_settings
 from app.main import create_app
+from tests.servers import REPO, Server
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_IMAGES = REPO / "example_images"
 TEST_IMAGES = REPO / "test_images"
 # ViT-B/32's geometry (224 pixels in 32-pixel patches) at tiny widths: the service's
@@ -157,3 +157,13 @@ def drawing(size: int = 200, seed: int = 0) -> Image.Image:
         x, y = rng.integers(0, size - 40, 2)
         pixels[y : y + 40, x : x + 8] = 0
     return Image.fromarray(pixels)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Real server processes a test starts (``tests.servers``); killed at its end."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.kill()

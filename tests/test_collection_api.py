@@ -149,7 +149,7 @@ def test_list_images_pages_newest_first(client: TestClient) -> None:
     assert item["full_url"] == f"http://testserver/static/{added[2]}"
     assert item["image_path"].endswith(f"/images/{added[2]}")
     assert len(last["images"]) == 1
-    assert beyond["images"] == [] and beyond["total"] == 11
+    assert beyond["images"] == last["images"] and beyond["page"] == 6
     everything = client.get("/images/", params={"page_size": 100}).json()["images"]
     assert len({item["id"] for item in everything}) == 11
     folder_files = [item for item in everything if item["original_filename"] is None]
@@ -177,7 +177,7 @@ def test_delete_image_removes_its_file_and_vector(client: TestClient, images_dir
     response = client.delete("/images/imagen3.jpg")
 
     assert response.status_code == 200
-    assert response.json() == {"deleted": 1}
+    assert response.json()["deleted"] == 1
     assert not (images_dir / "imagen3.jpg").exists()
     results = client.post(SEARCH, files=file_part(sample("imagen3.jpg"))).json()["results"]
     assert "imagen3.jpg" not in [result["id"] for result in results]
@@ -198,7 +198,7 @@ def test_delete_all_needs_confirm_true(client: TestClient, images_dir: Path) -> 
     done = client.delete("/images/", params={"confirm": "true"})
 
     assert done.status_code == 200
-    assert done.json() == {"deleted": 8}
+    assert done.json()["deleted"] == 8
     assert list(images_dir.iterdir()) == []
     assert client.get("/images/").json()["total"] == 0
     assert client.post(SEARCH, files=file_part(sample("imagen1.jpg"))).json() == {"results": []}

@@ -2,81 +2,18 @@
 loads, and the next start reconciles it with the folder without losing an accepted file."""
 
 import itertools
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from app.storage.embedded.image_store import INCOMING_PREFIX
-from tests.conftest import REPO, drawing, encode
+from tests.conftest import drawing, encode
+from tests.servers import Server
 
 ROUNDS = 3
 WRITERS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Server:
-    """``uvicorn app.main:app`` in its own process, on the given folders."""
-
-    def __init__(self, tiny_model_dir: Path, images_dir: Path, index_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environment = {
-            **os.environ,
-            "MODEL_NAME": str(tiny_model_dir),
-            "DEVICE": "cpu",
-            "IMAGES_DIR": str(images_dir),
-            "INDEX_DIR": str(index_dir),
-            "LOG_LEVEL": "WARNING",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.port)],
-            cwd=REPO,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def wait_until_indexed(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(self.process.stderr.read().decode())  # type: ignore[union-attr]
-            try:
-                body = httpx.get(f"{self.url}/health", timeout=2).json()
-                if body["status"] == "ok" and not body["indexing"]["running"]:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not finish indexing")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-
-@pytest.fixture
-def servers(tiny_model_dir: Path, images_dir: Path, index_dir: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.kill()
 
 
 def test_killing_the_server_during_adds_and_deletes_loses_nothing_accepted(

@@ -29,11 +29,13 @@ def test_search_answers_with_the_original_contract_plus_an_absolute_url(client: 
     assert set(first) == {
         "id",
         "similarity",
+        "distance",
         "concept_similarity",
         "shape_similarity",
         "turn",
         "path",
         "url",
+        "original_filename",
     }
     assert first["id"] == "imagen3.jpg"
     assert first["path"].endswith("/images/imagen3.jpg")

@@ -1,13 +1,21 @@
-"""Who may change the collection: the X-API-Key holder, or loopback clients when no
-API_KEY is set. Searches and reads stay open."""
+"""Who may change the collection: clients in WRITE_ALLOWED_NETWORKS (loopback by
+default), and any client sending API_KEY in X-API-Key. Searches and reads stay open.
+Behind a reverse proxy, the client is X-Forwarded-For's only when uvicorn trusts the
+proxy."""
 
+import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.dependencies import is_loopback
+from app.api.dependencies import in_networks
+from app.config import Settings
+from app.errors import ConfigError
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.servers import Server
 
 REMOTE = ("203.0.113.7", 40000)
 KEY = "s3cret-key-for-tests"
@@ -33,7 +41,9 @@ def test_without_api_key_remote_clients_cannot_change_the_collection(
     client = make_client(client=REMOTE)
 
     assert writes(client) == [403] * 5
-    assert "API_KEY" in client.post("/reindex").json()["detail"]
+    detail = client.post("/reindex").json()["detail"]
+    assert "203.0.113.7" in detail
+    assert "WRITE_ALLOWED_NETWORKS" in detail and "API_KEY" in detail
     assert client.get("/health").json()["indexed_images"] == 8
 
 
@@ -70,12 +80,15 @@ def test_without_api_key_start_up_logs_a_warning(
     )
 
 
-def test_with_api_key_writes_without_the_right_header_return_401(
+def test_with_api_key_writes_from_outside_the_networks_without_the_right_header_return_401(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(api_key=KEY)  # loopback, which the key overrides
+    client = make_client(api_key=KEY, client=REMOTE)
 
     assert writes(client) == [401] * 5
+    detail = client.post("/reindex").json()["detail"]
+    assert "X-API-Key" in detail and "WRITE_ALLOWED_NETWORKS" in detail
+    assert "wrong" in client.post("/reindex", headers={"X-API-Key": "nope"}).json()["detail"]
     assert writes(client, {"X-API-Key": KEY + "x"}) == [401] * 5
     assert writes(client, {"X-API-Key": ""}) == [401] * 5
     assert client.get("/health").json()["indexed_images"] == 8
@@ -99,6 +112,46 @@ def test_api_key_header_is_documented_as_a_security_scheme(
     assert "security" not in schema["paths"]["/search-similar-images/"]["post"]
 
 
+def test_with_api_key_clients_in_the_allowed_networks_still_write_without_it(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(api_key=KEY)  # loopback, in the default networks
+
+    assert writes(client) == [201, 201, 200, 200, 200]
+
+
+def test_with_no_allowed_networks_even_this_machine_needs_the_key(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(api_key=KEY, write_allowed_networks="")
+
+    assert writes(client) == [401] * 5
+    assert writes(client, {"X-API-Key": KEY}) == [201, 201, 200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [("10.1.2.3", True), ("192.168.1.77", True), ("203.0.113.7", False), ("127.0.0.1", False)],
+)
+def test_clients_in_write_allowed_networks_write_without_a_key(
+    make_client: Callable[..., TestClient], host: str, allowed: bool
+) -> None:
+    client = make_client(client=(host, 40000), write_allowed_networks="10.0.0.0/8, 192.168.1.0/24")
+
+    assert writes(client) == ([201, 201, 200, 200, 200] if allowed else [403] * 5)
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "intranet", "10.1.2.3/8"])
+def test_an_invalid_network_stops_start_up_naming_the_setting(
+    make_settings: Callable[..., Settings], value: str
+) -> None:
+    with pytest.raises(ConfigError, match="WRITE_ALLOWED_NETWORKS"):
+        make_settings(write_allowed_networks=value)
+
+
+LOOPBACK_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
@@ -113,5 +166,49 @@ def test_api_key_header_is_documented_as_a_security_scheme(
         (None, False),
     ],
 )
-def test_loopback_means_this_machine_only(host: str | None, expected: bool) -> None:
-    assert is_loopback(host) is expected
+def test_the_default_networks_mean_this_machine_only(host: str | None, expected: bool) -> None:
+    assert in_networks(host, LOOPBACK_NETWORKS) is expected
+
+
+def post_through_a_proxy(server: Server, forwarded_for: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/images/",
+        files=new_image(seed=int(forwarded_for.split(".")[-1])),
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_forwarded_address(
+    servers: list[Server],
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+) -> None:
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise.
+    settings = {"WRITE_ALLOWED_NETWORKS": "10.0.0.0/8", "ONNX_CACHE_DIR": str(onnx_cache_dir)}
+    server = Server(tiny_model_dir, images_dir, index_dir, settings)
+    servers.append(server.wait_until_indexed())
+
+    inside = post_through_a_proxy(server, "10.9.8.7")
+    outside = post_through_a_proxy(server, "203.0.113.9")
+
+    assert inside.status_code == 201
+    assert outside.status_code == 403 and "203.0.113.9" in outside.json()["detail"]
+
+
+def test_behind_an_untrusted_proxy_the_forwarded_address_is_ignored(
+    servers: list[Server],
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+) -> None:
+    settings = {"WRITE_ALLOWED_NETWORKS": "10.0.0.0/8", "ONNX_CACHE_DIR": str(onnx_cache_dir)}
+    options = ("--forwarded-allow-ips", "192.0.2.1")  # some other proxy
+    server = Server(tiny_model_dir, images_dir, index_dir, settings, options)
+    servers.append(server.wait_until_indexed())
+
+    spoofed = post_through_a_proxy(server, "10.9.8.7")
+
+    assert spoofed.status_code == 403 and "127.0.0.1" in spoofed.json()["detail"]

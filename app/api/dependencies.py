@@ -1,13 +1,16 @@
-"""Typed FastAPI dependencies: the settings and the collection built in the lifespan, and
-the rule for who may change the collection."""
+"""Typed FastAPI dependencies: the settings and the collection built in the lifespan, the
+search a request asks for, the image an id names, and the rule for who may change the
+collection."""
 
 import hmac
 import ipaddress
+from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, Security
+from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
+from app.api.image_ids import file_name_of
 from app.collection import Collection
 from app.config import Settings
 from app.ranking import SearchMode, SearchQuery
@@ -79,13 +82,38 @@ def get_search_query(
 SearchQueryDep = Annotated[SearchQuery, Depends(get_search_query)]
 
 
-def is_loopback(host: str | None) -> bool:
+def get_file_name(
+    collection: CollectionDep,
+    image_id: Annotated[
+        str,
+        Path(
+            description="The image's id as answers give it; percent-encoding it once more "
+            "(as URL builders do) is fine."
+        ),
+    ],
+) -> str:
+    """The collection file an id in the path names (``app.api.image_ids``)."""
+    return file_name_of(image_id, collection.holds)
+
+
+# A sync dependency: FastAPI runs it in a worker thread, off the event loop (SQLite).
+FileNameDep = Annotated[str, Depends(get_file_name)]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def in_networks(host: str | None, networks: Sequence[Network]) -> bool:
+    """Whether a client address lies in one of ``networks`` (an IPv4 client reached over
+    IPv6, ``::ffff:10.1.2.3``, counts as its IPv4 address)."""
     try:
         address = ipaddress.ip_address(host or "")
     except ValueError:
         return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return any(
+        address in network or (mapped is not None and mapped in network) for network in networks
+    )
 
 
 def require_write_access(
@@ -93,21 +121,29 @@ def require_write_access(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> None:
-    """With API_KEY set, the request must carry it (compared in constant time); without
-    it, only clients on this machine may change the collection."""
-    if settings.api_key is not None:
-        expected = settings.api_key.get_secret_value().encode()
-        if api_key is None or not hmac.compare_digest(api_key.encode(), expected):
-            raise HTTPException(
-                status_code=401,
-                detail=f"Changing the collection needs the {API_KEY_HEADER} header with "
-                "the service's API key.",
-                headers={"WWW-Authenticate": API_KEY_HEADER},
-            )
-    elif not is_loopback(request.client.host if request.client else None):
+    """A client may change the collection when its address is in WRITE_ALLOWED_NETWORKS
+    or it sends API_KEY (compared in constant time). Behind a reverse proxy, the address
+    is X-Forwarded-For's only where uvicorn trusts the proxy (--forwarded-allow-ips)."""
+    host = request.client.host if request.client else None
+    if in_networks(host, settings.write_allowed_networks):
+        return
+    networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
+    outside = f"This client ({host}) is outside WRITE_ALLOWED_NETWORKS ({networks})"
+    if settings.api_key is None:
         raise HTTPException(
             status_code=403,
-            detail="API_KEY is not set, so the collection can only be changed from the "
-            "service's own machine. Set API_KEY and send it in the "
-            f"{API_KEY_HEADER} header.",
+            detail=f"{outside} and API_KEY is not set, so it may not change the collection. "
+            "Add its network to WRITE_ALLOWED_NETWORKS, or set API_KEY and send it in the "
+            f"{API_KEY_HEADER} header. Behind a reverse proxy, see README: Who may change "
+            "the collection.",
+        )
+    expected = settings.api_key.get_secret_value().encode()
+    if api_key is None or not hmac.compare_digest(api_key.encode(), expected):
+        sent = "a wrong key in" if api_key is not None else "no"
+        raise HTTPException(
+            status_code=401,
+            detail=f"{outside} and sent {sent} {API_KEY_HEADER} header: changing the "
+            f"collection needs the service's API_KEY in {API_KEY_HEADER}, or a client "
+            "address in WRITE_ALLOWED_NETWORKS.",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
         )

@@ -4,23 +4,25 @@ with a schema."""
 import math
 from dataclasses import asdict
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app.api.dependencies import (
     CollectionDep,
+    FileNameDep,
     SearchQueryDep,
     SettingsDep,
     require_write_access,
 )
 from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from app.api.image_ids import public_id
 from app.api.schemas import (
     AddImageResponse,
     DeletedResponse,
     ErrorResponse,
     HealthResponse,
+    ImageCountResponse,
     ImageListItem,
     ImageListResponse,
     IndexingStatus,
@@ -50,8 +52,13 @@ def public_base_url(request: Request, settings: Settings) -> str:
     return settings.public_base_url or str(request.base_url).rstrip("/")
 
 
-def image_url(request: Request, settings: Settings, image_id: str) -> str:
-    return f"{public_base_url(request, settings)}/static/{quote(image_id)}"
+def image_url(request: Request, settings: Settings, file_name: str) -> str:
+    return f"{public_base_url(request, settings)}/static/{public_id(file_name)}"
+
+
+def result_path(url: str, file_path: str, settings: Settings) -> str:
+    """``path`` of answers: the file path, or the URL for frontends that show ``path``."""
+    return url if settings.result_path == "url" else file_path
 
 
 async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
@@ -67,25 +74,30 @@ async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
 def search_results(
     request: Request, settings: Settings, matches: list[Match]
 ) -> list[SearchResult]:
-    return [
-        SearchResult(
-            id=match.id,
-            similarity=match.similarity,
-            concept_similarity=match.concept_similarity,
-            shape_similarity=match.shape_similarity,
-            turn=match.turn,
-            path=match.path,
-            url=image_url(request, settings, match.id),
+    results = []
+    for match in matches:
+        url = image_url(request, settings, match.id)
+        results.append(
+            SearchResult(
+                id=public_id(match.id),
+                similarity=match.similarity,
+                distance=1.0 - match.similarity,
+                concept_similarity=match.concept_similarity,
+                shape_similarity=match.shape_similarity,
+                turn=match.turn,
+                path=result_path(url, match.path, settings),
+                url=url,
+                original_filename=match.original_filename,
+            )
         )
-        for match in matches
-    ]
+    return results
 
 
 def list_item(
     request: Request, settings: Settings, collection: Collection, record: ImageRecord
 ) -> ImageListItem:
     return ImageListItem(
-        id=record.id,
+        id=public_id(record.id),
         image_path=collection.store.display_path(record.id),
         original_filename=record.original_filename,
         sha256_hash=record.sha256,
@@ -160,11 +172,12 @@ async def add_image(
 ) -> AddImageResponse:
     data = await read_upload(file, settings)
     record, similar = await run_in_threadpool(collection.add, data, file.filename, query)
+    url = image_url(request, settings, record.id)
     return AddImageResponse(
         image=StoredImage(
-            id=record.id,
-            path=collection.store.display_path(record.id),
-            url=image_url(request, settings, record.id),
+            id=public_id(record.id),
+            path=result_path(url, collection.store.display_path(record.id), settings),
+            url=url,
             sha256=record.sha256,
             original_filename=record.original_filename,
             created_at=record.created_at,
@@ -174,7 +187,9 @@ async def add_image(
 
 
 @router.get(
-    "/images/", response_model=ImageListResponse, summary="List the collection, newest first"
+    "/images/",
+    response_model=ImageListResponse,
+    summary="List the collection, newest first; a page past the end answers the last page",
 )
 async def list_images(
     request: Request,
@@ -183,11 +198,12 @@ async def list_images(
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> ImageListResponse:
-    records, total = await run_in_threadpool(collection.page, page, page_size)
+    records, total, answered = await run_in_threadpool(collection.page, page, page_size)
     return ImageListResponse(
         images=[list_item(request, settings, collection, record) for record in records],
         total=total,
-        page=page,
+        page=answered,
+        requested_page=page,
         page_size=page_size,
         total_pages=math.ceil(total / page_size),
     )
@@ -200,9 +216,9 @@ async def list_images(
     summary="One image of the collection",
 )
 async def get_image(
-    request: Request, settings: SettingsDep, collection: CollectionDep, image_id: str
+    request: Request, settings: SettingsDep, collection: CollectionDep, file_name: FileNameDep
 ) -> ImageListItem:
-    record = await run_in_threadpool(collection.get, image_id)
+    record = await run_in_threadpool(collection.get, file_name)
     return list_item(request, settings, collection, record)
 
 
@@ -216,10 +232,10 @@ async def similar_images(
     request: Request,
     settings: SettingsDep,
     collection: CollectionDep,
-    image_id: str,
+    file_name: FileNameDep,
     query: SearchQueryDep,
 ) -> SearchResponse:
-    matches = await run_in_threadpool(collection.similar_to, image_id, query)
+    matches = await run_in_threadpool(collection.similar_to, file_name, query)
     return SearchResponse(results=search_results(request, settings, matches))
 
 
@@ -230,9 +246,9 @@ async def similar_images(
     responses={**NOT_FOUND_RESPONSE, **WRITE_RESPONSES},
     summary="Delete an image: its file and its vector",
 )
-async def delete_image(collection: CollectionDep, image_id: str) -> DeletedResponse:
-    await run_in_threadpool(collection.delete, image_id)
-    return DeletedResponse(deleted=1)
+async def delete_image(collection: CollectionDep, file_name: FileNameDep) -> DeletedResponse:
+    await run_in_threadpool(collection.delete, file_name)
+    return DeletedResponse(deleted=1, deleted_count=1, message=f"Deleted {public_id(file_name)}.")
 
 
 @router.delete(
@@ -253,7 +269,19 @@ async def delete_all_images(
         raise ConfirmationRequiredError(
             "Deleting every image needs confirm=true (DELETE /images/?confirm=true)."
         )
-    return DeletedResponse(deleted=await run_in_threadpool(collection.delete_all))
+    deleted = await run_in_threadpool(collection.delete_all)
+    return DeletedResponse(
+        deleted=deleted, deleted_count=deleted, message=f"Deleted all {deleted} images."
+    )
+
+
+@router.get(
+    "/image-count/",
+    response_model=ImageCountResponse,
+    summary="How many images the collection holds (the earlier backend's endpoint)",
+)
+async def image_count(collection: CollectionDep) -> ImageCountResponse:
+    return ImageCountResponse(count=collection.image_count)
 
 
 @router.post(

@@ -6,12 +6,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class SearchResult(BaseModel):
-    id: str = Field(description="File name of the collection image.", examples=["imagen1.jpg"])
+    id: str = Field(
+        description="The image's id: its file name, percent-encoded where a URL needs it "
+        "(marca%20%237.png for a file named 'marca #7.png').",
+        examples=["imagen1.jpg"],
+    )
     similarity: float = Field(
         description="The search mode's score, -1 to 1 (1 = identical): concept_similarity "
         "(mode=concept), shape_similarity (mode=shape), or HYBRID_CONCEPT_WEIGHT x concept "
         "+ (1 - HYBRID_CONCEPT_WEIGHT) x shape (mode=hybrid); results are ranked by it.",
         examples=[0.92],
+    )
+    distance: float = Field(
+        description="1 - similarity (0 = identical), for clients that sort by distance.",
+        examples=[0.08],
     )
     concept_similarity: float = Field(
         description="Cosine similarity of the CLIP embeddings.", examples=[0.88]
@@ -28,12 +36,17 @@ class SearchResult(BaseModel):
         examples=[None],
     )
     path: str = Field(
-        description="Path of the image under IMAGES_DIR as configured.",
+        description="RESULT_PATH=file (default): the image's path under IMAGES_DIR as "
+        "configured; RESULT_PATH=url: the same address as url.",
         examples=["./example_images/imagen1.jpg"],
     )
     url: str = Field(
         description="Absolute URL of the image, served from /static.",
         examples=["http://localhost:8000/static/imagen1.jpg"],
+    )
+    original_filename: str | None = Field(
+        description="The uploader's file name; null for files copied into IMAGES_DIR by hand.",
+        examples=[None],
     )
 
 
@@ -48,11 +61,13 @@ class SearchResponse(BaseModel):
                         {
                             "id": "imagen1.jpg",
                             "similarity": 0.92,
+                            "distance": 0.08,
                             "concept_similarity": 0.88,
                             "shape_similarity": 0.94,
                             "turn": None,
                             "path": "./example_images/imagen1.jpg",
                             "url": "http://localhost:8000/static/imagen1.jpg",
+                            "original_filename": None,
                         }
                     ]
                 }
@@ -88,7 +103,10 @@ class StoredImage(BaseModel):
     """An image of the collection, as POST /images/ returns it."""
 
     id: str = Field(description="Its file name in IMAGES_DIR.", examples=["3f2c0e9b.png"])
-    path: str = Field(examples=["./example_images/3f2c0e9b.png"])
+    path: str = Field(
+        description="As in search results: the file path, or the URL with RESULT_PATH=url.",
+        examples=["./example_images/3f2c0e9b.png"],
+    )
     url: str = Field(examples=["http://localhost:8000/static/3f2c0e9b.png"])
     sha256: str = Field(description="SHA-256 of the file's bytes (hex).")
     original_filename: str | None = Field(
@@ -123,13 +141,23 @@ class ImageListItem(BaseModel):
 class ImageListResponse(BaseModel):
     images: list[ImageListItem] = Field(description="Newest first.")
     total: int
-    page: int
+    page: int = Field(
+        description="The page answered: the one asked for, or the last page when the one "
+        "asked for is past the end (then requested_page says which was asked for)."
+    )
+    requested_page: int = Field(description="The page the request asked for.")
     page_size: int
     total_pages: int
 
 
 class DeletedResponse(BaseModel):
     deleted: int = Field(description="How many images were removed.", examples=[1])
+    deleted_count: int = Field(description="The same number, as the frontend reads it.")
+    message: str = Field(examples=["Deleted imagen1.jpg."])
+
+
+class ImageCountResponse(BaseModel):
+    count: int = Field(description="Images in the collection.", examples=[24])
 
 
 class ReindexResponse(BaseModel):

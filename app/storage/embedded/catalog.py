@@ -15,6 +15,8 @@ synchronisation, so a process killed at any moment leaves the last committed sta
 which always loads.
 """
 
+import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -120,6 +122,16 @@ class Catalog:
             ).fetchone()
         return _record(row) if row else None
 
+    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
+        """The records of ``ids``; ids not in the catalog are left out."""
+        wanted = list(ids)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(wanted),),
+            ).fetchall()
+        return {row[0]: _record(row) for row in rows}
+
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         with self._lock:
             row = self._db.execute(
@@ -127,16 +139,18 @@ class Catalog:
             ).fetchone()
         return _record(row) if row else None
 
-    def newest_first(self, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
-        """One page of records, newest first, and the total count, read together."""
+    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+        """Page ``page`` (from 1) of the records, newest first, or the last page when
+        ``page`` is past it; with the total count and the page answered, read together."""
         with self._lock:
-            total = self._db.execute("SELECT count(*) FROM images").fetchone()[0]
+            total = int(self._db.execute("SELECT count(*) FROM images").fetchone()[0])
+            page = max(1, min(page, math.ceil(total / page_size)))
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM images ORDER BY created_at DESC, seq DESC "
                 "LIMIT ? OFFSET ?",
-                (limit, offset),
+                (page_size, (page - 1) * page_size),
             ).fetchall()
-        return [_record(row) for row in rows], int(total)
+        return [_record(row) for row in rows], total, page
 
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""

@@ -1,0 +1,72 @@
+"""Real service processes for tests that need what only a real server has: a port a
+browser can open, uvicorn's proxy-header handling, or a process to kill."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+UVICORN = (sys.executable, "-m", "uvicorn", "app.main:app")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``uvicorn app.main:app`` in its own process on the given folders, with extra
+    settings (environment variables) and uvicorn options."""
+
+    def __init__(
+        self,
+        tiny_model_dir: Path,
+        images_dir: Path,
+        index_dir: Path,
+        settings: dict[str, str] | None = None,
+        uvicorn_options: tuple[str, ...] = (),
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {
+            **os.environ,
+            "MODEL_NAME": str(tiny_model_dir),
+            "DEVICE": "cpu",
+            "IMAGES_DIR": str(images_dir),
+            "INDEX_DIR": str(index_dir),
+            "LOG_LEVEL": "WARNING",
+            **(settings or {}),
+        }
+        self.process = subprocess.Popen(
+            [*UVICORN, "--port", str(self.port), *uvicorn_options],
+            cwd=REPO,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait_until_indexed(self, timeout_s: float = 120) -> "Server":
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.stderr.read().decode())  # type: ignore[union-attr]
+            try:
+                body = httpx.get(f"{self.url}/health", timeout=2).json()
+                if body["status"] == "ok" and not body["indexing"]["running"]:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the server did not finish indexing")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
