@@ -11,10 +11,12 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.http_errors import register_error_handlers
@@ -24,6 +26,9 @@ from app.collection import Collection
 from app.config import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+# The service's own page (plain HTML, CSS and JavaScript; no build step).
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 @asynccontextmanager
@@ -68,6 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
     # The lifespan creates a missing folder before the first request.
     app.mount("/static", StaticFiles(directory=settings.images_dir, check_dir=False), name="static")
     register_error_handlers(app)

@@ -21,10 +21,10 @@ from app.storage.embedded.image_store import ImageStore
 from tests.conftest import (
     EXAMPLE_IMAGES,
     LOOPBACK_CLIENT,
-    REPO,
     save_tiny_clip,
     wait_until_indexed,
 )
+from tests.servers import REPO
 
 SEARCH = "/search-similar-images/"
 

@@ -15,7 +15,8 @@ from app.config import Settings
 from app.errors import ConfigError
 from app.imaging import shape
 from bench.brand_scans import Redraw, draw_scan, make_brand, redraw_like_another_hand
-from tests.conftest import REPO, encode
+from tests.conftest import encode
+from tests.servers import REPO
 from tests.test_persistence import EmbedCounter
 
 SEARCH = "/search-similar-images/"

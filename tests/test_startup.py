@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
-from tests.conftest import EXAMPLE_IMAGES, REPO, drawing, encode
+from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.servers import REPO
 
 SEARCH = "/search-similar-images/"
 

@@ -1,0 +1,266 @@
+"""The service's own page at ``/``, driven in a real Chromium (Debian's ``chromium``
+package, through Playwright) against a real server process.
+
+Where no Chromium is installed these tests are skipped with a message; with
+BROWSER_TESTS=required (as ``.ci/run`` sets) they fail instead, so CI never skips them
+silently.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.servers import Server
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+KEY = "key-typed-in-the-page"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = (
+            f"No Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) "
+            "or set CHROMIUM to run the browser tests."
+        )
+        if os.environ.get("BROWSER_TESTS") == "required":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Visit:
+    """A tab on the page, with what went wrong in it."""
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def record(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+
+@pytest.fixture
+def visit(
+    browser: Browser,
+    servers: list[Server],
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+) -> Iterator[Callable[..., Visit]]:
+    """Start a server with the given settings and open its page in a new tab."""
+    contexts = []
+
+    def open_page(settings: dict[str, str] | None = None, **context_options: object) -> Visit:
+        environment = {"ONNX_CACHE_DIR": str(onnx_cache_dir), **(settings or {})}
+        server = Server(tiny_model_dir, images_dir, index_dir, environment)
+        servers.append(server.wait_until_indexed())
+        context = browser.new_context(base_url=server.url, **context_options)  # type: ignore[arg-type]
+        contexts.append(context)
+        tab = Visit(context.new_page())
+        tab.page.on("console", tab.record)
+        tab.page.on("pageerror", lambda error: tab.page_errors.append(str(error)))
+        tab.page.on("dialog", lambda dialog: dialog.accept())  # "Delete …?" confirmations
+        tab.page.goto("/")
+        expect(tab.page.locator("#page-info")).to_contain_text("images")
+        return tab
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def drawing_file(folder: Path, seed: int) -> Path:
+    path = folder / f"brand-{seed}.png"
+    path.write_bytes(encode(drawing(seed=seed), "PNG"))
+    return path
+
+
+def wait_loaded(page: Page, selector: str) -> None:
+    page.wait_for_function(
+        "selector => { const images = [...document.querySelectorAll(selector)];"
+        " return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0); }",
+        arg=selector,
+    )
+
+
+def test_a_search_with_an_upload_shows_result_cards_with_loaded_thumbnails(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+
+    cards = page.locator("#results li")
+    expect(cards.first).to_contain_text("1. imagen3.jpg")
+    expect(page.locator("#search-message")).to_contain_text(f"{cards.count()} similar images")
+    assert cards.count() > 1
+    expect(cards.first.locator(".similarity")).to_have_text("similarity 1.000")
+    expect(cards.first).to_contain_text("concept 1.000 · shape 1.000")
+    wait_loaded(page, "#results img")
+    wait_loaded(page, "#embedder-preview")
+    assert page.eval_on_selector("#embedder-preview", "i => i.naturalWidth") == 224
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_the_mode_switch_and_the_threshold_search_again(visit: Callable[..., Visit]) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li").first).to_contain_text("1. imagen3.jpg")
+    before = page.locator("#results li").count()
+
+    with page.expect_response(lambda response: "mode=shape" in response.url):
+        page.get_by_label("Shape").check()
+    with page.expect_response(lambda response: "min_similarity=0.99" in response.url):
+        page.locator("#threshold").fill("0.99")
+
+    shown = [
+        float(text.split()[-1]) for text in page.locator("#results .similarity").all_inner_texts()
+    ]
+    assert shown[0] == 1.0 and all(value >= 0.99 for value in shown)
+    assert len(shown) < before
+    expect(page.locator("#threshold-value")).to_have_text("0.99")
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_adding_a_drawing_shows_the_similar_ones_and_a_duplicate_shows_the_409_message(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", drawing_file(tmp_path, seed=21))
+    expect(page.locator("#results li").first).to_be_visible()
+
+    page.get_by_role("button", name="Add to the collection").click()
+
+    message = page.locator("#search-message")
+    expect(message).to_contain_text("Added brand-21.png as ")
+    expect(page.locator("#results-title")).to_have_text(
+        "Already in the collection and similar to it"
+    )
+    expect(page.locator("#page-info")).to_contain_text("9 images")
+    expect(page.locator("#images li").first).to_contain_text("brand-21.png")
+    wait_loaded(page, "#images img")
+
+    page.get_by_role("button", name="Add to the collection").click()
+
+    expect(message).to_contain_text("The collection already holds this image")
+    expect(message).to_have_attribute("role", "alert")
+    assert tab.console_errors == [
+        "Failed to load resource: the server responded with a status of 409 (Conflict)"
+    ]
+    assert tab.page_errors == []
+
+
+def test_the_collection_pages_and_deleting_the_last_row_goes_back_a_page(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    for seed in range(30, 35):
+        data = drawing_file(tmp_path, seed).read_bytes()
+        added = httpx.post(page.url + "images/", files={"file": (f"old-{seed}.png", data)})
+        assert added.status_code == 201
+    page.select_option("#page-size", "12")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 2 · 13 images")
+
+    page.get_by_role("button", name="Next").click()
+
+    expect(page.locator("#page-info")).to_have_text("Page 2 of 2 · 13 images")
+    expect(page.locator("#images li")).to_have_count(1)
+    expect(page.get_by_role("button", name="Next")).to_be_disabled()
+
+    page.locator("#images li button").click()
+
+    expect(page.locator("#collection-message")).to_contain_text("Deleted ")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 1 · 12 images")
+    expect(page.locator("#images li")).to_have_count(12)
+    wait_loaded(page, "#images img")
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_with_an_api_key_a_write_without_it_is_refused_and_with_it_succeeds(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit({"API_KEY": KEY, "WRITE_ALLOWED_NETWORKS": ""})
+    page = tab.page
+    message = page.locator("#collection-message")
+
+    page.get_by_role("button", name="Delete imagen8.jpg").click()
+
+    expect(message).to_contain_text("X-API-Key")
+    expect(message).to_contain_text("Type the API key at the top of the page")
+    expect(page.locator("#page-info")).to_contain_text("8 images")
+
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Delete imagen8.jpg").click()
+
+    expect(message).to_have_text("Deleted imagen8.jpg.")
+    expect(page.locator("#page-info")).to_contain_text("7 images")
+    page.reload()
+    expect(page.get_by_label("API key")).to_have_value(KEY)  # kept for this tab
+    assert tab.console_errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    assert tab.page_errors == []
+
+
+def test_a_file_that_is_not_an_image_shows_the_services_message(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not a drawing")
+
+    page.set_input_files("#file", fake)
+
+    message = page.locator("#search-message")
+    expect(message).to_contain_text("not an image")
+    expect(message).to_have_attribute("role", "alert")
+    expect(page.locator("h1")).to_have_text("Image similarity search")
+    assert tab.page_errors == []
+    assert all(error.startswith("Failed to load resource") for error in tab.console_errors)
+
+
+def test_the_page_is_usable_with_the_keyboard_alone(visit: Callable[..., Visit]) -> None:
+    tab = visit()
+    page = tab.page
+
+    page.keyboard.press("Tab")  # the API key field
+    page.keyboard.press("Tab")  # the file picker
+    assert page.evaluate("document.activeElement.id") == "file"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(EXAMPLE_IMAGES / "imagen5.jpg")
+
+    expect(page.locator("#results li").first).to_contain_text("1. imagen5.jpg")
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_the_page_fits_a_phone_screen(visit: Callable[..., Visit]) -> None:
+    tab = visit(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = tab.page
+
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li").first).to_contain_text("1. imagen3.jpg")
+    wait_loaded(page, "#results img")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.locator("#results li").first.bounding_box()["width"] >= 140  # type: ignore[index]
+    assert tab.console_errors == [] and tab.page_errors == []
