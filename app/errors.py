@@ -5,17 +5,29 @@
 class ServiceError(Exception):
     """Base class of every error the service reports to a client or an operator."""
 
+    # The README section that says what to do about it, for errors an operator meets.
+    readme_section: str | None = None
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def for_operator(self) -> str:
+        """The message on one line, with where README explains what to do."""
+        line = " ".join(self.message.split())
+        return f'{line} (README: "{self.readme_section}")' if self.readme_section else line
 
 
 class ConfigError(ServiceError):
     """A setting is missing or invalid; raised at start-up."""
 
+    readme_section = "Settings"
+
 
 class ModelLoadError(ServiceError):
     """The CLIP checkpoint named by MODEL_NAME cannot be loaded."""
+
+    readme_section = "Offline use with a local model folder"
 
 
 class InvalidImageError(ServiceError):

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             collection.close()
     except ServiceError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.for_operator()}", file=sys.stderr)
         return 1
     print(" ".join(f"{name}={value}" for name, value in asdict(report).items()))
     return 0 if report.failed == 0 else 3

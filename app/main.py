@@ -8,6 +8,7 @@ background: /health answers at once, and searches are served from the stored ind
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,12 +19,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.http_errors import register_error_handlers
 from app.api.routes import router
 from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.collection import Collection
 from app.config import Settings, load_settings
+from app.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    collection = await to_thread.run_sync(Collection.open, settings)
     if settings.api_key is None:
         networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
         logger.warning(
@@ -41,7 +45,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "delete images.",
             networks,
         )
-    collection = await to_thread.run_sync(Collection.open, settings)
     app.state.collection = collection
     stopping = threading.Event()
     collection.progress.begin()  # so /health says "indexing" before the thread starts
@@ -94,4 +97,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+class OneLineStartupErrors:
+    """ASGI wrapper for the served app: a ``ServiceError`` raised while the lifespan
+    starts (the model cannot be loaded) reaches uvicorn as its one-line message, which
+    uvicorn prints before exiting, instead of Starlette's traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # its text is a traceback; sent below if no better
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except ServiceError as exc:
+            await send({"type": "lifespan.startup.failed", "message": exc.for_operator()})
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+
+
+def _served_app() -> ASGIApp:
+    """The app uvicorn serves; an invalid setting exits with its one-line message."""
+    try:
+        return OneLineStartupErrors(create_app())
+    except ServiceError as exc:
+        print(exc.for_operator(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = _served_app()

@@ -92,29 +92,56 @@ def test_uncached_hub_model_fails_fast_when_offline(
     assert time.monotonic() - started < 30
 
 
-def test_uvicorn_exits_with_a_clear_message_when_the_model_folder_is_missing(
-    tmp_path: Path,
-) -> None:
-    env = {
-        **os.environ,
-        "MODEL_NAME": str(tmp_path / "missing-model"),
-        "IMAGES_DIR": str(tmp_path / "images"),
-        "DEVICE": "cpu",
-    }
-
-    finished = subprocess.run(
+def start_uvicorn(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``uvicorn app.main:app`` as an operator runs it, until it exits."""
+    return subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
         cwd=REPO,
-        env=env,
+        env={**os.environ, "DEVICE": "cpu", **settings},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
 
+
+def error_lines(stderr: str) -> list[str]:
+    """What the operator is told, without uvicorn's own progress lines."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip()
+        and not line.startswith("INFO:")
+        and "Application startup failed" not in line
+    ]
+
+
+def test_uvicorn_that_cannot_load_the_model_exits_with_one_clear_line(tmp_path: Path) -> None:
+    finished = start_uvicorn(
+        {"MODEL_NAME": str(tmp_path / "missing-model"), "IMAGES_DIR": str(tmp_path / "images")}
+    )
+
+    lines = error_lines(finished.stderr)
     assert finished.returncode != 0
-    assert "MODEL_NAME=" in finished.stderr
-    assert "missing-model" in finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert "MODEL_NAME=" in lines[0] and "missing-model" in lines[0]
+    assert 'README: "Offline use with a local model folder"' in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TOP_K", "ten"), ("WRITE_ALLOWED_NETWORKS", "lan")]
+)
+def test_uvicorn_with_an_invalid_setting_exits_with_one_clear_line(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    finished = start_uvicorn({variable: value, "IMAGES_DIR": str(tmp_path / "images")})
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert f"{variable}=" in lines[0] and 'README: "Settings"' in lines[0]
 
 
 @pytest.mark.parametrize(
