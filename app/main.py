@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.exact_paths import ExactPathMiddleware
 from app.api.http_errors import register_error_handlers
 from app.api.routes import router
 from app.api.upload_limit import UploadSizeLimitMiddleware
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
     )
+    app.add_middleware(ExactPathMiddleware)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from app.api.schemas import ErrorResponse
 from app.errors import (
@@ -61,5 +63,27 @@ async def _service_error_handler(request: Request, exc: Exception) -> JSONRespon
     )
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def _method_not_allowed_handler(request: Request, exc: Exception) -> JSONResponse:
+    """405 with every method the path has in ``Allow``: Starlette names only those of
+    the first route whose path matches (``POST`` for ``/images/``, which also has GET
+    and DELETE)."""
+    assert isinstance(exc, HTTPException)
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return JSONResponse(
+        status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)}
+    )
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error_handler)
+    app.add_exception_handler(405, _method_not_allowed_handler)
