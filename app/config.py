@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default=["http://localhost:3000"])
     cors_origin_regex: str | None = Field(default=None)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    # One INFO line per request (method, path, status, ms); replaces uvicorn's access log.
+    request_log: bool = Field(default=True)
 
     @field_validator("device")
     @classmethod

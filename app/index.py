@@ -9,13 +9,13 @@ the result up at its next start or ``POST /reindex`` without embedding anything 
 """
 
 import argparse
-import logging
 import sys
 from dataclasses import asdict
 
 from app.collection import Collection
 from app.config import load_settings
 from app.errors import ServiceError
+from app.log import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.log_level)
         collection = Collection.open(settings)
         try:
             report = collection.reconcile()

@@ -23,11 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.exact_paths import ExactPathMiddleware
 from app.api.http_errors import register_error_handlers
+from app.api.request_log import RequestLogMiddleware
 from app.api.routes import router
 from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.collection import Collection
 from app.config import Settings, load_settings
 from app.errors import ServiceError
+from app.log import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.request_log)
     app = FastAPI(
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
     )
     app.add_middleware(ExactPathMiddleware)
+    if settings.request_log:
+        app.add_middleware(RequestLogMiddleware)
     return app
 
 

@@ -66,11 +66,16 @@ class IndexingProgress:
 
 @dataclass(frozen=True)
 class ReconcileReport:
+    """What a reconciliation did: files added and updated (stored and searchable),
+    removed, unchanged, failed (unreadable), and pending (new or changed, not embedded
+    because it was stopped; the next reconciliation takes them)."""
+
     added: int
     updated: int
     removed: int
     unchanged: int
     failed: int
+    pending: int
     indexed_images: int
 
 
@@ -137,19 +142,26 @@ class Reconciler:
             if record.sha256 not in stored:
                 entry = work.setdefault(record.sha256, _Work([], concepts.get(record.sha256)))
                 entry.records.append(record)
-        failed = self._embed_all(list(work.values()), should_stop)
+        embedded, unreadable = self._embed_all(list(work.values()), should_stop)
 
         collection.ready = True
-        new = sum(record.id not in known for record in records)
-        updated = sum(
-            record.id in known and known[record.id].sha256 != record.sha256 for record in records
-        )
+        stored_now = embedded | {record.id for record in records if record.sha256 in stored}
+        new = [record.id for record in records if record.id not in known]
+        changed = [
+            record.id
+            for record in records
+            if record.id in known and known[record.id].sha256 != record.sha256
+        ]
         report = ReconcileReport(
-            added=new,
-            updated=updated,
+            added=sum(image_id in stored_now for image_id in new),
+            updated=sum(image_id in stored_now for image_id in changed),
             removed=len(removed),
-            unchanged=len(records) - new - updated,
-            failed=failed + len(current) - len(records),
+            unchanged=len(records) - len(new) - len(changed),
+            failed=len(unreadable) + len(current) - len(records),
+            pending=sum(
+                image_id not in stored_now and image_id not in unreadable
+                for image_id in new + changed
+            ),
             indexed_images=len(collection.index),
         )
         logger.info(
@@ -178,9 +190,11 @@ class Reconciler:
         created_at = datetime.fromtimestamp(stat.mtime_ns / 1e9, UTC)
         return ImageRecord(image_id, sha256, stat.size, stat.mtime_ns, None, created_at)
 
-    def _embed_all(self, work: list[_Work], should_stop: Callable[[], bool]) -> int:
-        """Embed each entry's bytes once, in batches; return how many files could not be
-        read (they leave the catalog and the index).
+    def _embed_all(
+        self, work: list[_Work], should_stop: Callable[[], bool]
+    ) -> tuple[set[str], set[str]]:
+        """Embed each entry's bytes once, in batches; return the ids of the files stored
+        and of those that could not be read (they leave the catalog and the index).
 
         Worker threads decode and preprocess the next batch while the model embeds the
         current one.
@@ -191,7 +205,8 @@ class Reconciler:
             work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
         ]
         unreadable: list[str] = []
-        last_log = time.monotonic()
+        embedded: set[str] = set()
+        last_log, logged_done = time.monotonic(), -1
         with ThreadPoolExecutor(self.threads, thread_name_prefix="preprocess") as pool:
 
             def submit(chunk: list[_Work]) -> list[Future[_Prepared | None]]:
@@ -215,27 +230,28 @@ class Reconciler:
                 )
                 readable = [(entry, result) for entry, result in batch if result is not None]
                 to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
-                embedded: Iterator[NDArray[np.float32]] = iter(
+                concepts: Iterator[NDArray[np.float32]] = iter(
                     collection.batcher.embed(np.concatenate(to_embed)) if to_embed else []
                 )
                 entries: list[tuple[ImageRecord, Vectors, bool]] = []
                 for entry, (pixels, shape) in readable:
-                    concept = next(embedded) if pixels is not None else entry.concept
+                    concept = next(concepts) if pixels is not None else entry.concept
                     assert concept is not None
                     vectors = collection.vectors_of(concept, shape)
                     entries.extend((record, vectors, True) for record in entry.records)
                 collection.apply(entries)
+                embedded.update(record.id for record, _, _ in entries)
                 self.progress.done += sum(len(entry.records) for entry in chunk)
                 if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
                     logger.info("Indexing %s", self.progress.bar())
-                    last_log = time.monotonic()
+                    last_log, logged_done = time.monotonic(), self.progress.done
             for future in upcoming:
                 future.cancel()
-        if self.progress.total:
+        if self.progress.total and logged_done != self.progress.done:
             logger.info("Indexing %s", self.progress.bar())
         if unreadable:  # a file that became unreadable must not keep its old vector
             collection.forget(unreadable)
-        return len(unreadable)
+        return embedded, set(unreadable)
 
     def _prepare_file(self, entry: _Work) -> _Prepared | None:
         """The model's input (unless the concept vector is stored) and the shape vector of

@@ -161,11 +161,16 @@ class ImageCountResponse(BaseModel):
 
 
 class ReindexResponse(BaseModel):
-    added: int = Field(description="Files new to the index, embedded or reusing a vector.")
-    updated: int = Field(description="Files whose bytes changed.")
+    added: int = Field(
+        description="Files new to the index and stored now, embedded or reusing a vector."
+    )
+    updated: int = Field(description="Files whose bytes changed, stored again.")
     removed: int = Field(description="Files gone from IMAGES_DIR, dropped from the index.")
     unchanged: int
     failed: int = Field(description="Unreadable files, skipped (see the log).")
+    pending: int = Field(
+        description="New or changed files not embedded yet (the reconciliation was stopped)."
+    )
     indexed_images: int
 
 

@@ -84,6 +84,9 @@ def _from_pretrained(
     verbosity = transformers_logging.get_verbosity()
     # Loading the image tower alone reports every text weight as unexpected: expected.
     transformers_logging.set_verbosity(logging.ERROR)
+    # Its "Loading weights" bar is terminal animation, not a log line. (The hub's
+    # download bar stays: a first start shows its progress.)
+    transformers_logging.disable_progress_bar()
     try:
         config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
         if isinstance(config, CLIPConfig):
