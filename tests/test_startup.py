@@ -111,7 +111,7 @@ def error_lines(stderr: str) -> list[str]:
         line
         for line in stderr.splitlines()
         if line.strip()
-        and not line.startswith("INFO:")
+        and " INFO " not in line
         and "Application startup failed" not in line
     ]
 
