@@ -1,6 +1,8 @@
 # CPU image of the search service:
 #   docker build -t image-search-backend .
-#   docker run -p 8000:8000 --env-file .env image-search-backend
+#   cp .env.template .env
+#   docker run -p 8000:8000 --env-file .env -v image-search-data:/srv/data \
+#       -v image-search-models:/home/app/.cache/huggingface image-search-backend
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,9 +24,9 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 
 COPY --chown=app:app app/ app/
 COPY --chown=app:app example_images/ example_images/
-# The stored index and the model's ONNX export; mount a volume here to keep them between
-# containers.
-RUN mkdir -p /srv/data && chown app:app /srv/data
+# The stored index with the model's ONNX export, and the Hugging Face cache: created here
+# and owned by the service's user, so that volumes mounted on them are writable by it.
+RUN mkdir -p /srv/data "$HF_HOME" && chown -R app:app /srv/data /home/app/.cache
 
 USER app
 EXPOSE 8000
@@ -32,4 +34,7 @@ EXPOSE 8000
 # the background, with /health answering): give it time.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# Idle keep-alive connections close after 5 s; beyond 64 connections uvicorn answers 503.
+# Put a reverse proxy in front for public exposure (README: Docker).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", \
+     "--timeout-keep-alive", "5", "--limit-concurrency", "64"]

@@ -30,6 +30,7 @@ from app.collection import Collection
 from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
+from app.storage.embedded.image_store import RESTORE_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,14 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     collection = await to_thread.run_sync(Collection.open, settings)
+    if collection.store.holds_samples:
+        logger.warning(
+            "IMAGES_DIR=%s holds the repository's samples: adding and deleting images "
+            "through the API change them. Restore them with `%s`, or set IMAGES_DIR to a "
+            "folder of your own.",
+            settings.images_dir,
+            RESTORE_SAMPLES,
+        )
     if settings.api_key is None:
         networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
         logger.warning(

@@ -110,9 +110,7 @@ def error_lines(stderr: str) -> list[str]:
     return [
         line
         for line in stderr.splitlines()
-        if line.strip()
-        and " INFO " not in line
-        and "Application startup failed" not in line
+        if line.strip() and " INFO " not in line and "Application startup failed" not in line
     ]
 
 

@@ -35,6 +35,7 @@ from app.collection import Collection, Match
 from app.config import Settings
 from app.errors import ConfirmationRequiredError, ImageTooLargeError
 from app.storage.embedded.catalog import ImageRecord
+from app.storage.embedded.image_store import RESTORE_SAMPLES
 
 MAX_PAGE_SIZE = 100
 
@@ -91,6 +92,12 @@ def search_results(
             )
         )
     return results
+
+
+def deleted_response(collection: Collection, deleted: int, message: str) -> DeletedResponse:
+    if collection.store.holds_samples:
+        message += f" These were the repository's samples; restore them with `{RESTORE_SAMPLES}`."
+    return DeletedResponse(deleted=deleted, deleted_count=deleted, message=message)
 
 
 def list_item(
@@ -248,7 +255,7 @@ async def similar_images(
 )
 async def delete_image(collection: CollectionDep, file_name: FileNameDep) -> DeletedResponse:
     await run_in_threadpool(collection.delete, file_name)
-    return DeletedResponse(deleted=1, deleted_count=1, message=f"Deleted {public_id(file_name)}.")
+    return deleted_response(collection, 1, f"Deleted {public_id(file_name)}.")
 
 
 @router.delete(
@@ -270,9 +277,7 @@ async def delete_all_images(
             "Deleting every image needs confirm=true (DELETE /images/?confirm=true)."
         )
     deleted = await run_in_threadpool(collection.delete_all)
-    return DeletedResponse(
-        deleted=deleted, deleted_count=deleted, message=f"Deleted all {deleted} images."
-    )
+    return deleted_response(collection, deleted, f"Deleted all {deleted} images.")
 
 
 @router.get(

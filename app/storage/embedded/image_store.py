@@ -15,6 +15,10 @@ logger = logging.getLogger(__name__)
 # Uploads are written under this hidden prefix and renamed into place when complete;
 # hidden files are not collection images, and leftovers of a crash are removed at start.
 INCOMING_PREFIX = ".incoming-"
+# A folder holding this file is the repository's sample folder: changing it through the
+# API changes a git checkout, which this command, run from the checkout's root, restores.
+SAMPLES_MARKER = ".samples"
+RESTORE_SAMPLES = "git checkout -- example_images && git clean -fq example_images"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class ImageStore:
             raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
         for leftover in root.glob(f"{INCOMING_PREFIX}*"):
             leftover.unlink(missing_ok=True)
+
+    @property
+    def holds_samples(self) -> bool:
+        return (self.root / SAMPLES_MARKER).is_file()
 
     def scan(self) -> dict[str, FileStat]:
         """Every image file of the folder by id; hidden files and subfolders are ignored."""

@@ -1,0 +1,67 @@
+"""The Dockerfile, the ignore files and README's Docker commands, checked by reading (no
+Docker engine runs here): what a newcomer following them literally needs."""
+
+import re
+import subprocess
+
+from tests.servers import REPO
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+README = (REPO / "README.md").read_text()
+
+
+def dockerfile_instructions(name: str) -> list[str]:
+    """Every instruction ``name`` of the Dockerfile, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [line[len(name) + 1 :] for line in joined.splitlines() if line.startswith(f"{name} ")]
+
+
+def test_the_hugging_face_cache_exists_in_the_image_owned_by_the_service_user() -> None:
+    home = next(
+        value.split("=", 1)[1].split()[0]
+        for env in dockerfile_instructions("ENV")
+        for value in env.split()
+        if value.startswith("HF_HOME=")
+    )
+    runs = " ".join(dockerfile_instructions("RUN"))
+    user_line = DOCKERFILE.index("USER app")
+
+    assert home == "/home/app/.cache/huggingface"
+    assert re.search(r"mkdir -p [^&]*\"\$HF_HOME\"", runs)
+    assert "chown -R app:app /srv/data /home/app/.cache" in runs
+    assert DOCKERFILE.index("$HF_HOME") < user_line
+
+
+def test_the_container_command_bounds_idle_and_concurrent_connections() -> None:
+    command = dockerfile_instructions("CMD")[-1]
+
+    assert '"--timeout-keep-alive", "5"' in command
+    assert '"--limit-concurrency", "64"' in command
+    assert "--timeout-keep-alive 5 --limit-concurrency 64" in README
+
+
+def test_a_local_model_folder_is_left_out_of_git_and_of_the_build_context() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "models/clip/model.safetensors"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    docker_ignored = (REPO / ".dockerignore").read_text().split()
+
+    assert ignored.returncode == 0, "models/ is not in .gitignore"
+    assert "models/" in docker_ignored or "models" in docker_ignored
+
+
+def test_readme_creates_the_env_file_before_docker_run_uses_it() -> None:
+    docker = README[README.index("## Docker") :]
+
+    assert docker.index("cp .env.template .env") < docker.index("docker run")
+    assert "--env-file .env" in docker
+
+
+def test_readme_runs_python_commands_from_the_virtual_environment() -> None:
+    bare = re.findall(r"(?<![/\w])python -m [\w.]+", README)
+
+    assert bare == []
