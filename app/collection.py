@@ -34,6 +34,7 @@ from app.imaging.decoding import decode_image, file_extension
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
+from app.metrics import IMAGES_INDEXED
 from app.ranking import QueryVectors, SearchQuery, best_turns
 from app.reconciliation import IndexingProgress, Reconciler, ReconcileReport
 from app.storage.embedded.catalog import Catalog, EmbeddingKey, ImageRecord, Vectors
@@ -90,6 +91,7 @@ class Collection:
         self.concept_key = EmbeddingKey(embedder.fingerprint, fingerprint, embedder.dimension)
         self.shape_key = EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION)
         self.reconciler = Reconciler(self, batch_size, preprocess_threads)
+        IMAGES_INDEXED.set_function(lambda: len(self.index))
         # Searchable: a stored index was loaded, or a reconciliation has finished.
         self.ready = False
         # Serialises changes, so folder, catalog and index change together.

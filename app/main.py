@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.exact_paths import ExactPathMiddleware
@@ -94,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(WEB_DIR / "index.html")
 
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+    # Requests by route and status, and latency per route; the service's own metrics
+    # (app.metrics) are in the same registry.
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
     # The lifespan creates a missing folder before the first request.
     app.mount("/static", StaticFiles(directory=settings.images_dir, check_dir=False), name="static")
     register_error_handlers(app)

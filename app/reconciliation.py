@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import ServiceError
+from app.metrics import INDEXING_DONE, INDEXING_TOTAL
 from app.storage.embedded.catalog import ImageRecord, Vectors
 from app.storage.embedded.image_store import FileStat, sha256_hex
 
@@ -99,6 +100,8 @@ class Reconciler:
         self.batch_size = batch_size
         self.threads = threads
         self.progress = IndexingProgress()
+        INDEXING_DONE.set_function(lambda: self.progress.done)
+        INDEXING_TOTAL.set_function(lambda: self.progress.total)
         self._lock = threading.Lock()
 
     def reconcile(self, should_stop: Callable[[], bool] = lambda: False) -> ReconcileReport:

@@ -13,6 +13,7 @@ queued when it becomes free.
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -22,6 +23,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import ServiceBusyError
+from app.metrics import (
+    MODEL_BATCH_IMAGES,
+    MODEL_BATCH_SECONDS,
+    SEARCHES_IN_PROGRESS,
+    SEARCHES_REFUSED,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +67,17 @@ class EmbeddingBatcher:
     def search_slot(self) -> Iterator[None]:
         """Hold one of ``max_pending`` search slots, or raise ``QueueFullError`` at once."""
         if not self._slots.acquire(blocking=False):
+            SEARCHES_REFUSED.inc()
             raise QueueFullError(
                 f"The service is busy ({self.max_pending} searches in progress, "
                 "SEARCH_QUEUE_SIZE); retry shortly.",
                 retry_after_s=BUSY_RETRY_AFTER_S,
             )
+        SEARCHES_IN_PROGRESS.inc()
         try:
             yield
         finally:
+            SEARCHES_IN_PROGRESS.dec()
             self._slots.release()
 
     def embed(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -83,12 +93,16 @@ class EmbeddingBatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
+            pixels = np.concatenate([job.pixels for job in batch])
+            started = time.perf_counter()
             try:
-                vectors = self._embed(np.concatenate([job.pixels for job in batch]))
+                vectors = self._embed(pixels)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for job in batch:
                     job.result.set_exception(exc)
                 continue
+            MODEL_BATCH_SECONDS.observe(time.perf_counter() - started)
+            MODEL_BATCH_IMAGES.observe(len(pixels))
             start = 0
             for job in batch:
                 job.result.set_result(vectors[start : start + len(job.pixels)])

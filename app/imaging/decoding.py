@@ -9,7 +9,13 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageFormatError
+from app.errors import (
+    ImageTooLargeError,
+    InvalidImageError,
+    ServiceError,
+    UnsupportedImageFormatError,
+)
+from app.metrics import DECODE_REFUSALS
 
 # Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
@@ -24,11 +30,26 @@ FILE_EXTENSIONS = {
     "BMP": ".bmp",
     "TIFF": ".tiff",
 }
+# The label of each refusal in the decode-refusals metric.
+REFUSAL_REASONS: dict[type[ServiceError], str] = {
+    InvalidImageError: "invalid",
+    UnsupportedImageFormatError: "unsupported_format",
+    ImageTooLargeError: "too_large",
+}
 # Transparent areas become paper, and paper is white.
 PAPER_WHITE = (255, 255, 255)
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode ``data`` into an RGB image (``_decode``), counting refusals by reason."""
+    try:
+        return _decode(data, max_pixels)
+    except ServiceError as exc:
+        DECODE_REFUSALS.labels(reason=REFUSAL_REASONS.get(type(exc), "other")).inc()
+        raise
+
+
+def _decode(data: bytes, max_pixels: int) -> Image.Image:
     """Decode ``data`` into an RGB image.
 
     Pipeline: refuse empty bytes -> identify the format from the bytes -> refuse formats
