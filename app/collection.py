@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 # Longest upload file name kept as metadata.
 MAX_ORIGINAL_FILENAME = 255
+# Images are decoded reduced to at least this many times the working side (to_working_size
+# then averages the rest): the reduction bounds memory, the margin keeps thin strokes.
+DECODE_SIDE_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Collection:
         search_batch_size: int = 8,
         search_queue_size: int = 32,
         preprocess_threads: int = 1,
+        decode_concurrency: int = 2,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -96,6 +100,7 @@ class Collection:
         self.ready = False
         # Serialises changes, so folder, catalog and index change together.
         self._write_lock = threading.Lock()
+        self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
 
     @classmethod
     def open(cls, settings: Settings) -> "Collection":
@@ -127,6 +132,7 @@ class Collection:
             search_batch_size=settings.search_batch_size,
             search_queue_size=settings.search_queue_size,
             preprocess_threads=settings.preprocess_threads or settings.cpu_threads,
+            decode_concurrency=settings.decode_concurrency,
         )
         collection.load()
         return collection
@@ -138,9 +144,14 @@ class Collection:
     # Embedding
 
     def prepare(self, data: bytes) -> Image.Image:
-        """Decode untrusted bytes and preprocess them into what the embedder sees."""
-        image = decode_image(data, self.max_image_pixels)
-        return prepare_for_embedding(image, self.preprocessing)
+        """Decode untrusted bytes and preprocess them into what the embedder sees; at most
+        DECODE_CONCURRENCY at once across every endpoint and the indexing, since a large
+        image's decoding holds hundreds of megabytes until it is reduced."""
+        with self._decode_slots:
+            image = decode_image(
+                data, self.max_image_pixels, DECODE_SIDE_FACTOR * self.preprocessing.working_side
+            )
+            return prepare_for_embedding(image, self.preprocessing)
 
     @staticmethod
     def shape_of(framed: Image.Image) -> NDArray[np.float32]:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
+    # Images decoded at once across all requests and indexing; each may hold a few
+    # hundred MB while it is decoded (README: Memory).
+    decode_concurrency: int = Field(default=2, ge=1, le=64)
     embed_batch_size: int = Field(default=16, ge=1, le=256)
     # Speed knobs (see README "Speed"); 0 means one per CPU core.
     inference: Literal["auto", "torch", "onnx", "int8"] = Field(default="auto")

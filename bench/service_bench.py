@@ -224,19 +224,27 @@ class Server:
     log: list[str] = field(default_factory=list)
 
     def peak_rss_mb(self) -> float:
+        return self._status_mb("VmHWM:")
+
+    def rss_mb(self) -> float:
+        return self._status_mb("VmRSS:")
+
+    def _status_mb(self, field_name: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field_name):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
 
 @contextmanager
-def running_server(environment: dict[str, str]) -> Iterator[Server]:
+def running_server(environment: dict[str, str], checkout: Path = REPO) -> Iterator[Server]:
+    """``uvicorn app.main:app`` of ``checkout`` (this one, or another version's) until
+    its indexing has finished."""
     port = free_port()
     launched = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", *UVICORN_OPTIONS, str(port)],
-        cwd=REPO,
+        cwd=checkout,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

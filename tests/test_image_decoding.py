@@ -67,3 +67,39 @@ def test_every_error_names_the_problem() -> None:
         decode_image(b"%PDF-1.7 not an image", LIMIT)
     with pytest.raises(ImageTooLargeError, match="100x100"):
         decode_image(encode(Image.new("L", (100, 100)), "PNG"), 9_999)
+
+
+def test_an_absurdly_thin_image_is_refused_before_its_pixels_are_decoded() -> None:
+    thin = encode(Image.new("L", (1, 4000), 255), "PNG")
+
+    with pytest.raises(InvalidImageError, match="4000 times"):
+        decode_image(thin, LIMIT)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "1", "I;16", "RGBA"])
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
+def test_a_large_image_is_decoded_reduced_to_what_preprocessing_needs(
+    mode: str, image_format: str
+) -> None:
+    if image_format == "JPEG" and mode not in ("RGB", "L"):
+        pytest.skip("JPEG holds RGB and greyscale only")
+    large = Image.new("RGB", (4000, 3000), (255, 255, 255))
+    large.paste((0, 0, 0), (1000, 1000, 3000, 1100))  # a thick stroke
+    converted = large.convert("L").convert(mode) if mode == "I;16" else large.convert(mode)
+    data = encode(converted, image_format)
+
+    decoded = decode_image(data, LIMIT, longest_side=896)
+
+    assert decoded.mode == "RGB"
+    assert 896 <= max(decoded.size) < 2 * 896
+    assert abs(decoded.size[0] / decoded.size[1] - 4 / 3) < 0.01
+    stroke = np.asarray(decoded.convert("L"))[decoded.size[1] * 21 // 60, decoded.size[0] // 2]
+    assert stroke < 64
+
+
+def test_a_small_image_is_decoded_at_full_size() -> None:
+    decoded = decode_image(
+        encode(Image.new("RGB", (1500, 900), "white"), "PNG"), LIMIT, longest_side=896
+    )
+
+    assert decoded.size == (1500, 900)

@@ -37,6 +37,7 @@ def exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The paths the ONNX exporter is asked to write, in order."""
     written: list[Path] = []
     real_export = onnx_tower.export
+    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)  # to see the calls
 
     def counting_export(model: torch.nn.Module, path: Path) -> None:
         written.append(path)
@@ -81,6 +82,25 @@ def test_the_graph_is_exported_once_and_the_next_start_loads_no_transformers_wei
     assert second.inference == "onnx" and checkpoint_loads == []
 
 
+def test_the_export_runs_in_a_child_process_so_this_one_never_holds_the_weights(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent_loads: list[str] = []
+    real_load_checkpoint = model_module.load_checkpoint
+
+    def counting_load_checkpoint(name: str) -> tuple[object, object]:
+        parent_loads.append(name)
+        return real_load_checkpoint(name)
+
+    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+
+    embedder = load(tiny_model_dir, tmp_path)
+
+    assert embedder.inference == "onnx" and parent_loads == []
+    assert [path.name for path in tmp_path.iterdir()] != []
+    assert all((path / onnx_tower.GRAPH_FILE).is_file() for path in tmp_path.iterdir())
+
+
 def perturb_weights(model_dir: Path) -> None:
     """Save other weights under the same name, as a retrained checkpoint would."""
     retrained = CLIPModel.from_pretrained(model_dir)
@@ -119,6 +139,7 @@ def test_an_export_that_differs_from_the_model_is_not_used(
         real_export(other_model, path)
 
     monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
+    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
 
     embedder = load(tiny_model_dir, tmp_path / "cache")
 
@@ -136,6 +157,7 @@ def test_a_failing_export_falls_back_to_transformers_with_a_warning(
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(onnx_tower, "export", broken_export)
+    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
 
     with caplog.at_level(logging.WARNING, logger="app.embedding.onnx_tower"):
         client = make_client(onnx_cache_dir=tmp_path)

@@ -11,10 +11,12 @@ local cache is only downloaded when the hub answers a quick connection probe.
 """
 
 import logging
+import multiprocessing
 import os
 import socket
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,13 @@ from transformers.utils.hub import cached_file
 
 from app.embedding import onnx_tower
 from app.errors import ModelLoadError
+from app.log import configure_logging
 
 logger = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_S = 3.0
+# The ONNX export runs in a child process (tests that replace the exporter set False).
+EXPORT_IN_CHILD = True
 OFFLINE_HINT = (
     "To run offline, set MODEL_NAME to a local folder holding a CLIP checkpoint saved with "
     "save_pretrained (config.json, model weights, preprocessor_config.json)."
@@ -152,6 +157,16 @@ def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
         return _from_pretrained(name)
     except Exception as exc:
         raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
+
+
+def _export_checkpoint(name: str, cache_dir: Path, threads: int, log_level: int) -> bool:
+    """In a child process: load the checkpoint, export its tower to the cache and check
+    it (``onnx_tower.export_tower``); whether a usable export is there now."""
+    if EXPORT_IN_CHILD:
+        configure_logging(logging.getLevelName(log_level))
+    model, _ = load_checkpoint(name)
+    checkpoint = checkpoint_folder(name)
+    return bool(checkpoint and onnx_tower.export_tower(model, name, checkpoint, cache_dir, threads))
 
 
 def quantize_int8(model: CLIPVisionModelWithProjection) -> CLIPVisionModelWithProjection:
@@ -301,11 +316,25 @@ class ImageEmbedder:
         tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
         if tower:
             return cls(tower, load_processor(name), name, tower.dimension, "onnx")
-        model, processor = load_checkpoint(name)
+        # The export holds the model, the tracer's graphs and the exporter's buffers, about
+        # 0.6 GB for ViT-B/32 that a process never gives back: it runs in a child process,
+        # and this one opens its result like any cached export.
+        arguments = (name, cache_dir, threads, logging.getLogger().level)
+        if EXPORT_IN_CHILD:
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as child:
+                exported = child.submit(_export_checkpoint, *arguments).result()
+        else:
+            exported = _export_checkpoint(*arguments)
         checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
-        tower = checkpoint and onnx_tower.export_tower(model, name, checkpoint, cache_dir, threads)
+        tower = (
+            exported
+            and checkpoint
+            and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+        )
         if tower:
-            return cls(tower, processor, name, tower.dimension, "onnx")
+            return cls(tower, load_processor(name), name, tower.dimension, "onnx")
+        model, processor = load_checkpoint(name)
         return cls._on_torch(model, processor, name, torch.device("cpu"), "torch")
 
     def pixels(self, images: list[Image.Image]) -> NDArray[np.float32]:

@@ -4,6 +4,7 @@ The format is decided by decoding the bytes, never by the declared content type 
 """
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -30,6 +31,13 @@ FILE_EXTENSIONS = {
     "BMP": ".bmp",
     "TIFF": ".tiff",
 }
+# A drawing scanned on a page is never a strip: sides further apart than this are refused
+# before decoding (a 1 x 64,000,000 PNG would otherwise take seconds and gigabytes).
+MAX_ASPECT_RATIO = 20
+# Pillow modes that Image.reduce accepts.
+REDUCIBLE_MODES = frozenset(
+    {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "I", "F", "CMYK", "YCbCr"}
+)
 # The label of each refusal in the decode-refusals metric.
 REFUSAL_REASONS: dict[type[ServiceError], str] = {
     InvalidImageError: "invalid",
@@ -40,22 +48,27 @@ REFUSAL_REASONS: dict[type[ServiceError], str] = {
 PAPER_WHITE = (255, 255, 255)
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int, longest_side: int | None = None) -> Image.Image:
     """Decode ``data`` into an RGB image (``_decode``), counting refusals by reason."""
     try:
-        return _decode(data, max_pixels)
+        return _decode(data, max_pixels, longest_side)
     except ServiceError as exc:
         DECODE_REFUSALS.labels(reason=REFUSAL_REASONS.get(type(exc), "other")).inc()
         raise
 
 
-def _decode(data: bytes, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, max_pixels: int, longest_side: int | None) -> Image.Image:
     """Decode ``data`` into an RGB image.
 
     Pipeline: refuse empty bytes -> identify the format from the bytes -> refuse formats
-    outside ``ACCEPTED_FORMATS`` and images over ``max_pixels`` before decoding pixels
-    (decompression bombs) -> decode the first frame -> apply the EXIF orientation ->
-    convert to 8-bit RGB, compositing transparency on white.
+    outside ``ACCEPTED_FORMATS``, images over ``max_pixels`` (decompression bombs) and
+    sides more than ``MAX_ASPECT_RATIO`` apart, before decoding pixels -> decode the first
+    frame, a JPEG at a reduced scale when ``longest_side`` allows -> reduce it by an
+    integer factor while its longer side stays at least ``longest_side`` -> apply the
+    EXIF orientation -> convert to 8-bit RGB, compositing transparency on white.
+
+    The reductions bound the memory and time of everything after decoding: a 64-megapixel
+    upload leaves this function at about ``longest_side`` pixels a side.
     """
     if not data:
         raise InvalidImageError("The uploaded file is empty.")
@@ -86,13 +99,37 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise InvalidImageError("The image has no pixels.")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InvalidImageError(
+            f"The image is {width}x{height} pixels: one side is "
+            f"{max(width, height) // min(width, height)} times the other, more than "
+            f"{MAX_ASPECT_RATIO} times; a scanned drawing's sides are not that far apart."
+        )
     try:
         image.seek(0)  # the first frame of an animation
+        if longest_side is not None and image.format in ("JPEG", "MPO"):
+            scale = longest_side / max(width, height)
+            image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
+        if longest_side is not None:
+            image = _reduced(image, longest_side)
         upright = ImageOps.exif_transpose(image)
     except Exception as exc:  # noqa: BLE001 - and many more on malformed pixel data
         raise InvalidImageError(f"The image is corrupt or truncated ({exc}).") from None
     return to_rgb(upright)
+
+
+def _reduced(image: Image.Image, longest_side: int) -> Image.Image:
+    """Box-average by the largest integer factor that keeps the longer side at least
+    ``longest_side``; modes Pillow cannot reduce are widened first."""
+    factor = max(image.size) // longest_side
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    elif image.mode not in REDUCIBLE_MODES:
+        image = to_rgb(image)
+    return image.reduce(factor)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -2,12 +2,13 @@
 
 Pipeline (``prepare_for_embedding``), on a decoded RGB image:
 
-1. polarity: a light drawing on dark paper is inverted to dark on light;
-2. working size: resized so the longer side is ``working_side`` pixels (448 by default;
+1. working size: resized so the longer side is ``working_side`` pixels (448 by default;
    ``to_working_size``):
    enough for the embedder's 224-pixel view of a drawing that fills half the page, and
    enough pixels across a small scan's strokes to tell them from grid lines (the
-   grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time);
+   grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time); first,
+   so that nothing after it works on a large image;
+2. polarity: a light drawing on dark paper is inverted to dark on light;
 3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper;
 4. framing (``app.imaging.framing``): page borders and stray marks far from the strokes
    are dropped, then the drawing is cropped with a margin and padded to a square on the
@@ -36,7 +37,7 @@ AREA_AVERAGING_SCALE = 0.5
 DARK_PAPER_LEVEL = 110
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 3
+PREPROCESSING_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def prepare_for_embedding(
     image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
 ) -> Image.Image:
     """Return the RGB image the embedder sees for the decoded RGB ``image``."""
-    pixels = to_working_size(dark_on_light(np.asarray(image, np.uint8)), options.working_side)
+    pixels = dark_on_light(to_working_size(np.asarray(image, np.uint8), options.working_side))
     if options.remove_grid:
         pixels = grid_removal.remove_grid(pixels, options.grid)
     return Image.fromarray(frame_drawing(pixels))

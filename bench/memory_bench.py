@@ -1,0 +1,134 @@
+"""Memory benchmark: the real service's peak memory under hostile uploads.
+
+    .venv/bin/python -m bench.memory_bench [--baseline CHECKOUT] [--settings KEY=VALUE ...]
+
+Starts ``uvicorn app.main:app`` (the random-weight ViT-B/32 of ``bench.service_bench``,
+the sample images) and, once it is ready, sends uploads that are small on the wire and
+large once decoded, from ``CLIENTS`` clients at once, to every endpoint that decodes
+(``/preprocess``, ``/search-similar-images/``, ``/images/``):
+
+- a 1 x 64,000,000 PNG (about 124 KB, at ``MAX_IMAGE_PIXELS``);
+- 8000 x 8000 PNGs in RGB, palette, 1-bit and 16-bit greyscale, and an 8000 x 8000 JPEG;
+- a 9000 x 9000 PNG (over ``MAX_IMAGE_PIXELS``: refused before decoding).
+
+It prints the server's resident memory when ready, its peak (the kernel's high-water
+mark, VmHWM) and the difference, and the answers' status codes and median seconds. With
+``--baseline`` the same is measured for another checkout (say, a git worktree of an
+earlier commit) in the same run, first.
+"""
+
+import argparse
+import io
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from bench.service_bench import CACHE, REPO, SAMPLES, full_size_checkpoint, running_server
+
+CLIENTS = 8
+ROUNDS = 2
+SIDE = 8000
+ENDPOINTS = ("/preprocess", "/search-similar-images/", "/images/")
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
+
+
+def hostile_uploads() -> dict[str, bytes]:
+    """Name to bytes: each at most a few MB, each hundreds of MB once decoded."""
+    page = Image.new("RGB", (SIDE, SIDE), "white")
+    strokes = np.asarray(page).copy()
+    strokes[SIDE // 3 : SIDE // 3 + 200, SIDE // 4 : 3 * SIDE // 4] = 0
+    strokes[SIDE // 4 : 3 * SIDE // 4, SIDE // 2 : SIDE // 2 + 200] = 0
+    drawing = Image.fromarray(strokes)
+    jpeg = io.BytesIO()
+    drawing.save(jpeg, format="JPEG", quality=85)
+    return {
+        "thin 1x64M PNG": png(Image.new("L", (1, 64_000_000), 255)),
+        "8000^2 RGB PNG": png(drawing),
+        "8000^2 palette PNG": png(drawing.convert("P")),
+        "8000^2 1-bit PNG": png(drawing.convert("1")),
+        "8000^2 16-bit PNG": png(drawing.convert("L").convert("I;16")),
+        "8000^2 JPEG": jpeg.getvalue(),
+        "9000^2 PNG (over the limit)": png(Image.new("L", (9000, 9000), 255)),
+    }
+
+
+def send(url: str, endpoint: str, name: str, data: bytes) -> tuple[str, int, float]:
+    started = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=300) as client:
+        status = client.post(endpoint, files={"file": (f"{name}.img", data)}).status_code
+    return name, status, time.perf_counter() - started
+
+
+def measure(checkout: Path, uploads: dict[str, bytes], settings: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        images = Path(scratch) / "images"
+        images.mkdir()
+        for sample in SAMPLES:
+            (images / sample.name).write_bytes(sample.read_bytes())
+        environment = {
+            **os.environ,
+            "MODEL_NAME": str(full_size_checkpoint()),
+            "DEVICE": "cpu",
+            "IMAGES_DIR": str(images),
+            "INDEX_DIR": str(Path(scratch) / "index"),
+            "ONNX_CACHE_DIR": str(CACHE / "onnx"),
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        }
+        with running_server(environment, checkout) as server:
+            ready_mb = server.rss_mb()
+            jobs = [
+                (endpoint, name, data)
+                for _ in range(ROUNDS)
+                for endpoint in ENDPOINTS
+                for name, data in uploads.items()
+            ]
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                answers = list(
+                    pool.map(lambda job: send(server.url, *job), jobs)  # type: ignore[misc]
+                )
+            peak_mb = server.peak_rss_mb()
+    print(f"\n{checkout}")
+    print("| ready RSS (MB) | peak RSS (MB) | peak - ready (MB) |")
+    print("| --- | --- | --- |")
+    print(f"| {ready_mb:.0f} | {peak_mb:.0f} | {peak_mb - ready_mb:.0f} |")
+    print("\n| upload | answers | median s |")
+    print("| --- | --- | --- |")
+    for name in uploads:
+        mine = [(status, seconds) for who, status, seconds in answers if who == name]
+        statuses = ", ".join(
+            f"{count}x{status}" for status, count in sorted(Counter(s for s, _ in mine).items())
+        )
+        print(f"| {name} | {statuses} | {statistics.median(s for _, s in mine):.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure first")
+    parser.add_argument("--settings", nargs="*", default=[], help="KEY=VALUE for the service")
+    arguments = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in arguments.settings)
+    uploads = hostile_uploads()
+    print("| upload | bytes |\n| --- | --- |")
+    for name, data in uploads.items():
+        print(f"| {name} | {len(data):,} |")
+    print(f"\n{CLIENTS} clients, {ROUNDS} rounds of every upload to {', '.join(ENDPOINTS)}")
+    for checkout in [arguments.baseline, REPO] if arguments.baseline else [REPO]:
+        measure(checkout, uploads, settings)
+
+
+if __name__ == "__main__":
+    main()
