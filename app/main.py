@@ -31,6 +31,7 @@ from app.collection import Collection
 from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
+from app.memory import limit_malloc_arenas
 from app.storage.embedded.image_store import RESTORE_SAMPLES
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.request_log)
+    limit_malloc_arenas()
     app = FastAPI(
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "

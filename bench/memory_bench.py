@@ -15,6 +15,9 @@ It prints the server's resident memory when ready, its peak (the kernel's high-w
 mark, VmHWM) and the difference, and the answers' status codes and median seconds. With
 ``--baseline`` the same is measured for another checkout (say, a git worktree of an
 earlier commit) in the same run, first.
+
+It also measures a first start (no ONNX export cached yet: the export runs) against a
+restart: resident memory when ready and after ``SEARCHES`` searches.
 """
 
 import argparse
@@ -35,6 +38,7 @@ from bench.service_bench import CACHE, REPO, SAMPLES, full_size_checkpoint, runn
 
 CLIENTS = 8
 ROUNDS = 2
+SEARCHES = 10
 SIDE = 8000
 ENDPOINTS = ("/preprocess", "/search-similar-images/", "/images/")
 
@@ -72,22 +76,45 @@ def send(url: str, endpoint: str, name: str, data: bytes) -> tuple[str, int, flo
     return name, status, time.perf_counter() - started
 
 
-def measure(checkout: Path, uploads: dict[str, bytes], settings: dict[str, str]) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        images = Path(scratch) / "images"
+def service_environment(
+    scratch: Path, onnx_cache: Path, settings: dict[str, str]
+) -> dict[str, str]:
+    """Settings for a service on a copy of the samples under ``scratch``."""
+    images = scratch / "images"
+    if not images.is_dir():
         images.mkdir()
         for sample in SAMPLES:
             (images / sample.name).write_bytes(sample.read_bytes())
-        environment = {
-            **os.environ,
-            "MODEL_NAME": str(full_size_checkpoint()),
-            "DEVICE": "cpu",
-            "IMAGES_DIR": str(images),
-            "INDEX_DIR": str(Path(scratch) / "index"),
-            "ONNX_CACHE_DIR": str(CACHE / "onnx"),
-            "LOG_LEVEL": "WARNING",
-            **settings,
-        }
+    return {
+        **os.environ,
+        "MODEL_NAME": str(full_size_checkpoint()),
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(images),
+        "INDEX_DIR": str(scratch / "index"),
+        "ONNX_CACHE_DIR": str(onnx_cache),
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+def first_start_and_restart(checkout: Path, settings: dict[str, str]) -> None:
+    print(f"\n{checkout}: a first start (the ONNX export runs) and a restart")
+    print("| start | ready RSS (MB) | after searches (MB) |\n| --- | --- | --- |")
+    query = SAMPLES[0].read_bytes()
+    with tempfile.TemporaryDirectory() as scratch:
+        environment = service_environment(Path(scratch), Path(scratch) / "onnx", settings)
+        for start in ("first", "restart"):
+            with running_server(environment, checkout) as server:
+                ready_mb = server.rss_mb()
+                with httpx.Client(base_url=server.url, timeout=60) as client:
+                    for _ in range(SEARCHES):
+                        client.post("/search-similar-images/", files={"file": ("q.jpg", query)})
+                print(f"| {start} | {ready_mb:.0f} | {server.rss_mb():.0f} |")
+
+
+def measure(checkout: Path, uploads: dict[str, bytes], settings: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        environment = service_environment(Path(scratch), CACHE / "onnx", settings)
         with running_server(environment, checkout) as server:
             ready_mb = server.rss_mb()
             jobs = [
@@ -128,6 +155,7 @@ def main() -> None:
     print(f"\n{CLIENTS} clients, {ROUNDS} rounds of every upload to {', '.join(ENDPOINTS)}")
     for checkout in [arguments.baseline, REPO] if arguments.baseline else [REPO]:
         measure(checkout, uploads, settings)
+        first_start_and_restart(checkout, settings)
 
 
 if __name__ == "__main__":

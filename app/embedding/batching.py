@@ -93,9 +93,9 @@ class EmbeddingBatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            pixels = np.concatenate([job.pixels for job in batch])
             started = time.perf_counter()
             try:
+                pixels = np.concatenate([job.pixels for job in batch])
                 vectors = self._embed(pixels)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for job in batch:

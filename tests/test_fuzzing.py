@@ -1,0 +1,72 @@
+"""Schemathesis, the command line with every check and every phase (examples, coverage,
+fuzzing, stateful sequences of linked operations), against a real server with a fixed
+seed and a bounded number of examples: no answer may be a 5xx or break the OpenAPI
+schema. ``tests/fuzz_hooks.py`` turns half of the uploads into real drawings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import REPO, Server
+
+KEY = "fuzzing-key"
+MAX_EXAMPLES = 15
+# Bytes that are valid for the schema (a binary string) may still be no image: 400
+# (corrupt), 413 (too many pixels) and 415 (not an image) are the documented answers.
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413", "415"]
+"""
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    servers: list[Server],
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    settings = {
+        "API_KEY": KEY,
+        "WRITE_ALLOWED_NETWORKS": "",  # the fuzzer checks that writes need the key
+        "ONNX_CACHE_DIR": str(onnx_cache_dir),
+        "REQUEST_LOG": "false",
+    }
+    server = Server(tiny_model_dir, images_dir, index_dir, settings)
+    servers.append(server.wait_until_indexed())
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "all",
+            "--seed",
+            "1",
+            "--generation-deterministic",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--header",
+            f"X-API-Key: {KEY}",
+            "--suppress-health-check",
+            "all",
+        ],
+        cwd=REPO,
+        env={"SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    for phase in ("Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in run.stdout, run.stdout[-3000:]
