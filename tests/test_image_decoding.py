@@ -103,3 +103,14 @@ def test_a_small_image_is_decoded_at_full_size() -> None:
     )
 
     assert decoded.size == (1500, 900)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_a_large_phone_photo_is_reduced_and_still_turned_upright(image_format: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    data = encode(Image.new("RGB", (4000, 2000), "white"), image_format, exif=exif.tobytes())
+
+    decoded = decode_image(data, LIMIT, longest_side=896)
+
+    assert decoded.size == (500, 1000)

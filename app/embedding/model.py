@@ -91,7 +91,7 @@ def _from_pretrained(
     transformers_logging.set_verbosity(logging.ERROR)
     # Its "Loading weights" bar is terminal animation, not a log line. (The hub's
     # download bar stays: a first start shows its progress.)
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
         if isinstance(config, CLIPConfig):
@@ -327,13 +327,10 @@ class ImageEmbedder:
         else:
             exported = _export_checkpoint(*arguments)
         checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
-        tower = (
-            exported
-            and checkpoint
-            and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
-        )
-        if tower:
-            return cls(tower, load_processor(name), name, tower.dimension, "onnx")
+        if exported and checkpoint:
+            tower = onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+            if tower:
+                return cls(tower, load_processor(name), name, tower.dimension, "onnx")
         model, processor = load_checkpoint(name)
         return cls._on_torch(model, processor, name, torch.device("cpu"), "torch")
 

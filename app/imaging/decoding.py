@@ -111,9 +111,8 @@ def _decode(data: bytes, max_pixels: int, longest_side: int | None) -> Image.Ima
             scale = longest_side / max(width, height)
             image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
-        if longest_side is not None:
-            image = _reduced(image, longest_side)
-        upright = ImageOps.exif_transpose(image)
+        reduced = _reduced(image, longest_side) if longest_side is not None else image
+        upright = ImageOps.exif_transpose(reduced)
     except Exception as exc:  # noqa: BLE001 - and many more on malformed pixel data
         raise InvalidImageError(f"The image is corrupt or truncated ({exc}).") from None
     return to_rgb(upright)
