@@ -175,6 +175,11 @@ class Settings(BaseSettings):
         return self.onnx_cache_dir or self.index_dir / "onnx"
 
     @property
+    def write_networks_text(self) -> str:
+        """WRITE_ALLOWED_NETWORKS for messages: ``127.0.0.0/8, ::1/128``, or ``none``."""
+        return ", ".join(map(str, self.write_allowed_networks)) or "none"
+
+    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 

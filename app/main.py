@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_fastapi_instrumentator import Instrumentator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from app.api.exact_paths import ExactPathMiddleware
 from app.api.http_errors import register_error_handlers
@@ -32,6 +32,7 @@ from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
 from app.memory import limit_malloc_arenas
+from app.startup_errors import OneLineStartupErrors
 from app.storage.embedded.image_store import RESTORE_SAMPLES
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             RESTORE_SAMPLES,
         )
     if settings.api_key is None:
-        networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
         logger.warning(
             "API_KEY is not set: only clients in WRITE_ALLOWED_NETWORKS (%s) may add or "
             "delete images.",
-            networks,
+            settings.write_networks_text,
         )
     app.state.collection = collection
     stopping = threading.Event()
@@ -118,36 +118,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.request_log:
         app.add_middleware(RequestLogMiddleware)
     return app
-
-
-class OneLineStartupErrors:
-    """ASGI wrapper for the served app: a ``ServiceError`` raised while the lifespan
-    starts (the model cannot be loaded) reaches uvicorn as its one-line message, which
-    uvicorn prints before exiting, instead of Starlette's traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        held: list[Message] = []
-
-        async def hold_failure(message: Message) -> None:
-            if message["type"] == "lifespan.startup.failed":
-                held.append(message)  # its text is a traceback; sent below if no better
-            else:
-                await send(message)
-
-        try:
-            await self.app(scope, receive, hold_failure)
-        except ServiceError as exc:
-            await send({"type": "lifespan.startup.failed", "message": exc.for_operator()})
-        except BaseException:
-            for message in held:
-                await send(message)
-            raise
 
 
 def _served_app() -> ASGIApp:

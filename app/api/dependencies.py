@@ -127,8 +127,9 @@ def require_write_access(
     host = request.client.host if request.client else None
     if in_networks(host, settings.write_allowed_networks):
         return
-    networks = ", ".join(map(str, settings.write_allowed_networks)) or "none"
-    outside = f"This client ({host}) is outside WRITE_ALLOWED_NETWORKS ({networks})"
+    outside = (
+        f"This client ({host}) is outside WRITE_ALLOWED_NETWORKS ({settings.write_networks_text})"
+    )
     if settings.api_key is None:
         raise HTTPException(
             status_code=403,
