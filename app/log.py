@@ -1,4 +1,5 @@
-"""The service's log: one format, with timestamps, for our lines and uvicorn's.
+"""The service's log: one format, with timestamps, and one level (LOG_LEVEL) for our
+lines and uvicorn's.
 
 uvicorn installs its own handlers (no timestamps) before it imports the app; they are
 removed here so that its lines go through the root logger's format like ours. With
@@ -17,4 +18,5 @@ def configure_logging(level: str, request_log: bool = False) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = request_log

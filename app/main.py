@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp
 
@@ -97,9 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(WEB_DIR / "index.html")
 
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
-    # Requests by route and status, and latency per route; the service's own metrics
-    # (app.metrics) are in the same registry.
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+    # Requests by route and status, and latency per route, in a registry of this app's
+    # (the instrumentator leaves a second app in one process uninstrumented otherwise),
+    # which also serves the process-wide ones: app.metrics and the process collectors.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(REGISTRY)  # type: ignore[arg-type]
+    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False
     )
     # The lifespan creates a missing folder before the first request.

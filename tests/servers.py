@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,13 +52,20 @@ class Server:
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            text=True,
         )
+        # Read the log as it comes: a full pipe would block the server's next log line.
+        self.log: list[str] = []
+        threading.Thread(
+            target=lambda: self.log.extend(self.process.stderr or []), daemon=True
+        ).start()
 
     def wait_until_indexed(self, timeout_s: float = 120) -> "Server":
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(self.process.stderr.read().decode())  # type: ignore[union-attr]
+                time.sleep(0.2)  # the reader's last lines
+                raise AssertionError("".join(self.log[-30:]))
             try:
                 body = httpx.get(f"{self.url}/health", timeout=2).json()
                 if body["status"] == "ok" and not body["indexing"]["running"]:

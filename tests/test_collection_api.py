@@ -221,6 +221,7 @@ def test_reindex_takes_files_copied_in_by_hand_and_drops_removed_ones(
         "removed": 1,
         "unchanged": 6,
         "failed": 0,
+        "pending": 0,
         "indexed_images": 8,
     }
     assert top_result(client, sample("imagen9.jpg"))["id"] == "hand-copied.jpg"
