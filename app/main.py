@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (the instrumentator leaves a second app in one process uninstrumented otherwise),
     # which also serves the process-wide ones: app.metrics and the process collectors.
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(REGISTRY)  # type: ignore[arg-type]
+    registry.register(REGISTRY)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False
     )
