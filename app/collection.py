@@ -101,6 +101,7 @@ class Collection:
         # Serialises changes, so folder, catalog and index change together.
         self._write_lock = threading.Lock()
         self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
+        self._seen_change = 0  # the last catalog change the index reflects
 
     @classmethod
     def open(cls, settings: Settings) -> "Collection":
@@ -184,6 +185,7 @@ class Collection:
 
     def load(self) -> int:
         """Fill the index from the stored vectors, embedding nothing; return its size."""
+        self._seen_change = self.catalog.last_change()  # changes after it are caught up
         records = self.catalog.records()
         stored = self.stored_vectors({record.sha256 for record in records.values()})
         ids = [image_id for image_id, record in records.items() if record.sha256 in stored]
@@ -221,6 +223,27 @@ class Collection:
                 np.vstack([self._joined(vectors) for _, vectors, _ in entries]),
             )
 
+    def catch_up(self) -> None:
+        """Bring the index in step with changes other processes made to the catalog
+        (``uvicorn --workers N``): one query when there are none. Re-applying this
+        process's own changes is harmless: each changed id takes its stored state."""
+        if self.catalog.last_change() <= self._seen_change:
+            return
+        with self._write_lock:
+            changed, last = self.catalog.changes_since(self._seen_change)
+            if None in changed:  # everything was deleted, then these changed
+                self.index.clear()
+                changed = changed[len(changed) - changed[::-1].index(None) :]
+            ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
+            records = self.catalog.records_of(ids)
+            stored = self.stored_vectors({record.sha256 for record in records.values()})
+            present = [i for i in ids if i in records and records[i].sha256 in stored]
+            self.index.remove([i for i in ids if i not in present])
+            if present:
+                vectors = [self._joined(stored[records[i].sha256]) for i in present]
+                self.index.add(present, np.vstack(vectors))
+            self._seen_change = last
+
     def forget(self, ids: list[str]) -> None:
         """Drop files gone from (or unreadable in) the folder from catalog and index."""
         with self._write_lock:
@@ -240,7 +263,6 @@ class Collection:
         extension = file_extension(data)
         similar = self._search(QueryVectors.of(concept, shape, query), query)
         with self._write_lock:
-            self._refuse_duplicate(sha256)  # an identical upload may have won the race
             image_id = self.store.write_new(data, extension)
             stat = self.store.stat(image_id)
             name = (original_filename or "").strip()[:MAX_ORIGINAL_FILENAME] or None
@@ -248,7 +270,14 @@ class Collection:
                 image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC)
             )
             vectors = self.vectors_of(concept, shape)
-            self.catalog.save([(record, vectors)])
+            # Check and insert in one transaction: an identical upload to this or another
+            # process may have won the race since the check above.
+            holder = self.catalog.save_upload(record, vectors)
+            if holder is not None:
+                self.store.delete([image_id])
+                raise DuplicateImageError(
+                    f"The collection already holds this image as {holder.id}.", holder.id
+                )
             self.index.add([image_id], self._joined(vectors).reshape(1, -1))
         logger.info("Added %s (%s)", image_id, name)
         return record, similar
@@ -279,8 +308,10 @@ class Collection:
         with self._write_lock:
             self.get(image_id)
             self.store.delete([image_id])
-            self.catalog.delete([image_id])
+            removed = self.catalog.delete([image_id])
             self.index.remove([image_id])
+        if not removed:  # another process deleted it first
+            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         logger.info("Deleted %s", image_id)
 
     def delete_all(self) -> int:
@@ -308,6 +339,7 @@ class Collection:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
         self.get(image_id)
+        self.catch_up()
         stored = self.index.vectors([image_id]).get(image_id)
         if stored is None:
             raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
@@ -319,6 +351,7 @@ class Collection:
         return [match for match in matches if match.id != image_id][: query.top_k]
 
     def _search(self, vectors: QueryVectors, query: SearchQuery) -> list[Match]:
+        self.catch_up()
         turns = list(vectors.shapes)
         hits_per_turn = self.index.search(
             vectors.rows(query.weight), query.top_k, query.min_similarity
@@ -353,4 +386,5 @@ class Collection:
 
     @property
     def image_count(self) -> int:
+        self.catch_up()
         return len(self.index)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
+from filelock import FileLock
 from numpy.typing import NDArray
 
 from app.errors import ServiceError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 5.0
+RECONCILE_LOCK = "reconcile.lock"
 PROGRESS_BAR_WIDTH = 30
 
 
@@ -110,7 +112,10 @@ class Reconciler:
         Unreadable files are skipped with a warning so one bad file cannot stop start-up;
         they are tried again at the next reconciliation.
         """
-        with self._lock:
+        # One reconciliation at a time per catalog, across processes too (uvicorn
+        # --workers N): the next one finds the first's work done and embeds nothing.
+        lock = FileLock(self.collection.catalog.path.with_name(RECONCILE_LOCK))
+        with self._lock, lock:
             self.progress.begin()
             try:
                 return self._reconcile(should_stop)
@@ -119,6 +124,7 @@ class Reconciler:
 
     def _reconcile(self, should_stop: Callable[[], bool]) -> ReconcileReport:
         collection = self.collection
+        collection.catch_up()  # what another process reconciled while this one waited
         files = collection.store.scan()
         known = collection.catalog.records()
         removed = [image_id for image_id in known if image_id not in files]

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from filelock import FileLock
 from numpy.typing import NDArray
 from PIL import Image
 from torch.ao.quantization import quantize_dynamic
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 HUB_PROBE_TIMEOUT_S = 3.0
 # The ONNX export runs in a child process (tests that replace the exporter set False).
 EXPORT_IN_CHILD = True
+EXPORT_LOCK = ".export.lock"
 OFFLINE_HINT = (
     "To run offline, set MODEL_NAME to a local folder holding a CLIP checkpoint saved with "
     "save_pretrained (config.json, model weights, preprocessor_config.json)."
@@ -157,6 +159,17 @@ def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
         return _from_pretrained(name)
     except Exception as exc:
         raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
+
+
+def _export(name: str, cache_dir: Path, threads: int) -> bool:
+    """Export the checkpoint's tower to the cache, in a child process: the export holds
+    the model, the tracer's graphs and the exporter's buffers, about 0.6 GB for ViT-B/32
+    that a process never gives back. Whether a usable export is there now."""
+    arguments = (name, cache_dir, threads, logging.getLogger().level)
+    if not EXPORT_IN_CHILD:
+        return _export_checkpoint(*arguments)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(_export_checkpoint, *arguments).result()
 
 
 def _export_checkpoint(name: str, cache_dir: Path, threads: int, log_level: int) -> bool:
@@ -316,21 +329,17 @@ class ImageEmbedder:
         tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
         if tower:
             return cls(tower, load_processor(name), name, tower.dimension, "onnx")
-        # The export holds the model, the tracer's graphs and the exporter's buffers, about
-        # 0.6 GB for ViT-B/32 that a process never gives back: it runs in a child process,
-        # and this one opens its result like any cached export.
-        arguments = (name, cache_dir, threads, logging.getLogger().level)
-        if EXPORT_IN_CHILD:
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=spawn) as child:
-                exported = child.submit(_export_checkpoint, *arguments).result()
-        else:
-            exported = _export_checkpoint(*arguments)
-        checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
-        if exported and checkpoint:
-            tower = onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
-            if tower:
-                return cls(tower, load_processor(name), name, tower.dimension, "onnx")
+        # One export at a time per cache, across processes too (uvicorn --workers N): the
+        # others wait, then open its result.
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(cache_dir / EXPORT_LOCK):
+            checkpoint = checkpoint_folder(name)
+            tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+            if not tower and _export(name, cache_dir, threads):
+                checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
+                tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+        if tower:
+            return cls(tower, load_processor(name), name, tower.dimension, "onnx")
         model, processor = load_checkpoint(name)
         return cls._on_torch(model, processor, name, torch.device("cpu"), "torch")
 

@@ -10,9 +10,15 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
   descriptor's version (``shape-v1``) for shape vectors, so each is recomputed on its own
   when it changes; two files with the same bytes share their vectors.
 
+- ``changes``: the id of every row written or deleted, in order (NULL: all deleted), so
+  that several processes on one catalog (``uvicorn --workers N``) bring their in-memory
+  index in step before each search (``Collection.catch_up``).
+
 Crash safety: every change is one transaction in write-ahead-log mode with full
 synchronisation, so a process killed at any moment leaves the last committed state,
-which always loads.
+which always loads. Writers in several processes are serialised by SQLite's write lock
+(``BEGIN IMMEDIATE``), which also makes an upload's duplicate check and its insert one
+atomic step (``save_upload``).
 """
 
 import json
@@ -42,6 +48,10 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (sha256);
 CREATE INDEX IF NOT EXISTS images_by_created_at ON images (created_at, seq);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT
+);
 CREATE TABLE IF NOT EXISTS embeddings (
     sha256 TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -152,6 +162,19 @@ class Catalog:
             ).fetchall()
         return [_record(row) for row in rows], total, page
 
+    def last_change(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+
+    def changes_since(self, seq: int) -> tuple[list[str | None], int]:
+        """The ids changed after change ``seq``, in order (None: all deleted), and the
+        last change's number."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id FROM changes WHERE seq > ? ORDER BY seq", (seq,)
+            ).fetchall()
+        return [row[1] for row in rows], (rows[-1][0] if rows else seq)
+
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
         wanted = set(sha256s)
@@ -171,40 +194,65 @@ class Catalog:
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         """Insert or update image rows, with the vectors given for their bytes."""
         with self._transaction() as db:
-            for record, vectors in entries:
-                db.execute(
-                    f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
-                    "size = excluded.size, mtime_ns = excluded.mtime_ns",
-                    (
-                        record.id,
-                        record.sha256,
-                        record.size,
-                        record.mtime_ns,
-                        record.original_filename,
-                        record.created_at.isoformat(),
-                    ),
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
-                    [
-                        (
-                            record.sha256,
-                            key.model,
-                            key.preprocessing,
-                            np.asarray(vector, dtype=np.float32).tobytes(),
-                        )
-                        for key, vector in vectors.items()
-                    ],
-                )
+            self._save(db, entries)
 
-    def delete(self, ids: list[str]) -> None:
-        """Remove image rows, and the vectors no remaining row uses."""
+    def save_upload(self, record: ImageRecord, vectors: Vectors) -> ImageRecord | None:
+        """Insert an uploaded image's row unless a row holds the same bytes: then return
+        that row and write nothing. One transaction, so atomic across processes."""
         with self._transaction() as db:
-            db.executemany("DELETE FROM images WHERE id = ?", [(image_id,) for image_id in ids])
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1",
+                (record.sha256,),
+            ).fetchone()
+            if row:
+                return _record(row)
+            self._save(db, [(record, vectors)])
+        return None
+
+    @staticmethod
+    def _save(db: sqlite3.Connection, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        for record, vectors in entries:
+            db.execute(
+                f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
+                "size = excluded.size, mtime_ns = excluded.mtime_ns",
+                (
+                    record.id,
+                    record.sha256,
+                    record.size,
+                    record.mtime_ns,
+                    record.original_filename,
+                    record.created_at.isoformat(),
+                ),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        record.sha256,
+                        key.model,
+                        key.preprocessing,
+                        np.asarray(vector, dtype=np.float32).tobytes(),
+                    )
+                    for key, vector in vectors.items()
+                ],
+            )
+            db.execute("INSERT INTO changes (id) VALUES (?)", (record.id,))
+
+    def delete(self, ids: list[str]) -> int:
+        """Remove image rows, and the vectors no remaining row uses; return how many rows
+        were there (another process may have removed them first)."""
+        with self._transaction() as db:
+            removed = sum(
+                db.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount
+                for image_id in ids
+            )
             db.execute("DELETE FROM embeddings WHERE sha256 NOT IN (SELECT sha256 FROM images)")
+            db.executemany("INSERT INTO changes (id) VALUES (?)", [(image_id,) for image_id in ids])
+        return removed
 
     def delete_all(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM images")
             db.execute("DELETE FROM embeddings")
+            db.execute("INSERT INTO changes (id) VALUES (NULL)")
