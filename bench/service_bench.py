@@ -237,13 +237,15 @@ class Server:
 
 
 @contextmanager
-def running_server(environment: dict[str, str], checkout: Path = REPO) -> Iterator[Server]:
-    """``uvicorn app.main:app`` of ``checkout`` (this one, or another version's) until
-    its indexing has finished."""
+def running_server(
+    environment: dict[str, str], checkout: Path = REPO, options: tuple[str, ...] = ()
+) -> Iterator[Server]:
+    """``uvicorn app.main:app`` of ``checkout`` (this one, or another version's), with
+    extra uvicorn ``options``, until its indexing has finished."""
     port = free_port()
     launched = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", *UVICORN_OPTIONS, str(port)],
+        [sys.executable, "-m", "uvicorn", "app.main:app", *options, *UVICORN_OPTIONS, str(port)],
         cwd=checkout,
         env=environment,
         stdout=subprocess.DEVNULL,
