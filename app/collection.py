@@ -386,5 +386,9 @@ class Collection:
 
     @property
     def image_count(self) -> int:
+        return len(self.index)
+
+    def current_count(self) -> int:
+        """The images searchable now, other processes' changes included."""
         self.catch_up()
         return len(self.index)

@@ -286,7 +286,7 @@ async def delete_all_images(
     summary="How many images the collection holds (the earlier backend's endpoint)",
 )
 async def image_count(collection: CollectionDep) -> ImageCountResponse:
-    return ImageCountResponse(count=collection.image_count)
+    return ImageCountResponse(count=await run_in_threadpool(collection.current_count))
 
 
 @router.post(
@@ -309,7 +309,7 @@ async def health(settings: SettingsDep, collection: CollectionDep) -> HealthResp
         model=settings.model_name,
         inference=collection.embedder.inference,
         embedding_dimension=collection.embedder.dimension,
-        indexed_images=collection.image_count,
+        indexed_images=await run_in_threadpool(collection.current_count),
         indexing=IndexingStatus(
             running=progress.running,
             done=progress.done,
