@@ -50,6 +50,12 @@ MAX_ORIGINAL_FILENAME = 255
 DECODE_SIDE_FACTOR = 2
 
 
+def _duplicate(holder: ImageRecord) -> DuplicateImageError:
+    return DuplicateImageError(
+        f"The collection already holds this image as {holder.id}.", holder.id
+    )
+
+
 @dataclass(frozen=True)
 class Match:
     id: str
@@ -275,9 +281,7 @@ class Collection:
             holder = self.catalog.save_upload(record, vectors)
             if holder is not None:
                 self.store.delete([image_id])
-                raise DuplicateImageError(
-                    f"The collection already holds this image as {holder.id}.", holder.id
-                )
+                raise _duplicate(holder)
             self.index.add([image_id], self._joined(vectors).reshape(1, -1))
         logger.info("Added %s (%s)", image_id, name)
         return record, similar
@@ -285,9 +289,7 @@ class Collection:
     def _refuse_duplicate(self, sha256: str) -> None:
         existing = self.catalog.find_sha256(sha256)
         if existing is not None:
-            raise DuplicateImageError(
-                f"The collection already holds this image as {existing.id}.", existing.id
-            )
+            raise _duplicate(existing)
 
     def get(self, image_id: str) -> ImageRecord:
         record = self.catalog.get(image_id)
