@@ -192,14 +192,18 @@ class Collection:
     def load(self) -> int:
         """Fill the index from the stored vectors, embedding nothing; return its size."""
         self._seen_change = self.catalog.last_change()  # changes after it are caught up
-        records = self.catalog.records()
+        ids = self._index_stored(self.catalog.records())
+        self.ready = bool(ids)
+        logger.info("Loaded %d stored vectors from %s", len(ids), self.catalog.path)
+        return len(ids)
+
+    def _index_stored(self, records: dict[str, ImageRecord]) -> list[str]:
+        """Index the records whose vectors are stored; return their ids."""
         stored = self.stored_vectors({record.sha256 for record in records.values()})
         ids = [image_id for image_id, record in records.items() if record.sha256 in stored]
         if ids:
             self.index.add(ids, np.vstack([self._joined(stored[records[i].sha256]) for i in ids]))
-        self.ready = bool(ids)
-        logger.info("Loaded %d stored vectors from %s", len(ids), self.catalog.path)
-        return len(ids)
+        return ids
 
     def stored_vectors(self, sha256s: Iterable[str]) -> dict[str, Vectors]:
         """The bytes among ``sha256s`` whose concept and shape vectors are both stored."""
@@ -241,13 +245,8 @@ class Collection:
                 self.index.clear()
                 changed = changed[len(changed) - changed[::-1].index(None) :]
             ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
-            records = self.catalog.records_of(ids)
-            stored = self.stored_vectors({record.sha256 for record in records.values()})
-            present = [i for i in ids if i in records and records[i].sha256 in stored]
-            self.index.remove([i for i in ids if i not in present])
-            if present:
-                vectors = [self._joined(stored[records[i].sha256]) for i in present]
-                self.index.add(present, np.vstack(vectors))
+            present = set(self._index_stored(self.catalog.records_of(ids)))
+            self.index.remove([image_id for image_id in ids if image_id not in present])
             self._seen_change = last
 
     def forget(self, ids: list[str]) -> None:
