@@ -167,3 +167,25 @@ def servers() -> Iterator[list[Server]]:
     for server in started:
         if server.process.poll() is None:
             server.kill()
+
+
+@pytest.fixture
+def start_server(
+    servers: list[Server],
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+) -> Callable[..., Server]:
+    """Start a real server on this test's folders and the session's ONNX export, with
+    extra settings and uvicorn options, and wait for its indexing; killed at the end."""
+
+    def start(
+        settings: dict[str, str] | None = None, uvicorn_options: tuple[str, ...] = ()
+    ) -> Server:
+        environment = {"ONNX_CACHE_DIR": str(onnx_cache_dir), **(settings or {})}
+        server = Server(tiny_model_dir, images_dir, index_dir, environment, uvicorn_options)
+        servers.append(server)
+        return server.wait_until_indexed()
+
+    return start

@@ -5,6 +5,7 @@ schema. ``tests/fuzz_hooks.py`` turns half of the uploads into real drawings."""
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.servers import REPO, Server
@@ -20,21 +21,10 @@ expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413", "415"]
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
-    tmp_path: Path,
+    start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    settings = {
-        "API_KEY": KEY,
-        "WRITE_ALLOWED_NETWORKS": "",  # the fuzzer checks that writes need the key
-        "ONNX_CACHE_DIR": str(onnx_cache_dir),
-        "REQUEST_LOG": "false",
-    }
-    server = Server(tiny_model_dir, images_dir, index_dir, settings)
-    servers.append(server.wait_until_indexed())
+    # No allowed networks: the fuzzer checks that writes need the key.
+    server = start_server({"API_KEY": KEY, "WRITE_ALLOWED_NETWORKS": "", "REQUEST_LOG": "false"})
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
 

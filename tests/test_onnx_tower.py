@@ -67,18 +67,24 @@ def test_onnx_embeddings_equal_the_transformers_model(
     assert onnx.fingerprint == reference.fingerprint  # so switching re-embeds nothing
 
 
+def count_checkpoint_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The checkpoints this process loads with transformers from now on."""
+    loads: list[str] = []
+    real_load_checkpoint = model_module.load_checkpoint
+
+    def counting_load_checkpoint(name: str) -> tuple[object, object]:
+        loads.append(name)
+        return real_load_checkpoint(name)
+
+    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+    return loads
+
+
 def test_the_graph_is_exported_once_and_the_next_start_loads_no_transformers_weights(
     tiny_model_dir: Path, tmp_path: Path, exports: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load(tiny_model_dir, tmp_path)
-    checkpoint_loads: list[str] = []
-    real_load_checkpoint = model_module.load_checkpoint
-
-    def counting_load_checkpoint(name: str) -> tuple[object, object]:
-        checkpoint_loads.append(name)
-        return real_load_checkpoint(name)
-
-    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+    checkpoint_loads = count_checkpoint_loads(monkeypatch)
 
     second = load(tiny_model_dir, tmp_path)
 
@@ -90,14 +96,7 @@ def test_the_graph_is_exported_once_and_the_next_start_loads_no_transformers_wei
 def test_the_export_runs_in_a_child_process_so_this_one_never_holds_the_weights(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent_loads: list[str] = []
-    real_load_checkpoint = model_module.load_checkpoint
-
-    def counting_load_checkpoint(name: str) -> tuple[object, object]:
-        parent_loads.append(name)
-        return real_load_checkpoint(name)
-
-    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+    parent_loads = count_checkpoint_loads(monkeypatch)
 
     embedder = load(tiny_model_dir, tmp_path)
 

@@ -53,21 +53,12 @@ class Visit:
 
 
 @pytest.fixture
-def visit(
-    browser: Browser,
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
-) -> Iterator[Callable[..., Visit]]:
+def visit(browser: Browser, start_server: Callable[..., Server]) -> Iterator[Callable[..., Visit]]:
     """Start a server with the given settings and open its page in a new tab."""
     contexts = []
 
     def open_page(settings: dict[str, str] | None = None, **context_options: object) -> Visit:
-        environment = {"ONNX_CACHE_DIR": str(onnx_cache_dir), **(settings or {})}
-        server = Server(tiny_model_dir, images_dir, index_dir, environment)
-        servers.append(server.wait_until_indexed())
+        server = start_server(settings)
         context = browser.new_context(base_url=server.url, **context_options)  # type: ignore[arg-type]
         contexts.append(context)
         tab = Visit(context.new_page())

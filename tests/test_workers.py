@@ -4,6 +4,8 @@ either worker, and one 201 for simultaneous identical uploads."""
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,13 +16,16 @@ from tests.servers import Server
 SEARCHES = 20
 
 
-def two_workers(
-    servers: list[Server], tiny_model_dir: Path, images_dir: Path, index_dir: Path, onnx: Path
-) -> Server:
-    settings = {"ONNX_CACHE_DIR": str(onnx), "LOG_LEVEL": "INFO", "REQUEST_LOG": "false"}
-    server = Server(tiny_model_dir, images_dir, index_dir, settings, ("--workers", "2"))
-    servers.append(server)
-    return server.wait_until_indexed()
+def two_workers(start_server: Callable[..., Server], **settings: str) -> Server:
+    """Two uvicorn workers; both have logged their start-up reconciliation."""
+    server = start_server(
+        {"LOG_LEVEL": "INFO", "REQUEST_LOG": "false", **settings}, ("--workers", "2")
+    )
+    for _ in range(300):
+        if len(re.findall(r"Reconciled .* with ", "".join(server.log))) >= 2:
+            return server
+        time.sleep(0.1)
+    raise AssertionError("".join(server.log[-20:]))
 
 
 def fresh_search(server: Server, data: bytes) -> list[str]:
@@ -33,22 +38,10 @@ def fresh_search(server: Server, data: bytes) -> list[str]:
     return [result["id"] for result in response.json()["results"]]
 
 
-def wait_for_both_workers_to_index(server: Server) -> None:
-    """Both workers have logged their start-up reconciliation."""
-    deadline = threading.Event()
-    for _ in range(300):
-        if len(re.findall(r"Reconciled .* with ", "".join(server.log))) >= 2:
-            return
-        deadline.wait(0.1)
-    raise AssertionError("".join(server.log[-20:]))
-
-
 def test_two_workers_embed_the_folder_once_and_export_the_model_once(
-    servers: list[Server], tiny_model_dir: Path, images_dir: Path, index_dir: Path, tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = two_workers(servers, tiny_model_dir, images_dir, index_dir, tmp_path / "onnx")
-
-    wait_for_both_workers_to_index(server)
+    server = two_workers(start_server, ONNX_CACHE_DIR=str(tmp_path / "onnx"))  # a fresh one
 
     log = "".join(server.log)
     added = [int(count) for count in re.findall(r"ReconcileReport\(added=(\d+)", log)]
@@ -57,14 +50,9 @@ def test_two_workers_embed_the_folder_once_and_export_the_model_once(
 
 
 def test_an_add_or_delete_on_one_worker_is_seen_by_every_later_search(
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
+    start_server: Callable[..., Server],
 ) -> None:
-    server = two_workers(servers, tiny_model_dir, images_dir, index_dir, onnx_cache_dir)
-    wait_for_both_workers_to_index(server)
+    server = two_workers(start_server)
     data = encode(drawing(seed=77), "PNG")
 
     added = httpx.post(f"{server.url}/images/", files={"file": ("new.png", data)})
@@ -81,14 +69,9 @@ def test_an_add_or_delete_on_one_worker_is_seen_by_every_later_search(
 
 
 def test_simultaneous_identical_uploads_to_two_workers_give_exactly_one_201(
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
+    start_server: Callable[..., Server], images_dir: Path
 ) -> None:
-    server = two_workers(servers, tiny_model_dir, images_dir, index_dir, onnx_cache_dir)
-    wait_for_both_workers_to_index(server)
+    server = two_workers(start_server)
     statuses: list[int] = []
 
     for round_number in range(10):

@@ -5,7 +5,6 @@ proxy."""
 
 import ipaddress
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -170,6 +169,9 @@ def test_the_default_networks_mean_this_machine_only(host: str | None, expected:
     assert in_networks(host, LOOPBACK_NETWORKS) is expected
 
 
+INTRANET = {"WRITE_ALLOWED_NETWORKS": "10.0.0.0/8"}
+
+
 def post_through_a_proxy(server: Server, forwarded_for: str) -> httpx.Response:
     return httpx.post(
         f"{server.url}/images/",
@@ -179,16 +181,10 @@ def post_through_a_proxy(server: Server, forwarded_for: str) -> httpx.Response:
 
 
 def test_behind_a_trusted_proxy_the_client_is_the_forwarded_address(
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
+    start_server: Callable[..., Server],
 ) -> None:
     # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise.
-    settings = {"WRITE_ALLOWED_NETWORKS": "10.0.0.0/8", "ONNX_CACHE_DIR": str(onnx_cache_dir)}
-    server = Server(tiny_model_dir, images_dir, index_dir, settings)
-    servers.append(server.wait_until_indexed())
+    server = start_server(INTRANET)
 
     inside = post_through_a_proxy(server, "10.9.8.7")
     outside = post_through_a_proxy(server, "203.0.113.9")
@@ -198,16 +194,9 @@ def test_behind_a_trusted_proxy_the_client_is_the_forwarded_address(
 
 
 def test_behind_an_untrusted_proxy_the_forwarded_address_is_ignored(
-    servers: list[Server],
-    tiny_model_dir: Path,
-    images_dir: Path,
-    index_dir: Path,
-    onnx_cache_dir: Path,
+    start_server: Callable[..., Server],
 ) -> None:
-    settings = {"WRITE_ALLOWED_NETWORKS": "10.0.0.0/8", "ONNX_CACHE_DIR": str(onnx_cache_dir)}
-    options = ("--forwarded-allow-ips", "192.0.2.1")  # some other proxy
-    server = Server(tiny_model_dir, images_dir, index_dir, settings, options)
-    servers.append(server.wait_until_indexed())
+    server = start_server(INTRANET, ("--forwarded-allow-ips", "192.0.2.1"))  # another proxy
 
     spoofed = post_through_a_proxy(server, "10.9.8.7")
 
