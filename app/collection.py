@@ -1,24 +1,23 @@
-"""The live collection: the image folder, the stored index and the in-memory FAISS index
-kept in step, and similarity search over them.
+"""The live collection: the image folder and the store (``app.storage.store``: records,
+vectors and search) kept in step, and similarity search over them.
 
 Every image is represented by two unit vectors of what the embedder sees (the framed,
 grid-free drawing): its concept (CLIP) vector and its shape descriptor
-(``app.imaging.shape``); the index holds their concatenation (``app.ranking``).
+(``app.imaging.shape``); the store searches their concatenation (``app.ranking``).
 
-Every method here blocks (file I/O, decoding, OpenCV, the model, FAISS, SQLite); the
-HTTP layer calls them from worker threads, never on the event loop.
+Every method here blocks (file I/O, decoding, OpenCV, the model, the store); the HTTP
+layer calls them from worker threads, never on the event loop.
 
 Order of writes, so that a crash at any point leaves a state the next reconciliation
 (``app.reconciliation``) repairs without losing an accepted file: an add writes the file
-(atomically), then the catalog, then the in-memory index; a delete removes the file, then
-the catalog row.
+(atomically), then the store; a delete removes the file, then the store's record.
 """
 
 import io
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,9 +36,8 @@ from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.metrics import IMAGES_INDEXED
 from app.ranking import QueryVectors, SearchQuery, best_turns
 from app.reconciliation import IndexingProgress, Reconciler, ReconcileReport
-from app.storage.embedded.catalog import Catalog, EmbeddingKey, ImageRecord, Vectors
 from app.storage.embedded.image_store import ImageStore, sha256_hex
-from app.storage.embedded.vector_index import VectorIndex
+from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +66,16 @@ class Match:
 
 
 class Collection:
-    """Embeds images the same way for indexing and for queries; keeps IMAGES_DIR, the
-    catalog and the FAISS index in step; searches."""
+    """Embeds images the same way for indexing and for queries; keeps IMAGES_DIR and the
+    store in step; searches."""
 
     def __init__(
         self,
         embedder: ImageEmbedder,
-        store: ImageStore,
-        catalog: Catalog,
+        folder: ImageStore,
+        store: Store,
         *,
-        index_factory: str = "Flat",
-        preprocessing: PreprocessingOptions | None = None,
+        preprocessing: PreprocessingOptions,
         max_image_pixels: int = 64_000_000,
         batch_size: int = 16,
         search_batch_size: int = 8,
@@ -87,31 +84,36 @@ class Collection:
         decode_concurrency: int = 2,
     ) -> None:
         self.embedder = embedder
+        self.folder = folder
         self.store = store
-        self.catalog = catalog
-        self.index = VectorIndex(embedder.dimension + SHAPE_DIMENSION, index_factory)
-        self.preprocessing = preprocessing or PreprocessingOptions()
+        self.space = store.space
+        self.preprocessing = preprocessing
         self.max_image_pixels = max_image_pixels
         self.batcher = EmbeddingBatcher(
             lambda pixels: self.embedder.embed_pixels(pixels),
             search_batch_size,
             search_queue_size,
         )
-        fingerprint = self.preprocessing.fingerprint
-        self.concept_key = EmbeddingKey(embedder.fingerprint, fingerprint, embedder.dimension)
-        self.shape_key = EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION)
         self.reconciler = Reconciler(self, batch_size, preprocess_threads)
-        IMAGES_INDEXED.set_function(lambda: len(self.index))
-        # Searchable: a stored index was loaded, or a reconciliation has finished.
-        self.ready = False
-        # Serialises changes, so folder, catalog and index change together.
+        IMAGES_INDEXED.set_function(store.searchable_count)
+        # Searchable: the store held vectors at start, or a reconciliation has finished.
+        self.ready = store.searchable_count() > 0
+        # Serialises this process's changes, so the folder and the store change together.
         self._write_lock = threading.Lock()
         self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
-        self._seen_change = 0  # the last catalog change the index reflects
+
+    @staticmethod
+    def vector_space(embedder: ImageEmbedder, preprocessing: PreprocessingOptions) -> VectorSpace:
+        """The vectors this embedder and this preprocessing make, as the store keys them."""
+        fingerprint = preprocessing.fingerprint
+        return VectorSpace(
+            EmbeddingKey(embedder.fingerprint, fingerprint, embedder.dimension),
+            EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> "Collection":
-        """Load the model, open IMAGES_DIR and the stored index, and load the stored
+        """Load the model, open IMAGES_DIR and the store (STORE), which loads the stored
         vectors (blocking: seconds; embeds nothing; ``reconcile`` does that)."""
         embedder = ImageEmbedder.load(
             settings.model_name,
@@ -120,20 +122,22 @@ class Collection:
             settings.model_threads,
             settings.onnx_dir,
         )
+        preprocessing = PreprocessingOptions(
+            remove_grid=settings.grid_removal,
+            working_side=settings.grid_working_side,
+            grid=GridRemovalParams(
+                ink_threshold_fraction=settings.grid_ink_threshold,
+                min_grid_lines=settings.grid_min_lines,
+                max_disc_fraction=settings.grid_max_disc_fraction,
+            ),
+        )
+        folder = ImageStore(settings.images_dir)
+        store = open_store(settings, cls.vector_space(embedder, preprocessing))
         collection = cls(
             embedder,
-            ImageStore(settings.images_dir),
-            Catalog(settings.index_dir),
-            index_factory=settings.index_factory,
-            preprocessing=PreprocessingOptions(
-                remove_grid=settings.grid_removal,
-                working_side=settings.grid_working_side,
-                grid=GridRemovalParams(
-                    ink_threshold_fraction=settings.grid_ink_threshold,
-                    min_grid_lines=settings.grid_min_lines,
-                    max_disc_fraction=settings.grid_max_disc_fraction,
-                ),
-            ),
+            folder,
+            store,
+            preprocessing=preprocessing,
             max_image_pixels=settings.max_image_pixels,
             batch_size=settings.embed_batch_size,
             search_batch_size=settings.search_batch_size,
@@ -141,12 +145,12 @@ class Collection:
             preprocess_threads=settings.preprocess_threads or settings.cpu_threads,
             decode_concurrency=settings.decode_concurrency,
         )
-        collection.load()
+        logger.info("Loaded %d stored vectors from %s", store.searchable_count(), store.location)
         return collection
 
     def close(self) -> None:
         self.batcher.close()
-        self.catalog.close()
+        self.store.close()
 
     # Embedding
 
@@ -172,7 +176,7 @@ class Collection:
         return concept, self.shape_of(framed)
 
     def vectors_of(self, concept: NDArray[np.float32], shape: NDArray[np.float32]) -> Vectors:
-        return {self.concept_key: concept, self.shape_key: shape}
+        return {self.space.concept: concept, self.space.shape: shape}
 
     def preview_png(self, data: bytes) -> bytes:
         """The PNG of what the embedder sees for an uploaded image."""
@@ -189,71 +193,18 @@ class Collection:
     def reconcile(self, should_stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
         return self.reconciler.reconcile(should_stop)
 
-    def load(self) -> int:
-        """Fill the index from the stored vectors, embedding nothing; return its size."""
-        self._seen_change = self.catalog.last_change()  # changes after it are caught up
-        ids = self._index_stored(self.catalog.records())
-        self.ready = bool(ids)
-        logger.info("Loaded %d stored vectors from %s", len(ids), self.catalog.path)
-        return len(ids)
-
-    def _index_stored(self, records: dict[str, ImageRecord]) -> list[str]:
-        """Index the records whose vectors are stored; return their ids."""
-        stored = self.stored_vectors({record.sha256 for record in records.values()})
-        ids = [image_id for image_id, record in records.items() if record.sha256 in stored]
-        if ids:
-            self.index.add(ids, np.vstack([self._joined(stored[records[i].sha256]) for i in ids]))
-        return ids
-
-    def stored_vectors(self, sha256s: Iterable[str]) -> dict[str, Vectors]:
-        """The bytes among ``sha256s`` whose concept and shape vectors are both stored."""
-        wanted = set(sha256s)
-        concepts = self.catalog.vectors(self.concept_key, wanted)
-        shapes = self.catalog.vectors(self.shape_key, wanted)
-        return {
-            sha256: self.vectors_of(concepts[sha256], shapes[sha256])
-            for sha256 in concepts.keys() & shapes.keys()
-        }
-
-    def _joined(self, vectors: Vectors) -> NDArray[np.float32]:
-        return np.concatenate([vectors[self.concept_key], vectors[self.shape_key]])
-
-    def apply(self, entries: list[tuple[ImageRecord, Vectors, bool]]) -> None:
-        """Save records (with their vectors where the flag says they are new) and index
-        them, skipping files deleted since the folder was scanned."""
+    def apply(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        """Save records with their vectors, skipping files deleted since the folder was
+        scanned."""
         with self._write_lock:
-            entries = [entry for entry in entries if self.store.holds(entry[0].id)]
-            if not entries:
-                return
-            self.catalog.save(
-                [(record, vectors if new else {}) for record, vectors, new in entries]
-            )
-            self.index.add(
-                [record.id for record, _, _ in entries],
-                np.vstack([self._joined(vectors) for _, vectors, _ in entries]),
-            )
-
-    def catch_up(self) -> None:
-        """Bring the index in step with changes other processes made to the catalog
-        (``uvicorn --workers N``): one query when there are none. Re-applying this
-        process's own changes is harmless: each changed id takes its stored state."""
-        if self.catalog.last_change() <= self._seen_change:
-            return
-        with self._write_lock:
-            changed, last = self.catalog.changes_since(self._seen_change)
-            if None in changed:  # everything was deleted, then these changed
-                self.index.clear()
-                changed = changed[len(changed) - changed[::-1].index(None) :]
-            ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
-            present = set(self._index_stored(self.catalog.records_of(ids)))
-            self.index.remove([image_id for image_id in ids if image_id not in present])
-            self._seen_change = last
+            entries = [entry for entry in entries if self.folder.holds(entry[0].id)]
+            if entries:
+                self.store.save(entries)
 
     def forget(self, ids: list[str]) -> None:
-        """Drop files gone from (or unreadable in) the folder from catalog and index."""
+        """Drop files gone from (or unreadable in) the folder from the store."""
         with self._write_lock:
-            self.catalog.delete(ids)
-            self.index.remove(ids)
+            self.store.delete(ids)
 
     # Collection changes
 
@@ -268,8 +219,8 @@ class Collection:
         extension = file_extension(data)
         similar = self._search(QueryVectors.of(concept, shape, query), query)
         with self._write_lock:
-            image_id = self.store.write_new(data, extension)
-            stat = self.store.stat(image_id)
+            image_id = self.folder.write_new(data, extension)
+            stat = self.folder.stat(image_id)
             name = (original_filename or "").strip()[:MAX_ORIGINAL_FILENAME] or None
             record = ImageRecord(
                 image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC)
@@ -277,40 +228,41 @@ class Collection:
             vectors = self.vectors_of(concept, shape)
             # Check and insert in one transaction: an identical upload to this or another
             # process may have won the race since the check above.
-            holder = self.catalog.save_upload(record, vectors)
-            if holder is not None:
-                self.store.delete([image_id])
+            holder = self.store.save_upload(record, vectors)
+            if holder is not None and holder.id == image_id:
+                # Another process's reconciliation found the new file first: it is ours.
+                self.store.save([(record, vectors)])
+            elif holder is not None:
+                self.folder.delete([image_id])
                 raise _duplicate(holder)
-            self.index.add([image_id], self._joined(vectors).reshape(1, -1))
         logger.info("Added %s (%s)", image_id, name)
         return record, similar
 
     def _refuse_duplicate(self, sha256: str) -> None:
-        existing = self.catalog.find_sha256(sha256)
+        existing = self.store.find_sha256(sha256)
         if existing is not None:
             raise _duplicate(existing)
 
     def get(self, image_id: str) -> ImageRecord:
-        record = self.catalog.get(image_id)
+        record = self.store.get(image_id)
         if record is None:
             raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         return record
 
     def holds(self, image_id: str) -> bool:
-        return self.catalog.get(image_id) is not None
+        return self.store.get(image_id) is not None
 
     def page(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
         """Page ``page`` (from 1) of the collection, newest first, or its last page when
         ``page`` is past it; with the total and the page answered."""
-        return self.catalog.newest_first(page, page_size)
+        return self.store.newest_first(page, page_size)
 
     def delete(self, image_id: str) -> None:
-        """Remove an image's file and vector."""
+        """Remove an image's file and record."""
         with self._write_lock:
             self.get(image_id)
-            self.store.delete([image_id])
-            removed = self.catalog.delete([image_id])
-            self.index.remove([image_id])
+            self.folder.delete([image_id])
+            removed = self.store.delete([image_id])
         if not removed:  # another process deleted it first
             raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         logger.info("Deleted %s", image_id)
@@ -318,11 +270,9 @@ class Collection:
     def delete_all(self) -> int:
         """Remove every image of the folder and every stored vector; return how many."""
         with self._write_lock:
-            ids = list(self.store.scan())
-            for image_id in ids:
-                self.store.delete([image_id])
-            self.catalog.delete_all()
-            self.index.clear()
+            ids = list(self.folder.scan())
+            self.folder.delete(ids)
+            self.store.delete_all()
         logger.warning("Deleted the whole collection (%d images)", len(ids))
         return len(ids)
 
@@ -340,11 +290,10 @@ class Collection:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
         self.get(image_id)
-        self.catch_up()
-        stored = self.index.vectors([image_id]).get(image_id)
+        stored = self.store.searchable([image_id]).get(image_id)
         if stored is None:
             raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
-        concept, shape = np.split(stored, [self.embedder.dimension])
+        concept, shape = np.split(stored, [self.space.concept.dimension])
         wider = SearchQuery(
             query.top_k + 1, query.min_similarity, query.mode, query.turns, query.concept_weight
         )
@@ -352,20 +301,19 @@ class Collection:
         return [match for match in matches if match.id != image_id][: query.top_k]
 
     def _search(self, vectors: QueryVectors, query: SearchQuery) -> list[Match]:
-        self.catch_up()
         turns = list(vectors.shapes)
-        hits_per_turn = self.index.search(
+        hits_per_turn = self.store.search(
             vectors.rows(query.weight), query.top_k, query.min_similarity
         )
         hits = best_turns(turns, hits_per_turn)[: query.top_k]
-        stored = self.index.vectors([hit.id for hit in hits])  # a delete may have won
-        records = self.catalog.records_of(stored)
-        dimension = self.embedder.dimension
+        stored = self.store.searchable([hit.id for hit in hits])  # a delete may have won
+        records = self.store.records_of(stored)
+        dimension = self.space.concept.dimension
         return [
             Match(
                 id=hit.id,
                 similarity=hit.similarity,
-                path=self.store.display_path(hit.id),
+                path=self.folder.display_path(hit.id),
                 original_filename=records[hit.id].original_filename,
                 concept_similarity=float(stored[hit.id][:dimension] @ vectors.concept),
                 shape_similarity=float(stored[hit.id][dimension:] @ vectors.shapes[hit.turn]),
@@ -385,11 +333,6 @@ class Collection:
                 retry_after_s=max(1, min(60, math.ceil(left))) if left is not None else 5,
             )
 
-    @property
-    def image_count(self) -> int:
-        return len(self.index)
-
     def current_count(self) -> int:
         """The images searchable now, other processes' changes included."""
-        self.catch_up()
-        return len(self.index)
+        return self.store.searchable_count()

@@ -51,7 +51,7 @@ def evaluate(
     concept_weight: float,
 ) -> tuple[str, str]:
     """The metrics table and the threshold table for ``queries`` in every mode."""
-    size = collection.image_count
+    size = collection.current_count()
     metrics, thresholds = {}, {}
     for mode in SearchMode:
         query = SearchQuery(size, -1.0, mode, turns, concept_weight)
@@ -89,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         collection = Collection.open(settings)
         try:
             collection.reconcile()
+            searchable = collection.store.searchable_ids()
             unknown = sorted(
                 image_id
                 for expected in labels.values()
                 for image_id in expected
-                if image_id not in collection.index
+                if image_id not in searchable
             )
             if unknown:
                 print(f"error: not in the collection: {', '.join(unknown)}", file=sys.stderr)
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    print(f"{len(queries)} queries, {collection.image_count} images in the collection")
+    print(f"{len(queries)} queries, {len(searchable)} images in the collection")
     print(ranking)
     print()
     print('"Same brand?" at each min_similarity:')

@@ -46,7 +46,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     collection = await to_thread.run_sync(Collection.open, settings)
-    if collection.store.holds_samples:
+    if collection.folder.holds_samples:
         logger.warning(
             "IMAGES_DIR=%s holds the repository's samples: adding and deleting images "
             "through the API change them. Restore them with `%s`, or set IMAGES_DIR to a "

@@ -5,7 +5,7 @@ drop out, and every stored vector is reused: a file whose concept (CLIP) vector 
 stored but whose shape vector is not (the shape descriptor changed) is decoded and framed
 again for its shape alone, without the model.
 
-Blocking (file I/O, decoding, OpenCV, the model, SQLite): called from worker threads.
+Blocking (file I/O, decoding, OpenCV, the model, the store): called from worker threads.
 """
 
 import logging
@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
-from filelock import FileLock
 from numpy.typing import NDArray
 
 from app.errors import ServiceError
 from app.metrics import INDEXING_DONE, INDEXING_TOTAL
-from app.storage.embedded.catalog import ImageRecord, Vectors
 from app.storage.embedded.image_store import FileStat, sha256_hex
+from app.storage.store import ImageRecord, Vectors
 
 if TYPE_CHECKING:
     from app.collection import Collection
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 5.0
-RECONCILE_LOCK = "reconcile.lock"
 PROGRESS_BAR_WIDTH = 30
 
 
@@ -112,10 +110,9 @@ class Reconciler:
         Unreadable files are skipped with a warning so one bad file cannot stop start-up;
         they are tried again at the next reconciliation.
         """
-        # One reconciliation at a time per catalog, across processes too (uvicorn
-        # --workers N): the next one finds the first's work done and embeds nothing.
-        lock = FileLock(self.collection.catalog.path.with_name(RECONCILE_LOCK))
-        with self._lock, lock:
+        # One reconciliation at a time per store, across processes too (uvicorn
+        # --workers N, replicas): the next one finds the first's work done.
+        with self._lock, self.collection.store.exclusive():
             self.progress.begin()
             try:
                 return self._reconcile(should_stop)
@@ -124,28 +121,27 @@ class Reconciler:
 
     def _reconcile(self, should_stop: Callable[[], bool]) -> ReconcileReport:
         collection = self.collection
-        collection.catch_up()  # what another process reconciled while this one waited
-        files = collection.store.scan()
-        known = collection.catalog.records()
+        store = collection.store
+        files = collection.folder.scan()
+        known = store.records()
         removed = [image_id for image_id in known if image_id not in files]
         if removed:
             collection.forget(removed)
 
         current = [self._current_record(image_id, files[image_id], known) for image_id in files]
         records = [record for record in current if record is not None]
-        stored = collection.stored_vectors({record.sha256 for record in records})
+        stored = store.stored({record.sha256 for record in records})
+        searchable = store.searchable_ids()
         collection.apply(
             [
-                (record, stored[record.sha256], False)
+                (record, stored[record.sha256])
                 for record in records
                 if record.sha256 in stored
-                and (record.id not in collection.index or known.get(record.id) != record)
+                and (record.id not in searchable or known.get(record.id) != record)
             ]
         )
 
-        concepts = collection.catalog.vectors(
-            collection.concept_key, {record.sha256 for record in records}
-        )
+        concepts = store.vectors(collection.space.concept, {record.sha256 for record in records})
         work: dict[str, _Work] = {}
         for record in records:
             if record.sha256 not in stored:
@@ -171,11 +167,9 @@ class Reconciler:
                 image_id not in stored_now and image_id not in unreadable
                 for image_id in new + changed
             ),
-            indexed_images=len(collection.index),
+            indexed_images=store.searchable_count(),
         )
-        logger.info(
-            "Reconciled %s with %s: %s", collection.store.root, collection.catalog.path, report
-        )
+        logger.info("Reconciled %s with %s: %s", collection.folder.root, store.location, report)
         return report
 
     def _current_record(
@@ -183,13 +177,13 @@ class Reconciler:
     ) -> ImageRecord | None:
         """The record of a file as it is now, hashing it only when its size or
         modification time differ from the stored ones."""
-        store = self.collection.store
+        folder = self.collection.folder
         record = known.get(image_id)
         if record is not None and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
             return record
         try:
-            sha256 = sha256_hex(store.read_bytes(image_id))
-            if store.stat(image_id) != stat:
+            sha256 = sha256_hex(folder.read_bytes(image_id))
+            if folder.stat(image_id) != stat:
                 return None  # still being written; the next reconciliation takes it
         except OSError as exc:
             logger.warning("Skipping %s: %s", image_id, exc)
@@ -242,14 +236,14 @@ class Reconciler:
                 concepts: Iterator[NDArray[np.float32]] = iter(
                     collection.batcher.embed(np.concatenate(to_embed)) if to_embed else []
                 )
-                entries: list[tuple[ImageRecord, Vectors, bool]] = []
+                entries: list[tuple[ImageRecord, Vectors]] = []
                 for entry, (pixels, shape) in readable:
                     concept = next(concepts) if pixels is not None else entry.concept
                     assert concept is not None
                     vectors = collection.vectors_of(concept, shape)
-                    entries.extend((record, vectors, True) for record in entry.records)
+                    entries.extend((record, vectors) for record in entry.records)
                 collection.apply(entries)
-                embedded.update(record.id for record, _, _ in entries)
+                embedded.update(record.id for record, _ in entries)
                 self.progress.done += sum(len(entry.records) for entry in chunk)
                 if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
                     logger.info("Indexing %s", self.progress.bar())
@@ -267,7 +261,7 @@ class Reconciler:
         a collection file; ``None`` (and a warning) when it cannot be read or decoded."""
         image_id = entry.records[0].id
         try:
-            framed = self.collection.prepare(self.collection.store.read_bytes(image_id))
+            framed = self.collection.prepare(self.collection.folder.read_bytes(image_id))
         except (ServiceError, OSError) as exc:
             message = exc.message if isinstance(exc, ServiceError) else str(exc)
             logger.warning("Skipping %s: %s", image_id, message)

@@ -34,8 +34,8 @@ from app.api.schemas import (
 from app.collection import Collection, Match
 from app.config import Settings
 from app.errors import ConfirmationRequiredError, ImageTooLargeError
-from app.storage.embedded.catalog import ImageRecord
 from app.storage.embedded.image_store import RESTORE_SAMPLES
+from app.storage.store import ImageRecord
 
 MAX_PAGE_SIZE = 100
 
@@ -95,7 +95,7 @@ def search_results(
 
 
 def deleted_response(collection: Collection, deleted: int, message: str) -> DeletedResponse:
-    if collection.store.holds_samples:
+    if collection.folder.holds_samples:
         message += f" These were the repository's samples; restore them with `{RESTORE_SAMPLES}`."
     return DeletedResponse(deleted=deleted, deleted_count=deleted, message=message)
 
@@ -105,7 +105,7 @@ def list_item(
 ) -> ImageListItem:
     return ImageListItem(
         id=public_id(record.id),
-        image_path=collection.store.display_path(record.id),
+        image_path=collection.folder.display_path(record.id),
         original_filename=record.original_filename,
         sha256_hash=record.sha256,
         created_at=record.created_at,
@@ -183,7 +183,7 @@ async def add_image(
     return AddImageResponse(
         image=StoredImage(
             id=public_id(record.id),
-            path=result_path(url, collection.store.display_path(record.id), settings),
+            path=result_path(url, collection.folder.display_path(record.id), settings),
             url=url,
             sha256=record.sha256,
             original_filename=record.original_filename,

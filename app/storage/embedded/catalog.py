@@ -27,12 +27,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from app.storage.store import EmbeddingKey, ImageRecord, Vectors
 
 CATALOG_FILE = "catalog.sqlite3"
 
@@ -61,30 +62,6 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 """
 _COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    id: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    original_filename: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class EmbeddingKey:
-    """What a vector depends on besides the bytes: what made it (a model's name, or the
-    shape descriptor's version) and the preprocessing, and its length."""
-
-    model: str
-    preprocessing: str
-    dimension: int
-
-
-# The vectors of one file's bytes, by what they are keyed under.
-Vectors = dict[EmbeddingKey, NDArray[np.float32]]
 
 
 def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:

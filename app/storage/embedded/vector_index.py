@@ -55,6 +55,10 @@ class VectorIndex:
     def __contains__(self, image_id: object) -> bool:
         return image_id in self._labels
 
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self._labels)
+
     def add(self, ids: list[str], vectors: NDArray[np.float32]) -> None:
         """Add unit ``vectors`` (one row per id); an id already present is replaced."""
         if vectors.shape != (len(ids), self.dimension):

@@ -1,0 +1,146 @@
+"""The embedded store (STORE=embedded, the default): the SQLite catalog under INDEX_DIR
+(``app.storage.embedded.catalog``) and a FAISS index in memory
+(``app.storage.embedded.vector_index``) built from it at start.
+
+Several processes on one INDEX_DIR (``uvicorn --workers N``) each hold their own FAISS
+index: before every search a process reads the catalog's change log and applies what
+the others changed since its last look (one query when nothing changed), so a change
+acknowledged by one process is seen by the next search on any other.
+"""
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+from numpy.typing import NDArray
+
+from app.storage.embedded.catalog import Catalog
+from app.storage.embedded.vector_index import VectorIndex
+from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
+
+RECONCILE_LOCK = "reconcile.lock"
+
+
+class EmbeddedStore(Store):
+    """SQLite plus FAISS, kept in step with each other and with other processes."""
+
+    def __init__(self, index_dir: Path, space: VectorSpace, index_factory: str = "Flat") -> None:
+        self.space = space
+        self.catalog = Catalog(index_dir)
+        self.location = str(self.catalog.path)
+        self.index = VectorIndex(space.dimension, index_factory)
+        # The index and the last catalog change it reflects change together.
+        self._lock = threading.Lock()
+        self._seen_change = self.catalog.last_change()  # later ones are caught up
+        self._index_stored(self.catalog.records())
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def exclusive(self) -> FileLock:
+        return FileLock(self.catalog.path.with_name(RECONCILE_LOCK))
+
+    # Records
+
+    def records(self) -> dict[str, ImageRecord]:
+        return self.catalog.records()
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        return self.catalog.get(image_id)
+
+    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
+        return self.catalog.records_of(ids)
+
+    def find_sha256(self, sha256: str) -> ImageRecord | None:
+        return self.catalog.find_sha256(sha256)
+
+    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+        return self.catalog.newest_first(page, page_size)
+
+    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
+        return self.catalog.vectors(key, sha256s)
+
+    # Writes
+
+    def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        with self._lock:
+            self.catalog.save(entries)
+            self._index(entries)
+
+    def save_upload(self, record: ImageRecord, vectors: Vectors) -> ImageRecord | None:
+        with self._lock:
+            holder = self.catalog.save_upload(record, vectors)
+            if holder is None:
+                self._index([(record, vectors)])
+        return holder
+
+    def delete(self, ids: list[str]) -> int:
+        with self._lock:
+            removed = self.catalog.delete(ids)
+            self.index.remove(ids)
+        return removed
+
+    def delete_all(self) -> None:
+        with self._lock:
+            self.catalog.delete_all()
+            self.index.clear()
+
+    # Search
+
+    def search(self, rows: NDArray[np.float32], top_k: int, min_similarity: float) -> Hits:
+        self._catch_up()
+        return self.index.search(rows, top_k, min_similarity)
+
+    def searchable(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
+        self._catch_up()
+        return self.index.vectors(ids)
+
+    def searchable_ids(self) -> set[str]:
+        self._catch_up()
+        return self.index.ids()
+
+    def searchable_count(self) -> int:
+        self._catch_up()
+        return len(self.index)
+
+    def _index(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        """Make records with both vectors of the space searchable, and the rest not."""
+        indexed = [(record.id, vectors) for record, vectors in entries if self.space.holds(vectors)]
+        self.index.remove(
+            [record.id for record, vectors in entries if not self.space.holds(vectors)]
+        )
+        if indexed:
+            self.index.add(
+                [image_id for image_id, _ in indexed],
+                np.vstack([self.space.join(vectors) for _, vectors in indexed]),
+            )
+
+    def _index_stored(self, records: dict[str, ImageRecord]) -> set[str]:
+        """Index the records whose vectors are stored; return their ids."""
+        stored = self.stored({record.sha256 for record in records.values()})
+        self._index(
+            [
+                (record, stored[record.sha256])
+                for record in records.values()
+                if record.sha256 in stored
+            ]
+        )
+        return {record.id for record in records.values() if record.sha256 in stored}
+
+    def _catch_up(self) -> None:
+        """Apply the changes other processes made to the catalog since the last look (one
+        query when there are none). Re-applying this process's own changes is harmless:
+        each changed id takes its stored state."""
+        if self.catalog.last_change() <= self._seen_change:
+            return
+        with self._lock:
+            changed, last = self.catalog.changes_since(self._seen_change)
+            if None in changed:  # everything was deleted, then these changed
+                self.index.clear()
+                changed = changed[len(changed) - changed[::-1].index(None) :]
+            ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
+            present = self._index_stored(self.catalog.records_of(ids))
+            self.index.remove([image_id for image_id in ids if image_id not in present])
+            self._seen_change = last
