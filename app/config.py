@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     images_dir: Path = Field(default=Path("./example_images"))
     index_dir: Path = Field(default=Path("./data"))
     index_factory: str = Field(default="Flat")
+    # Where records and vectors live: embedded (SQLite + FAISS under INDEX_DIR) or
+    # postgres (DATABASE_URL, shared by replicas); README: Postgres.
+    store: Literal["embedded", "postgres"] = Field(default="embedded")
+    database_url: SecretStr | None = Field(default=None)
+    pg_hnsw: bool = Field(default=False)
     api_key: SecretStr | None = Field(default=None)
     # Clients that may change the collection without API_KEY (CIDR, comma-separated).
     write_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
@@ -110,7 +115,12 @@ class Settings(BaseSettings):
         return value.strip()
 
     @field_validator(
-        "public_base_url", "cors_origin_regex", "api_key", "onnx_cache_dir", mode="before"
+        "public_base_url",
+        "cors_origin_regex",
+        "api_key",
+        "onnx_cache_dir",
+        "database_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -149,7 +159,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
-    @field_validator("inference", "search_mode", "result_path", mode="before")
+    @field_validator("inference", "search_mode", "result_path", "store", mode="before")
     @classmethod
     def _lower_inference(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -163,6 +173,14 @@ class Settings(BaseSettings):
     def _top_k_within_cap(self) -> "Settings":
         if self.top_k > self.max_top_k:
             raise ValueError(f"TOP_K ({self.top_k}) must not exceed MAX_TOP_K ({self.max_top_k})")
+        return self
+
+    @model_validator(mode="after")
+    def _postgres_has_a_database(self) -> "Settings":
+        if self.store == "postgres" and self.database_url is None:
+            raise ValueError(
+                "STORE=postgres needs DATABASE_URL (postgresql://user:password@host/database)"
+            )
         return self
 
     @property

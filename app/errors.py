@@ -68,3 +68,12 @@ class ServiceBusyError(ServiceError):
 
 class IndexNotReadyError(ServiceBusyError):
     """The collection is still being indexed for the first time."""
+
+
+class StoreUnavailableError(ServiceBusyError):
+    """The database of STORE=postgres cannot be reached; the client may retry."""
+
+    readme_section = "Postgres"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=5)

@@ -1,16 +1,23 @@
 """Shared fixtures: a tiny random CLIP checkpoint saved to disk and loaded through the
-service's real ``from_pretrained`` path, and apps started on it with their real lifespan."""
+service's real ``from_pretrained`` path, apps started on it with their real lifespan, and
+a real PostgreSQL with pgvector (``pgserver``) for the Postgres store.
+
+Modules marked ``BOTH_STORES`` run every test once per store: embedded, and postgres on
+a database of its own."""
 
 import io
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from pgserver.postgres_server import PostgresServer, get_server
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
@@ -85,9 +92,54 @@ def index_dir(tmp_path: Path) -> Path:
     return tmp_path / "index"
 
 
+STORES = ["embedded", "postgres"]
+# Runs a module's tests once per store: those that reach a store (through make_settings,
+# start_server or store_settings).
+BOTH_STORES = pytest.mark.both_stores
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """PostgreSQL 16 with pgvector, started once in a temporary folder."""
+    server = get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> str:
+    """The store under test: embedded unless the module runs ``BOTH_STORES``."""
+    return str(getattr(request, "param", "embedded"))
+
+
+def new_database(server: PostgresServer) -> str:
+    """The URL of a new, empty database on ``server``."""
+    name = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"'.encode())
+    return str(server.get_uri(name))
+
+
+@pytest.fixture
+def store_settings(store: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that selects this test's store (a database of its own)."""
+    if store == "embedded":
+        return {"STORE": "embedded"}
+    return {"STORE": "postgres", "DATABASE_URL": new_database(request.getfixturevalue("postgres"))}
+
+
 @pytest.fixture
 def make_settings(
-    tiny_model_dir: Path, images_dir: Path, index_dir: Path, onnx_cache_dir: Path
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    onnx_cache_dir: Path,
+    store_settings: dict[str, str],
 ) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -96,6 +148,7 @@ def make_settings(
             "images_dir": images_dir,
             "index_dir": index_dir,
             "onnx_cache_dir": onnx_cache_dir,
+            **{name.lower(): value for name, value in store_settings.items()},
         }
         values.update(overrides)
         return load_settings(**values)
@@ -176,14 +229,20 @@ def start_server(
     images_dir: Path,
     index_dir: Path,
     onnx_cache_dir: Path,
+    store_settings: dict[str, str],
 ) -> Callable[..., Server]:
-    """Start a real server on this test's folders and the session's ONNX export, with
-    extra settings and uvicorn options, and wait for its indexing; killed at the end."""
+    """Start a real server on this test's folders, store and the session's ONNX export,
+    with extra settings and uvicorn options, and wait for its indexing; killed at the
+    end."""
 
     def start(
         settings: dict[str, str] | None = None, uvicorn_options: tuple[str, ...] = ()
     ) -> Server:
-        environment = {"ONNX_CACHE_DIR": str(onnx_cache_dir), **(settings or {})}
+        environment = {
+            "ONNX_CACHE_DIR": str(onnx_cache_dir),
+            **store_settings,
+            **(settings or {}),
+        }
         server = Server(tiny_model_dir, images_dir, index_dir, environment, uvicorn_options)
         servers.append(server)
         return server.wait_until_indexed()

@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, drawing, encode
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import EXAMPLE_IMAGES, TEST_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, TEST_IMAGES, drawing, encode
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 

@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.embedding.model import ImageEmbedder
-from tests.conftest import EXAMPLE_IMAGES
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES
+
+pytestmark = BOTH_STORES
 
 
 def test_health_answers_while_a_search_is_running(

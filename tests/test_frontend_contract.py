@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.errors import ConfigError
-from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, drawing, encode
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 HAND_COPIED = ["marca #7.png", "marca ?8.png", "marca 100%.png", "señal.png"]

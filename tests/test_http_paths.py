@@ -5,7 +5,9 @@ method the path has, and an absurd page number is not a 500."""
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import drawing, encode
+from tests.conftest import BOTH_STORES, drawing, encode
+
+pytestmark = BOTH_STORES
 
 
 @pytest.mark.parametrize(

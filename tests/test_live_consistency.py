@@ -5,7 +5,9 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import EXAMPLE_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, drawing, encode
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 ORIGINALS = [f"imagen{number}.jpg" for number in range(1, 9)]

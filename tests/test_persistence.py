@@ -19,12 +19,15 @@ from app.embedding.model import ImageEmbedder
 from app.main import create_app
 from app.storage.embedded.image_store import ImageStore
 from tests.conftest import (
+    BOTH_STORES,
     EXAMPLE_IMAGES,
     LOOPBACK_CLIENT,
     save_tiny_clip,
     wait_until_indexed,
 )
 from tests.servers import REPO
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 
@@ -208,7 +211,12 @@ def build_index(environment: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def test_command_line_build_makes_the_index_the_service_loads_without_embedding(
-    service, embeds: EmbedCounter, tiny_model_dir: Path, images_dir: Path, index_dir: Path
+    service,
+    embeds: EmbedCounter,
+    tiny_model_dir: Path,
+    images_dir: Path,
+    index_dir: Path,
+    store_settings: dict[str, str],
 ) -> None:
     environment = {
         **os.environ,
@@ -216,6 +224,7 @@ def test_command_line_build_makes_the_index_the_service_loads_without_embedding(
         "DEVICE": "cpu",
         "IMAGES_DIR": str(images_dir),
         "INDEX_DIR": str(index_dir),
+        **store_settings,
     }
     built = build_index(environment)
 

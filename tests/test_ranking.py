@@ -15,9 +15,11 @@ from app.config import Settings
 from app.errors import ConfigError
 from app.imaging import shape
 from bench.brand_scans import Redraw, draw_scan, make_brand, redraw_like_another_hand
-from tests.conftest import encode
+from tests.conftest import BOTH_STORES, encode
 from tests.servers import REPO
 from tests.test_persistence import EmbedCounter
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 BRANDS = 10

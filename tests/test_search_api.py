@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.imaging import grid_removal
-from tests.conftest import EXAMPLE_IMAGES
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES
+
+pytestmark = BOTH_STORES
 
 SEARCH = "/search-similar-images/"
 

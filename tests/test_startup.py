@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
+from app.storage.embedded.image_store import INCOMING_PREFIX
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 from tests.servers import REPO
 
@@ -128,7 +129,8 @@ def test_uvicorn_that_cannot_load_the_model_exits_with_one_clear_line(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("TOP_K", "ten"), ("WRITE_ALLOWED_NETWORKS", "lan")]
+    ("variable", "value"),
+    [("TOP_K", "ten"), ("WRITE_ALLOWED_NETWORKS", "lan"), ("STORE", "mongodb")],
 )
 def test_uvicorn_with_an_invalid_setting_exits_with_one_clear_line(
     tmp_path: Path, variable: str, value: str
@@ -168,6 +170,57 @@ def test_invalid_settings_fail_naming_the_variable(
 
     with pytest.raises(ConfigError, match=variable):
         load_settings()
+
+
+def test_uvicorn_that_cannot_reach_the_database_exits_with_one_line_without_password(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    (tmp_path / "images").mkdir()
+    finished = start_uvicorn(
+        {
+            "MODEL_NAME": str(tiny_model_dir),
+            "IMAGES_DIR": str(tmp_path / "images"),
+            "INDEX_DIR": str(tmp_path / "index"),
+            "STORE": "postgres",
+            "DATABASE_URL": f"postgresql://registry:s3cret@/brands?host={tmp_path}&port=1",
+        }
+    )
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr and "s3cret" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert "dbname=brands" in lines[0] and "cannot be reached" in lines[0]
+    assert 'README: "Postgres"' in lines[0]
+
+
+def test_postgres_without_a_database_url_fails_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STORE", "postgres")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    with pytest.raises(ConfigError, match="STORE=postgres needs DATABASE_URL"):
+        load_settings()
+
+
+def test_stale_upload_leftovers_are_removed_and_fresh_ones_kept(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    stale, fresh = (
+        images_dir / f"{INCOMING_PREFIX}old.png",
+        images_dir / f"{INCOMING_PREFIX}new.png",
+    )
+    for leftover in (stale, fresh):
+        leftover.write_bytes(b"half an upload")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    client = make_client()
+
+    assert not stale.exists()
+    assert fresh.exists()  # may be another worker's upload in progress
+    assert client.get("/images/").json()["total"] == 8
 
 
 def test_top_k_above_max_top_k_fails_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:

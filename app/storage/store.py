@@ -169,7 +169,12 @@ class Store(ABC):
 
 
 def open_store(settings: Settings, space: VectorSpace) -> Store:
-    """The store the settings name, opened for ``space``."""
+    """The store STORE names, opened for ``space``."""
+    if settings.store == "postgres":
+        from app.storage.postgres.store import PostgresStore
+
+        assert settings.database_url is not None  # Settings requires it for postgres
+        return PostgresStore(settings.database_url.get_secret_value(), space, settings.pg_hnsw)
     from app.storage.embedded.store import EmbeddedStore
 
     return EmbeddedStore(settings.index_dir, space, settings.index_factory)

@@ -1,9 +1,11 @@
 """The folder of collection images (IMAGES_DIR): which files it holds, how they are named
 to clients, and how files are added and removed without ever leaving half a file."""
 
+import contextlib
 import hashlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +15,11 @@ from app.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 # Uploads are written under this hidden prefix and renamed into place when complete;
-# hidden files are not collection images, and leftovers of a crash are removed at start.
+# hidden files are not collection images, and leftovers of a crash are removed at start
+# once older than INCOMING_STALE_S (younger ones may be another process's upload in
+# progress, on a folder that several workers or replicas share).
 INCOMING_PREFIX = ".incoming-"
+INCOMING_STALE_S = 600
 # A folder holding this file is the repository's sample folder: changing it through the
 # API changes a git checkout, which this command, run from the checkout's root, restores.
 SAMPLES_MARKER = ".samples"
@@ -50,8 +55,11 @@ class ImageStore:
             root.mkdir(parents=True, exist_ok=True)
         if not root.is_dir():
             raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
+        stale = time.time() - INCOMING_STALE_S
         for leftover in root.glob(f"{INCOMING_PREFIX}*"):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < stale:
+                    leftover.unlink()
 
     @property
     def holds_samples(self) -> bool:

@@ -1,0 +1,103 @@
+"""The Postgres store's schema, created and migrated by the service at start-up.
+
+Each migration runs once, in order, in one transaction with its version recorded in
+``schema_version``; replicas starting together take turns on an advisory lock, so the
+first migrates and the others find the work done. A database migrated by a newer
+service is refused rather than misread.
+
+- ``images``: one row per file of IMAGES_DIR (as the embedded catalog), plus the file's
+  searchable vector, ``[concept | shape]``, and the vector space it belongs to (so
+  vectors of another model or preprocessing are never compared with a query's);
+- ``embeddings``: the concept and shape vectors by bytes, model and preprocessing, so a
+  new shape descriptor version reuses every concept vector (as the embedded catalog).
+"""
+
+import hashlib
+import logging
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from app.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# Advisory lock keys (any 64-bit numbers no other application on the database uses).
+MIGRATION_LOCK = 0x1A6E_5EA7_0001
+RECONCILE_LOCK = 0x1A6E_5EA7_0002
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: images, their vectors, and the search column.
+    """
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE images (
+        seq bigserial PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        sha256 text NOT NULL,
+        size bigint NOT NULL,
+        mtime_ns bigint NOT NULL,
+        original_filename text,
+        created_at timestamptz NOT NULL,
+        space text,
+        embedding vector
+    );
+    CREATE INDEX images_by_sha256 ON images (sha256);
+    CREATE INDEX images_by_created_at ON images (created_at, seq);
+    CREATE INDEX images_by_space ON images (space);
+    CREATE TABLE embeddings (
+        sha256 text NOT NULL,
+        model text NOT NULL,
+        preprocessing text NOT NULL,
+        vector vector NOT NULL,
+        PRIMARY KEY (sha256, model, preprocessing)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """Bring the schema to SCHEMA_VERSION; refuse a database of a newer schema."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The database's schema is version {current}, newer than this service's "
+                f"({SCHEMA_VERSION}): run the newer service, or restore a backup."
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            logger.info("Migrating the database schema to version %d", version)
+            connection.execute(MIGRATIONS[version - 1].encode())
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+
+def hnsw_index_name(space: str) -> str:
+    return f"images_hnsw_{hashlib.sha256(space.encode()).hexdigest()[:12]}"
+
+
+def create_hnsw_index(
+    connection: psycopg.Connection[tuple[Any, ...]], space: str, dimension: int
+) -> None:
+    """An HNSW index (inner product) on the vectors of one space, unless it exists; the
+    first start with PG_HNSW=true builds it over every stored vector (minutes for a
+    million)."""
+    name = hnsw_index_name(space)
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        exists = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+        if exists and exists[0] is not None:
+            return
+        logger.info("Building the HNSW index %s of %d dimensions", name, dimension)
+        connection.execute(
+            sql.SQL(
+                "CREATE INDEX {} ON images USING hnsw ((embedding::vector({})) vector_ip_ops) "
+                "WHERE space = {}"
+            ).format(sql.Identifier(name), sql.Literal(dimension), sql.Literal(space))
+        )

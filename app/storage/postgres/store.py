@@ -1,0 +1,285 @@
+"""The Postgres store (STORE=postgres): records, vectors and search in PostgreSQL with
+the pgvector extension, shared by every replica of the service.
+
+Search runs in the database: ``ORDER BY embedding <#> query LIMIT top_k`` over the
+images of the service's vector space, exact by default (a scan of every vector, as FAISS
+Flat), or through an HNSW index (approximate, faster on large collections) with
+PG_HNSW=true. Nothing is kept in memory between requests, so an acknowledged change by
+any replica is seen by the next search on every other.
+
+Connections come from a pool (psycopg_pool) of at most POOL_SIZE per process; a database
+that cannot be reached answers 503 with Retry-After, and the pool reconnects by itself.
+"""
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from app.errors import StoreUnavailableError
+from app.storage.embedded.vector_index import HNSW_EF_SEARCH
+from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migrate
+from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
+
+logger = logging.getLogger(__name__)
+
+POOL_SIZE = 8
+# How long a request waits for a connection, or to connect, before answering 503.
+CONNECT_TIMEOUT_S = 10
+_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+def _record(row: tuple[Any, ...]) -> ImageRecord:
+    return ImageRecord(*row[:6])
+
+
+def _numpy(vector: Any) -> NDArray[np.float32]:
+    return np.asarray(vector.to_numpy(), dtype=np.float32)
+
+
+def _upload_lock(sha256: str) -> int:
+    """An advisory lock key per bytes: identical uploads take turns, others do not wait."""
+    return int(sha256[:15], 16)
+
+
+def public_location(url: str) -> str:
+    """DATABASE_URL without its password, for logs and messages."""
+    parts = {key: value for key, value in conninfo_to_dict(url).items() if key != "password"}
+    return make_conninfo("", **parts)
+
+
+class PostgresStore(Store):
+    """Records, vectors and search in one PostgreSQL database with pgvector."""
+
+    def __init__(self, url: str, space: VectorSpace, hnsw: bool = False) -> None:
+        self.space = space
+        self.hnsw = hnsw
+        self.location = public_location(url)
+        try:
+            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+                migrate(connection)
+                if hnsw:
+                    create_hnsw_index(connection, space.name, space.dimension)
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            timeout=CONNECT_TIMEOUT_S,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            open=True,
+        )
+
+    @staticmethod
+    def _configure(connection: Connection) -> None:
+        register_vector(connection)
+        connection.execute("SET TIME ZONE 'UTC'")
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreUnavailableError(f"The database ({self.location}) cannot be reached: {reason}")
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        try:
+            with self._pool.connection() as connection:
+                yield connection
+        except psycopg.OperationalError as exc:  # PoolTimeout is one too
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (RECONCILE_LOCK,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (RECONCILE_LOCK,))
+
+    # Records
+
+    def records(self) -> dict[str, ImageRecord]:
+        with self._connection() as connection:
+            rows = connection.execute(f"SELECT {_COLUMNS} FROM images").fetchall()
+        return {row[0]: _record(row) for row in rows}
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        return self.records_of([image_id]).get(image_id)
+
+    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id = ANY(%s)", (list(ids),)
+            ).fetchall()
+        return {row[0]: _record(row) for row in rows}
+
+    def find_sha256(self, sha256: str) -> ImageRecord | None:
+        with self._connection() as connection:
+            return self._find_sha256(connection, sha256)
+
+    @staticmethod
+    def _find_sha256(connection: Connection, sha256: str) -> ImageRecord | None:
+        row = connection.execute(
+            f"SELECT {_COLUMNS} FROM images WHERE sha256 = %s ORDER BY seq LIMIT 1", (sha256,)
+        ).fetchone()
+        return _record(row) if row else None
+
+    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+        with self._connection() as connection, connection.transaction():
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = connection.execute("SELECT count(*) FROM images").fetchone()
+            total = int(row[0]) if row else 0
+            page = max(1, min(page, math.ceil(total / page_size)))
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM images ORDER BY created_at DESC, seq DESC "
+                "LIMIT %s OFFSET %s",
+                (page_size, (page - 1) * page_size),
+            ).fetchall()
+        return [_record(row) for row in rows], total, page
+
+    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT sha256, vector FROM embeddings "
+                "WHERE model = %s AND preprocessing = %s AND sha256 = ANY(%s)",
+                (key.model, key.preprocessing, list(set(sha256s))),
+            ).fetchall()
+        found = {sha256: _numpy(vector) for sha256, vector in rows}
+        return {sha256: vector for sha256, vector in found.items() if len(vector) == key.dimension}
+
+    # Writes
+
+    def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        with self._connection() as connection, connection.transaction():
+            self._save(connection, entries)
+
+    def save_upload(self, record: ImageRecord, vectors: Vectors) -> ImageRecord | None:
+        with self._connection() as connection, connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_upload_lock(record.sha256),))
+            holder = self._find_sha256(connection, record.sha256)
+            if holder is None:
+                self._save(connection, [(record, vectors)])
+        return holder
+
+    def _save(self, connection: Connection, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO images ({_COLUMNS}, space, embedding) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
+                "size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "space = excluded.space, embedding = excluded.embedding",
+                [
+                    (
+                        record.id,
+                        record.sha256,
+                        record.size,
+                        record.mtime_ns,
+                        record.original_filename,
+                        record.created_at,
+                        *(
+                            (self.space.name, self.space.join(vectors))
+                            if self.space.holds(vectors)
+                            else (None, None)
+                        ),
+                    )
+                    for record, vectors in entries
+                ],
+            )
+            cursor.executemany(
+                "INSERT INTO embeddings VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (sha256, model, preprocessing) DO UPDATE SET vector = excluded.vector",
+                [
+                    (record.sha256, key.model, key.preprocessing, np.asarray(vector, np.float32))
+                    for record, vectors in entries
+                    for key, vector in vectors.items()
+                ],
+            )
+
+    def delete(self, ids: list[str]) -> int:
+        with self._connection() as connection, connection.transaction():
+            rows = connection.execute(
+                "DELETE FROM images WHERE id = ANY(%s) RETURNING sha256", (ids,)
+            ).fetchall()
+            connection.execute(
+                "DELETE FROM embeddings e WHERE e.sha256 = ANY(%s) "
+                "AND NOT EXISTS (SELECT 1 FROM images i WHERE i.sha256 = e.sha256)",
+                ([row[0] for row in rows],),
+            )
+        return len(rows)
+
+    def delete_all(self) -> None:
+        with self._connection() as connection, connection.transaction():
+            connection.execute("DELETE FROM images")
+            connection.execute("DELETE FROM embeddings")
+
+    # Search
+
+    def search(self, rows: NDArray[np.float32], top_k: int, min_similarity: float) -> Hits:
+        queries = np.ascontiguousarray(rows.reshape(-1, self.space.dimension), dtype=np.float32)
+        if top_k < 1:
+            return [[] for _ in queries]
+        if self.hnsw:  # the index's expression, so the planner uses it
+            order = (
+                f"embedding::vector({self.space.dimension}) <#> %s::vector({self.space.dimension})"
+            )
+        else:
+            order = "embedding <#> %s"
+        query = (
+            f"SELECT id, -(embedding <#> %s) FROM images WHERE space = %s ORDER BY {order} LIMIT %s"
+        )
+        hits: Hits = []
+        with self._connection() as connection, connection.transaction():
+            # HNSW returns at most ef_search rows.
+            connection.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)",
+                (str(max(HNSW_EF_SEARCH, top_k)),),
+            )
+            for row in queries:
+                found = connection.execute(query, (row, self.space.name, row, top_k)).fetchall()
+                hits.append(
+                    [
+                        (image_id, float(score))
+                        for image_id, score in found
+                        if score >= min_similarity
+                    ]
+                )
+        return hits
+
+    def searchable(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT id, embedding FROM images WHERE space = %s AND id = ANY(%s)",
+                (self.space.name, ids),
+            ).fetchall()
+        return {image_id: _numpy(vector) for image_id, vector in rows}
+
+    def searchable_ids(self) -> set[str]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT id FROM images WHERE space = %s", (self.space.name,)
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def searchable_count(self) -> int:
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM images WHERE space = %s", (self.space.name,)
+            ).fetchone()
+        return int(row[0]) if row else 0

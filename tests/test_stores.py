@@ -1,0 +1,216 @@
+"""The two stores behind one interface: the same records and vectors give the same
+search answers, to 1e-5, in every ranking mode and over turns; the Postgres store's
+schema, HNSW index and unreachable database."""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from pgserver.postgres_server import PostgresServer
+
+from app.errors import ConfigError, StoreUnavailableError
+from app.imaging.shape import TURNS
+from app.ranking import QueryVectors, SearchMode, SearchQuery
+from app.storage.embedded.store import EmbeddedStore
+from app.storage.postgres.schema import SCHEMA_VERSION
+from app.storage.postgres.store import PostgresStore
+from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace
+from tests.conftest import drawing, encode, new_database
+
+CONCEPT = EmbeddingKey("tiny-clip", "v4 test", 24)
+SHAPE = EmbeddingKey("shape-v1", "v4 test", 432)
+SPACE = VectorSpace(CONCEPT, SHAPE)
+IMAGES = 300
+
+
+def unit_rows(rng: np.random.Generator, count: int, dimension: int) -> NDArray[np.float32]:
+    rows = rng.standard_normal((count, dimension)).astype(np.float32)
+    unit: NDArray[np.float32] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
+
+
+def collection_entries(count: int, seed: int = 0) -> list[tuple[ImageRecord, Vectors]]:
+    rng = np.random.default_rng(seed)
+    concepts, shapes = unit_rows(rng, count, CONCEPT.dimension), unit_rows(rng, count, 432)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        (
+            ImageRecord(f"img{n}.png", f"{n:064x}", 100 + n, n, f"name {n}.png", created),
+            {CONCEPT: concepts[n], SHAPE: shapes[n]},
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Store]:
+    store = EmbeddedStore(tmp_path / "index", SPACE)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> str:
+    return new_database(postgres)
+
+
+@pytest.fixture
+def postgres_store(database: str) -> Iterator[Store]:
+    store = PostgresStore(database, SPACE)
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+@pytest.mark.parametrize("turns", [False, True])
+def test_both_stores_give_the_same_ids_and_scores_for_the_same_vectors(
+    embedded: Store, postgres_store: Store, mode: SearchMode, turns: bool
+) -> None:
+    entries = collection_entries(IMAGES)
+    for store in (embedded, postgres_store):
+        store.save(entries)
+    rng = np.random.default_rng(1)
+    query = SearchQuery(10, -1.0, mode, turns)
+    vectors = QueryVectors.of(
+        unit_rows(rng, 1, CONCEPT.dimension)[0], unit_rows(rng, 1, 432)[0], query
+    )
+    rows = vectors.rows(query.weight)
+
+    expected = embedded.search(rows, 10, -1.0)
+    answered = postgres_store.search(rows, 10, -1.0)
+
+    assert len(answered) == len(TURNS if turns else [0])
+    for faiss_hits, postgres_hits in zip(expected, answered, strict=True):
+        assert [hit[0] for hit in postgres_hits] == [hit[0] for hit in faiss_hits]
+        np.testing.assert_allclose(
+            [hit[1] for hit in postgres_hits], [hit[1] for hit in faiss_hits], atol=1e-5
+        )
+    # And both equal the scores computed here from the vectors.
+    joined = np.stack([SPACE.join(v) for _, v in entries])
+    best = np.argsort(-(joined @ rows[0]))[:10]
+    assert [hit[0] for hit in answered[0]] == [f"img{n}.png" for n in best]
+
+
+def test_both_stores_keep_records_pages_and_vectors_alike(
+    embedded: Store, postgres_store: Store
+) -> None:
+    entries = collection_entries(30)
+    for store in (embedded, postgres_store):
+        store.save(entries)
+        assert store.delete(["img3.png", "img4.png", "missing.png"]) == 2
+
+    for store in (embedded, postgres_store):
+        assert store.searchable_count() == 28
+        assert store.get("img5.png") == entries[5][0]
+        assert store.find_sha256(entries[7][0].sha256) == entries[7][0]
+        records, total, page = store.newest_first(9, 10)
+        assert (total, page, len(records)) == (28, 3, 8)
+        stored = store.vectors(CONCEPT, [entries[6][0].sha256, entries[3][0].sha256])
+        assert list(stored) == [entries[6][0].sha256]
+        np.testing.assert_array_equal(stored[entries[6][0].sha256], entries[6][1][CONCEPT])
+
+
+def test_an_upload_of_bytes_already_held_returns_the_holder_and_writes_nothing(
+    postgres_store: Store,
+) -> None:
+    record, vectors = collection_entries(1)[0]
+    assert postgres_store.save_upload(record, vectors) is None
+
+    copy = ImageRecord("other.png", record.sha256, 1, 1, None, record.created_at)
+    assert postgres_store.save_upload(copy, vectors) == record
+    assert postgres_store.searchable_ids() == {record.id}
+
+
+def test_vectors_of_another_model_are_never_searched(database: str) -> None:
+    old_space = VectorSpace(EmbeddingKey("old-model", "v4 test", 24), SHAPE)
+    old = PostgresStore(database, old_space)
+    old.save(
+        [(r, {old_space.concept: v[CONCEPT], SHAPE: v[SHAPE]}) for r, v in collection_entries(5)]
+    )
+    old.close()
+    current = PostgresStore(database, SPACE)
+
+    assert current.searchable_count() == 0
+    assert current.search(np.ones((1, SPACE.dimension), np.float32), 5, -1.0) == [[]]
+    assert len(current.records()) == 5  # kept, for the reconciliation to re-embed
+    current.close()
+
+
+def test_hnsw_search_finds_most_of_the_exact_neighbours(database: str) -> None:
+    entries = collection_entries(2000, seed=3)
+    store = PostgresStore(database, SPACE, hnsw=True)
+    store.save(entries)
+    exact = PostgresStore(database, SPACE)
+    queries = np.stack(
+        [
+            SPACE.join(v) + 0.5 * unit_rows(np.random.default_rng(n), 1, SPACE.dimension)[0]
+            for n, (_, v) in enumerate(entries[:50])
+        ]
+    ).astype(np.float32)
+
+    approximate = store.search(queries, 10, -1.0)
+    truth = exact.search(queries, 10, -1.0)
+
+    found = sum(
+        len({i for i, _ in a} & {i for i, _ in t}) for a, t in zip(approximate, truth, strict=True)
+    )
+    assert found / (10 * len(queries)) >= 0.9
+    with psycopg.connect(database) as connection:
+        plan = connection.execute(
+            "EXPLAIN SELECT id FROM images WHERE space = %s "
+            f"ORDER BY embedding::vector({SPACE.dimension}) <#> %s::vector({SPACE.dimension}) "
+            "LIMIT 10",
+            (SPACE.name, "[" + ",".join(["0"] * SPACE.dimension) + "]"),
+        ).fetchall()
+    assert "images_hnsw_" in str(plan)
+    store.close()
+    exact.close()
+
+
+def test_the_schema_is_migrated_once_and_a_newer_schema_is_refused(database: str) -> None:
+    PostgresStore(database, SPACE).close()
+    PostgresStore(database, SPACE).close()  # nothing to migrate the second time
+    with psycopg.connect(database, autocommit=True) as connection:
+        versions = connection.execute("SELECT version FROM schema_version").fetchall()
+        connection.execute(
+            "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION + 1,)
+        )
+
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
+    with pytest.raises(ConfigError, match="newer than this service"):
+        PostgresStore(database, SPACE)
+
+
+def test_an_unreachable_database_is_reported_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql://registry:s3cret@/registry?host={tmp_path}&port=1"
+
+    with pytest.raises(StoreUnavailableError) as raised:
+        PostgresStore(url, SPACE)
+
+    assert "s3cret" not in raised.value.message
+    assert "registry" in raised.value.message
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_a_search_while_the_database_is_gone_answers_503_with_retry_after(
+    make_client: Callable[..., TestClient],
+    store_settings: dict[str, str],
+    postgres: PostgresServer,
+) -> None:
+    client = make_client()
+    name = psycopg.conninfo.conninfo_to_dict(store_settings["DATABASE_URL"])["dbname"]
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+
+    response = client.post(
+        "/search-similar-images/", files={"file": ("q.png", encode(drawing(), "PNG"))}
+    )
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "cannot be reached" in response.json()["detail"]
