@@ -1,17 +1,24 @@
-"""Command line for the stored index: build or update it without starting the server.
+"""Command line for the collection's store, without starting the server.
 
     python -m app.index build
+    python -m app.index export FOLDER
+    python -m app.index import FOLDER
 
-reads the same settings as the service (environment and ``.env``), embeds new and
-changed files of IMAGES_DIR into INDEX_DIR with a progress bar in the log, drops removed
-ones, and prints a summary. Suits a Docker build step or a cron job; the service picks
-the result up at its next start or ``POST /reindex`` without embedding anything again.
+read the same settings as the service (environment and ``.env``). ``build`` embeds new
+and changed files of IMAGES_DIR into the store with a progress bar in the log, drops
+removed ones, and prints a summary: it suits a Docker build step or a cron job, and the
+service picks the result up without embedding anything again. ``export`` writes the
+collection (files, records and vectors) to a new archive folder; ``import`` reads one
+into IMAGES_DIR and the store STORE names, then builds (``app.archive``): together they
+move a collection from one store to the other.
 """
 
 import argparse
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
+from app.archive import export_collection, import_collection
 from app.collection import Collection
 from app.config import load_settings
 from app.errors import ServiceError
@@ -21,13 +28,24 @@ from app.log import configure_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.index", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="build or update the stored index of IMAGES_DIR")
-    parser.parse_args(argv)
+    commands.add_parser("build", help="build or update the store's index of IMAGES_DIR")
+    for name, text in (
+        ("export", "write the collection to a new archive folder"),
+        ("import", "read an archive folder into IMAGES_DIR and the store, then build"),
+    ):
+        commands.add_parser(name, help=text).add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
         collection = Collection.open(settings)
         try:
+            if args.command == "export":
+                print(f"exported={export_collection(collection, args.folder)}")
+                return 0
+            if args.command == "import":
+                imported = import_collection(collection, args.folder)
+                print(" ".join(f"{name}={value}" for name, value in asdict(imported).items()))
             report = collection.reconcile()
         finally:
             collection.close()

@@ -1,0 +1,146 @@
+"""Moving a collection between stores, or keeping a copy of it: an archive folder holds
+every image file and, in ``records.jsonl``, each image's record and its vectors of the
+exporting service's model and preprocessing.
+
+    FOLDER/manifest.json    format version and the vector keys
+    FOLDER/records.jsonl    one image per line: id, sha256, original_filename,
+                            created_at, concept and shape vectors (base64 float32)
+    FOLDER/images/<id>      the files
+
+Importing copies the files into IMAGES_DIR and saves the records with their vectors in
+the store STORE names, so nothing is embedded again when the importing service uses the
+same model and preprocessing (otherwise its reconciliation embeds them).
+"""
+
+import base64
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from app.collection import Collection
+from app.errors import ServiceError
+from app.storage.embedded.image_store import sha256_hex
+from app.storage.store import EmbeddingKey, ImageRecord, Vectors
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_FORMAT = 1
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+IMAGES = "images"
+# Records saved per store transaction while importing.
+IMPORT_BATCH = 500
+
+
+class ArchiveError(ServiceError):
+    """The archive folder is missing, not empty (export) or not an archive (import)."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    imported: int
+    already_there: int  # same id and bytes in IMAGES_DIR: its record is saved again
+    conflicts: int  # same id, other bytes in IMAGES_DIR: left alone
+
+
+def _key(key: EmbeddingKey) -> dict[str, object]:
+    return {"model": key.model, "preprocessing": key.preprocessing, "dimension": key.dimension}
+
+
+def _encode(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, np.float32).tobytes()).decode()
+
+
+def export_collection(collection: Collection, folder: Path) -> int:
+    """Write every image of the collection to a new archive ``folder``; return how many."""
+    if folder.exists() and any(folder.iterdir()):
+        raise ArchiveError(f"{folder} is not empty; export into a new folder.")
+    (folder / IMAGES).mkdir(parents=True)
+    space = collection.space
+    records = collection.store.records()
+    stored = collection.store.stored({record.sha256 for record in records.values()})
+    with (folder / RECORDS).open("w", encoding="utf-8") as lines:
+        for record in sorted(records.values(), key=lambda record: record.created_at):
+            if not collection.folder.holds(record.id):
+                continue  # deleted since; the folder is the truth
+            shutil.copy2(collection.folder.root / record.id, folder / IMAGES / record.id)
+            vectors = stored.get(record.sha256, {})
+            line = {
+                "id": record.id,
+                "sha256": record.sha256,
+                "original_filename": record.original_filename,
+                "created_at": record.created_at.isoformat(),
+                "vectors": {
+                    part: _encode(vectors[key])
+                    for part, key in (("concept", space.concept), ("shape", space.shape))
+                    if key in vectors
+                },
+            }
+            lines.write(json.dumps(line) + "\n")
+    manifest = {
+        "format": ARCHIVE_FORMAT,
+        "concept": _key(space.concept),
+        "shape": _key(space.shape),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return len(records)
+
+
+def _archived(folder: Path) -> Iterator[tuple[dict[str, object], Vectors]]:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(f"{folder} is not an archive written by export ({exc}).") from exc
+    if manifest.get("format") != ARCHIVE_FORMAT:
+        raise ArchiveError(f"{folder} has archive format {manifest.get('format')!r}, not 1.")
+    keys = {part: EmbeddingKey(**manifest[part]) for part in ("concept", "shape")}
+    with (folder / RECORDS).open(encoding="utf-8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            vectors = {
+                keys[part]: np.frombuffer(base64.b64decode(text), np.float32)
+                for part, text in entry["vectors"].items()
+            }
+            yield entry, vectors
+
+
+def import_collection(collection: Collection, folder: Path) -> ImportReport:
+    """Copy an archive's images into IMAGES_DIR and save their records and vectors."""
+    imported = already_there = conflicts = 0
+    batch: list[tuple[ImageRecord, Vectors]] = []
+    for entry, vectors in _archived(folder):
+        image_id = str(entry["id"])
+        source = folder / IMAGES / image_id
+        data = source.read_bytes()
+        if collection.folder.holds(image_id):
+            if sha256_hex(collection.folder.read_bytes(image_id)) != entry["sha256"]:
+                logger.warning("Not importing %s: IMAGES_DIR holds other bytes under it", image_id)
+                conflicts += 1
+                continue
+            already_there += 1
+        else:
+            shutil.copy2(source, collection.folder.root / image_id)
+            imported += 1
+        stat = collection.folder.stat(image_id)
+        name = entry["original_filename"]
+        record = ImageRecord(
+            image_id,
+            sha256_hex(data),
+            stat.size,
+            stat.mtime_ns,
+            str(name) if name is not None else None,
+            datetime.fromisoformat(str(entry["created_at"])),
+        )
+        batch.append((record, vectors))
+        if len(batch) >= IMPORT_BATCH:
+            collection.apply(batch)
+            batch = []
+    if batch:
+        collection.apply(batch)
+    return ImportReport(imported, already_there, conflicts)
