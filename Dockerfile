@@ -24,9 +24,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 
 COPY --chown=app:app app/ app/
 COPY --chown=app:app example_images/ example_images/
-# The stored index with the model's ONNX export, and the Hugging Face cache: created here
-# and owned by the service's user, so that volumes mounted on them are writable by it.
-RUN mkdir -p /srv/data "$HF_HOME" && chown -R app:app /srv/data /home/app/.cache
+# The stored index with the model's ONNX export, the images folder replicas share
+# (docker-compose.yml) and the Hugging Face cache: created here and owned by the service's
+# user, so that volumes mounted on them are writable by it.
+RUN mkdir -p /srv/data /srv/shared/images "$HF_HOME" \
+    && chown -R app:app /srv/data /srv/shared /home/app/.cache
 
 USER app
 EXPOSE 8000

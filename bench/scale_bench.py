@@ -1,12 +1,17 @@
-"""Scale benchmark: the embedded store's vector search at growing collection sizes, and
-the service end to end with 1 and 2 uvicorn workers.
+"""Scale benchmark: each store's vector search at growing collection sizes, and the
+service end to end with 1 and 2 uvicorn workers.
 
-    .venv/bin/python -m bench.scale_bench [--sizes 10000 100000 1000000]
+    .venv/bin/python -m bench.scale_bench [--sizes 10000 100000] [--postgres-sizes 10000]
 
-1. Vectors only (no model): random unit vectors of the index's width (ViT-B/32's 512
-   concept dimensions plus the 432 of the shape descriptor) in the service's
-   ``VectorIndex`` (FAISS ``Flat``, exact): insert rate, one search's p50 and p95, the
-   throughput of 8 threads searching at once, and the memory the vectors take.
+1. Vectors only (no model): random unit vectors of the space's width (ViT-B/32's 512
+   concept dimensions plus the 432 of the shape descriptor), saved with their records
+   through the store interface: the embedded store (SQLite + FAISS ``Flat``, exact),
+   Postgres exact, and Postgres with an HNSW index (built after the inserts; recall@10
+   against the exact answers). Insert rate, one search's p50 and p95, the throughput of 8
+   threads searching at once, and the memory (embedded: this process's growth) or disk
+   (Postgres: the database) the collection takes. Postgres runs in ``pgserver``
+   (PostgreSQL 16, pgvector 0.6) on this machine, with default settings except
+   maintenance_work_mem for the HNSW build.
 2. The service (random-weight ViT-B/32, the 24 samples, ``bench.service_bench``) under
    ``uvicorn --workers 1`` and ``--workers 2``: 8 clients' searches per second, p95, and
    the resident memory of all its processes.
@@ -19,12 +24,17 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import psycopg
+from pgserver.postgres_server import PostgresServer, get_server
 
 from app.imaging.shape import SHAPE_DIMENSION
-from app.storage.embedded.vector_index import VectorIndex
+from app.storage.embedded.store import EmbeddedStore
+from app.storage.postgres.store import PostgresStore
+from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace
 from bench.memory_bench import service_environment
 from bench.service_bench import CACHE, QUERY_IMAGES, concurrent_load, percentile, running_server
 
@@ -48,29 +58,49 @@ def unit_vectors(rng: np.random.Generator, count: int, dimension: int) -> np.nda
     return vectors
 
 
-def vector_search(size: int) -> None:
-    dimension = CONCEPT_DIMENSION + SHAPE_DIMENSION
+SPACE = VectorSpace(
+    EmbeddingKey("bench-clip", "bench", CONCEPT_DIMENSION),
+    EmbeddingKey("bench-shape", "bench", SHAPE_DIMENSION),
+)
+
+
+def entries(rng: np.random.Generator, start: int, count: int) -> list[tuple[ImageRecord, Vectors]]:
+    concepts = unit_vectors(rng, count, CONCEPT_DIMENSION)
+    shapes = unit_vectors(rng, count, SHAPE_DIMENSION)
+    created = datetime.now(UTC)
+    return [
+        (
+            ImageRecord(f"{start + n}.png", f"{start + n:064x}", 1, 1, None, created),
+            {SPACE.concept: concepts[n], SPACE.shape: shapes[n]},
+        )
+        for n in range(count)
+    ]
+
+
+def fill(store: Store, size: int) -> float:
+    """Save ``size`` random images; return the inserts per second."""
     rng = np.random.default_rng(0)
-    index = VectorIndex(dimension)
-    before_mb = rss_mb()
     inserting = 0.0
     for start in range(0, size, INSERT_CHUNK):
-        count = min(INSERT_CHUNK, size - start)
-        chunk = unit_vectors(rng, count, dimension)
+        chunk = entries(rng, start, min(INSERT_CHUNK, size - start))
         started = time.perf_counter()
-        index.add([f"{number}.png" for number in range(start, start + count)], chunk)
+        store.save(chunk)
         inserting += time.perf_counter() - started
-    memory_mb = rss_mb() - before_mb
-    queries = unit_vectors(rng, SEARCHES, dimension)
-    latencies = []
+    return size / inserting
+
+
+def searches(store: Store, queries: np.ndarray) -> tuple[list[float], float, list[list[str]]]:
+    """One search's latencies (ms), 8 threads' searches per second, and the ids found."""
+    latencies, found = [], []
     for query in queries:
         started = time.perf_counter()
-        index.search(query.reshape(1, -1), TOP_K, -1.0)
+        hits = store.search(query.reshape(1, -1), TOP_K, -1.0)[0]
         latencies.append((time.perf_counter() - started) * 1000)
+        found.append([image_id for image_id, _ in hits])
 
     def searcher() -> None:
         for query in queries:
-            index.search(query.reshape(1, -1), TOP_K, -1.0)
+            store.search(query.reshape(1, -1), TOP_K, -1.0)
 
     threads = [threading.Thread(target=searcher) for _ in range(THREADS)]
     started = time.perf_counter()
@@ -78,11 +108,85 @@ def vector_search(size: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    throughput = THREADS * SEARCHES / (time.perf_counter() - started)
+    return latencies, THREADS * SEARCHES / (time.perf_counter() - started), found
+
+
+def row(
+    name: str,
+    size: int,
+    inserts: str,
+    measured: tuple[list[float], float, list[list[str]]],
+    memory: str,
+    recall: str = "exact",
+) -> None:
+    latencies, throughput, _ = measured
     print(
-        f"| {size:,} | {size / inserting:,.0f} | {statistics.median(latencies):.1f} / "
-        f"{percentile(latencies, 0.95):.1f} | {throughput:.0f} | {memory_mb:,.0f} |"
+        f"| {name} | {size:,} | {inserts} | {statistics.median(latencies):.1f} / "
+        f"{percentile(latencies, 0.95):.1f} | {throughput:.0f} | {recall} | {memory} |"
     )
+
+
+def queries_for(size: int) -> np.ndarray:
+    """New drawings of registered images: stored vectors (the ``fill`` ones) plus noise
+    half their length (cosine about 0.9 to the original), as unit vectors."""
+    rng = np.random.default_rng(0)
+    stored = np.stack([SPACE.join(v) for _, v in entries(rng, 0, min(size, INSERT_CHUNK))])
+    picked = stored[np.random.default_rng(size).choice(len(stored), SEARCHES, replace=False)]
+    noisy = picked + 0.5 * unit_vectors(np.random.default_rng(size + 1), SEARCHES, SPACE.dimension)
+    queries: np.ndarray = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    return queries.astype(np.float32)
+
+
+def embedded_rows(size: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        before_mb = rss_mb()
+        store = EmbeddedStore(Path(scratch), SPACE)
+        rate = fill(store, size)
+        memory = f"{rss_mb() - before_mb:,.0f} MB in memory"
+        row(
+            "embedded (FAISS Flat)",
+            size,
+            f"{rate:,.0f}",
+            searches(store, queries_for(size)),
+            memory,
+        )
+        store.close()
+
+
+def database_size(url: str) -> str:
+    with psycopg.connect(url) as connection:
+        found = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+    return f"{(found[0] if found else 0) / 2**20:,.0f} MB on disk"
+
+
+def postgres_rows(server: PostgresServer, size: int) -> None:
+    name = f"bench_{size}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}".encode())
+        connection.execute(f"CREATE DATABASE {name}".encode())
+    url = server.get_uri(name)
+    exact = PostgresStore(url, SPACE)
+    rate = fill(exact, size)
+    queries = queries_for(size)
+    measured = searches(exact, queries)
+    row("postgres exact", size, f"{rate:,.0f}", measured, database_size(url))
+    started = time.perf_counter()
+    hnsw = PostgresStore(url, SPACE, hnsw=True)  # builds the index
+    built = time.perf_counter() - started
+    approximate = searches(hnsw, queries)
+    pairs = list(zip(approximate[2], measured[2], strict=True))
+    recall = statistics.mean(len(set(a) & set(e)) / TOP_K for a, e in pairs)
+    first = statistics.mean(a[:1] == e[:1] for a, e in pairs)
+    row(
+        "postgres HNSW",
+        size,
+        f"index built in {built:,.0f} s",
+        approximate,
+        database_size(url),
+        f"{recall:.3f} (first: {first:.2f})",
+    )
+    exact.close()
+    hnsw.close()
 
 
 def processes_rss_mb(parent: int) -> float:
@@ -115,15 +219,27 @@ def service_workers(workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--postgres-sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--no-service", action="store_true", help="vectors only")
     arguments = parser.parse_args()
     print(f"{os.cpu_count()} cores")
     print(
-        "\n| vectors | inserts/s | one search p50 / p95 (ms) |"
-        f" {THREADS} threads: searches/s | memory (MB) |"
+        "\n| store | images | inserts/s | one search p50 / p95 (ms) |"
+        f" {THREADS} threads: searches/s | recall@{TOP_K} | memory or disk |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for size in arguments.sizes:
-        vector_search(size)
+        embedded_rows(size)
+    with tempfile.TemporaryDirectory() as scratch:
+        server = get_server(scratch, cleanup_mode="delete")
+        # The HNSW graph is built in memory while it fits (4 GB at 1,000,000 images), many
+        # times faster than on disk.
+        server.psql("ALTER SYSTEM SET maintenance_work_mem = '6GB'; SELECT pg_reload_conf();")
+        for size in arguments.postgres_sizes:
+            postgres_rows(server, size)
+        server.cleanup()
+    if arguments.no_service:
+        return
     print("\n| uvicorn workers | 8 clients: searches/s | p95 (ms) | 503s | memory, all (MB) |")
     print("| --- | --- | --- | --- | --- |")
     for workers in (1, 2):

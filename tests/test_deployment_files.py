@@ -4,6 +4,9 @@ Docker engine runs here): what a newcomer following them literally needs."""
 import re
 import subprocess
 
+import yaml
+
+from app.config import Settings
 from tests.servers import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -28,7 +31,7 @@ def test_the_hugging_face_cache_exists_in_the_image_owned_by_the_service_user() 
 
     assert home == "/home/app/.cache/huggingface"
     assert re.search(r"mkdir -p [^&]*\"\$HF_HOME\"", runs)
-    assert "chown -R app:app /srv/data /home/app/.cache" in runs
+    assert "chown -R app:app /srv/data /srv/shared /home/app/.cache" in runs
     assert DOCKERFILE.index("$HF_HOME") < user_line
 
 
@@ -65,3 +68,26 @@ def test_readme_runs_python_commands_from_the_virtual_environment() -> None:
     bare = re.findall(r"(?<![/\w])python -m [\w.]+", README)
 
     assert bare == []
+
+
+def test_compose_runs_two_replicas_on_pgvector_sharing_the_database_and_the_images() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    db, api = compose["services"]["db"], compose["services"]["api"]
+    environment = api["environment"]
+    images_volume = next(v for v in api["volumes"] if v.endswith(":/srv/shared"))
+    runs = " ".join(dockerfile_instructions("RUN"))
+
+    assert db["image"].startswith("pgvector/pgvector:")
+    assert api["deploy"]["replicas"] == 2
+    assert api["depends_on"]["db"]["condition"] == "service_healthy"
+    assert environment["STORE"] == "postgres"
+    assert re.fullmatch(
+        r"postgresql://brands:\$\{POSTGRES_PASSWORD[^}]*\}@db:5432/brands",
+        environment["DATABASE_URL"],
+    )
+    assert environment["IMAGES_DIR"].startswith("/srv/shared/")
+    assert images_volume.split(":")[0] in compose["volumes"]
+    assert "/srv/shared/images" in runs  # the volume starts owned by the service's user
+    # Every variable the compose file sets is a setting of the service.
+    assert {name.lower() for name in environment} <= set(Settings.model_fields)
+    assert "docker compose up -d --build" in README

@@ -21,6 +21,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
@@ -63,8 +64,8 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, space: VectorSpace, hnsw: bool = False) -> None:
         self.space = space
-        self.hnsw = hnsw
         self.location = public_location(url)
+        self._search_query = self._nearest_first(space, hnsw)
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as connection:
                 migrate(connection)
@@ -82,6 +83,22 @@ class PostgresStore(Store):
             check=ConnectionPool.check_connection,
             open=True,
         )
+
+    @staticmethod
+    def _nearest_first(space: VectorSpace, hnsw: bool) -> sql.Composed:
+        """The search query: ids and similarities of the space's images, nearest first.
+        With HNSW, the index's own expression and predicate: the space is written into
+        the query, as a parameter would not match the partial index once psycopg
+        prepares the statement."""
+        order: sql.Composable
+        if hnsw:
+            cast = sql.SQL("::vector({})").format(sql.Literal(space.dimension))
+            order = sql.SQL("embedding{} <#> %s{}").format(cast, cast)
+        else:
+            order = sql.SQL("embedding <#> %s")
+        return sql.SQL(
+            "SELECT id, -(embedding <#> %s) FROM images WHERE space = {} ORDER BY {} LIMIT %s"
+        ).format(sql.Literal(space.name), order)
 
     @staticmethod
     def _configure(connection: Connection) -> None:
@@ -235,15 +252,6 @@ class PostgresStore(Store):
         queries = np.ascontiguousarray(rows.reshape(-1, self.space.dimension), dtype=np.float32)
         if top_k < 1:
             return [[] for _ in queries]
-        if self.hnsw:  # the index's expression, so the planner uses it
-            order = (
-                f"embedding::vector({self.space.dimension}) <#> %s::vector({self.space.dimension})"
-            )
-        else:
-            order = "embedding <#> %s"
-        query = (
-            f"SELECT id, -(embedding <#> %s) FROM images WHERE space = %s ORDER BY {order} LIMIT %s"
-        )
         hits: Hits = []
         with self._connection() as connection, connection.transaction():
             # HNSW returns at most ef_search rows.
@@ -252,7 +260,7 @@ class PostgresStore(Store):
                 (str(max(HNSW_EF_SEARCH, top_k)),),
             )
             for row in queries:
-                found = connection.execute(query, (row, self.space.name, row, top_k)).fetchall()
+                found = connection.execute(self._search_query, (row, row, top_k)).fetchall()
                 hits.append(
                     [
                         (image_id, float(score))
