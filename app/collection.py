@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -26,15 +26,23 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.config import Settings
-from app.embedding.batching import EmbeddingBatcher
+from app.embedding.batching import IMAGE_TOWER, TEXT_TOWER, EmbeddingBatcher
 from app.embedding.model import ImageEmbedder
-from app.errors import DuplicateImageError, ImageNotFoundError, IndexNotReadyError
+from app.embedding.text import TextEmbedder
+from app.errors import (
+    DuplicateImageError,
+    ImageNotFoundError,
+    IndexNotReadyError,
+    InvalidTextError,
+    ModelLoadError,
+    TextSearchDisabledError,
+)
 from app.imaging.decoding import decode_image, file_extension
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.metrics import IMAGES_INDEXED
-from app.ranking import QueryVectors, SearchQuery, best_turns
+from app.ranking import QueryVectors, SearchMode, SearchQuery, best_turns
 from app.reconciliation import IndexingProgress, Reconciler, ReconcileReport
 from app.storage.embedded.image_store import ImageStore, sha256_hex
 from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace, open_store
@@ -46,6 +54,10 @@ MAX_ORIGINAL_FILENAME = 255
 # Images are decoded reduced to at least this many times the working side (to_working_size
 # then averages the rest): the reduction bounds memory, the margin keeps thin strokes.
 DECODE_SIDE_FACTOR = 2
+# Longest text a text search reads, in characters: far more than the tower's 77 tokens,
+# so a long description is cut (and said so) rather than refused, while the tokenizer's
+# work stays bounded.
+MAX_TEXT_CHARS = 1000
 
 
 def _duplicate(holder: ImageRecord) -> DuplicateImageError:
@@ -61,7 +73,7 @@ class Match:
     path: str
     original_filename: str | None
     concept_similarity: float
-    shape_similarity: float
+    shape_similarity: float | None  # None for a text search: words have no shape
     turn: str | None  # the query's turn that matched, when turns were searched
 
 
@@ -82,18 +94,19 @@ class Collection:
         search_queue_size: int = 32,
         preprocess_threads: int = 1,
         decode_concurrency: int = 2,
+        text_embedder: TextEmbedder | None = None,
     ) -> None:
         self.embedder = embedder
+        self.text_embedder = text_embedder
         self.folder = folder
         self.store = store
         self.space = store.space
         self.preprocessing = preprocessing
         self.max_image_pixels = max_image_pixels
-        self.batcher = EmbeddingBatcher(
-            lambda pixels: self.embedder.embed_pixels(pixels),
-            search_batch_size,
-            search_queue_size,
-        )
+        towers = {IMAGE_TOWER: lambda inputs: self.embedder.embed_pixels(np.concatenate(inputs))}
+        if text_embedder is not None:
+            towers[TEXT_TOWER] = text_embedder.embed_tokens
+        self.batcher = EmbeddingBatcher(towers, search_batch_size, search_queue_size)
         self.reconciler = Reconciler(self, batch_size, preprocess_threads)
         IMAGES_INDEXED.set_function(store.searchable_count)
         # Searchable: the store held vectors at start, or a reconciliation has finished.
@@ -131,6 +144,7 @@ class Collection:
                 max_disc_fraction=settings.grid_max_disc_fraction,
             ),
         )
+        text_embedder = cls._text_embedder(settings, embedder) if settings.text_search else None
         folder = ImageStore(settings.images_dir)
         store = open_store(settings, cls.vector_space(embedder, preprocessing))
         collection = cls(
@@ -144,9 +158,24 @@ class Collection:
             search_queue_size=settings.search_queue_size,
             preprocess_threads=settings.preprocess_threads or settings.cpu_threads,
             decode_concurrency=settings.decode_concurrency,
+            text_embedder=text_embedder,
         )
         logger.info("Loaded %d stored vectors from %s", store.searchable_count(), store.location)
         return collection
+
+    @staticmethod
+    def _text_embedder(settings: Settings, embedder: ImageEmbedder) -> TextEmbedder:
+        name = settings.text_model_name or settings.model_name
+        text_embedder = TextEmbedder.load(
+            name, settings.device, settings.inference, settings.model_threads, settings.onnx_dir
+        )
+        if text_embedder.dimension != embedder.dimension:
+            raise ModelLoadError(
+                f"TEXT_MODEL_NAME={name!r} makes {text_embedder.dimension}-dimensional vectors "
+                f"and MODEL_NAME's images are {embedder.dimension}-dimensional: the text tower "
+                "must share the image tower's space."
+            )
+        return text_embedder
 
     def close(self) -> None:
         self.batcher.close()
@@ -286,6 +315,33 @@ class Collection:
             concept, shape = self.embed_upload(data)
         return self._search(QueryVectors.of(concept, shape, query), query)
 
+    def search_text(self, text: str, query: SearchQuery) -> tuple[list[Match], bool]:
+        """Up to ``top_k`` collection images whose CLIP vectors are nearest the text's,
+        at least ``min_similarity``, best first (concept only: words have no shape); and
+        whether the text was cut to the text tower's tokens."""
+        if self.text_embedder is None:
+            raise TextSearchDisabledError(
+                "Text search is off in this service (TEXT_SEARCH=false). Set TEXT_SEARCH=true "
+                "and restart it to search by words."
+            )
+        words = text.strip()
+        if not words:
+            raise InvalidTextError(
+                "The text is empty: describe the drawing in words, for example "
+                "'a circle crossed by a vertical bar'."
+            )
+        if len(words) > MAX_TEXT_CHARS:
+            raise InvalidTextError(
+                f"The text has {len(words)} characters; a text search reads at most "
+                f"{MAX_TEXT_CHARS} (and the model only its first 77 tokens)."
+            )
+        self._require_ready()
+        tokens = self.text_embedder.tokens(words)
+        with self.batcher.search_slot():
+            concept: NDArray[np.float32] = self.batcher.embed(tokens.ids, TEXT_TOWER)[0]
+        concept_only = replace(query, mode=SearchMode.CONCEPT, turns=False)
+        return self._search(QueryVectors.of_words(concept), concept_only), tokens.truncated
+
     def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
@@ -316,7 +372,9 @@ class Collection:
                 path=self.folder.display_path(hit.id),
                 original_filename=records[hit.id].original_filename,
                 concept_similarity=float(stored[hit.id][:dimension] @ vectors.concept),
-                shape_similarity=float(stored[hit.id][dimension:] @ vectors.shapes[hit.turn]),
+                shape_similarity=None
+                if vectors.words
+                else float(stored[hit.id][dimension:] @ vectors.shapes[hit.turn]),
                 turn=hit.turn if query.turns else None,
             )
             for hit in hits

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         description="Hugging Face hub id or local folder of a CLIP checkpoint.",
     )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
+    # Search by words (POST /search-by-text): loads the text tower (about 250 MB).
+    text_search: bool = Field(default=True)
+    # Another checkpoint's text tower, trained into MODEL_NAME's space; empty: MODEL_NAME's.
+    text_model_name: str | None = Field(default=None)
     images_dir: Path = Field(default=Path("./example_images"))
     index_dir: Path = Field(default=Path("./data"))
     index_factory: str = Field(default="Flat")
@@ -120,6 +124,7 @@ class Settings(BaseSettings):
         "api_key",
         "onnx_cache_dir",
         "database_url",
+        "text_model_name",
         mode="before",
     )
     @classmethod

@@ -42,6 +42,14 @@ class ImageTooLargeError(ServiceError):
     """The upload exceeds MAX_UPLOAD_MB or the image exceeds MAX_IMAGE_PIXELS."""
 
 
+class InvalidTextError(ServiceError):
+    """A text search's text is empty or too long."""
+
+
+class TextSearchDisabledError(ServiceError):
+    """Text search was asked for while TEXT_SEARCH=false."""
+
+
 class ImageNotFoundError(ServiceError):
     """No image of the collection has this id."""
 

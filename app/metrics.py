@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 MODEL_BATCH_IMAGES = Histogram(
     "image_search_model_batch_images",
-    "Images per model call.",
+    "Images, or texts, per model call.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 MODEL_BATCH_SECONDS = Histogram(

@@ -18,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from app.imaging.shape import TURNS, turned_descriptor
+from app.imaging.shape import SHAPE_DIMENSION, TURNS, turned_descriptor
 
 UPRIGHT = TURNS[0]
 
@@ -53,12 +53,18 @@ class QueryVectors:
 
     concept: NDArray[np.float32]
     shapes: dict[str, NDArray[np.float32]]
+    words: bool = False  # the concept vector is a text's: there is no shape
 
     @classmethod
     def of(
         cls, concept: NDArray[np.float32], shape: NDArray[np.float32], query: SearchQuery
     ) -> "QueryVectors":
         return cls(concept, {turn: turned_descriptor(shape, turn) for turn in query.turn_names})
+
+    @classmethod
+    def of_words(cls, concept: NDArray[np.float32]) -> "QueryVectors":
+        """A text's vector, to be searched in the concept mode (its shape part is zero)."""
+        return cls(concept, {UPRIGHT: np.zeros(SHAPE_DIMENSION, np.float32)}, words=True)
 
     def rows(self, weight: float) -> NDArray[np.float32]:
         """One weighted index query per turn, in ``shapes``' order."""

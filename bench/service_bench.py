@@ -17,6 +17,13 @@
    start until searches are served (indexing included) and indexing per image; a restart
    with nothing changed; 30 sequential searches (p50, p95); 8 concurrent clients
    (throughput, p95); the server's peak RSS; files written while searching.
+5. Text search (``--text``, instead of 2 to 4): the service on the 24 samples with
+   ``TEXT_SEARCH=false`` and ``true``: memory when ready and after searches, image
+   searches alone, and with ``true`` text searches alone (p50, p95) and from 8 clients.
+   The checkpoint's tokenizer is a minimal one (``scripts.clip_tokenizer``): its few
+   merges make a text 2 to 3 times as many tokens as CLIP's own vocabulary would, so the
+   text figures are upper bounds; 77-token texts, the most the tower reads, are timed
+   too.
 """
 
 import argparse
@@ -41,12 +48,13 @@ import httpx
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextConfig
 
 from app.embedding import onnx_tower
 from app.embedding.model import load_checkpoint, quantize_int8
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
+from scripts.clip_tokenizer import save_minimal_clip_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / ".cache"
@@ -64,11 +72,14 @@ UVICORN_OPTIONS = ("--host", "127.0.0.1", "--log-level", "warning", "--port")
 
 
 def full_size_checkpoint() -> Path:
-    """A ViT-B/32 CLIP (CLIPConfig's defaults are that architecture) with random weights."""
+    """A ViT-B/32 CLIP (CLIPConfig's defaults are that architecture) with random weights,
+    and a minimal tokenizer for its text tower."""
     if not (CHECKPOINT / "config.json").is_file():
         torch.manual_seed(0)
         CLIPModel(CLIPConfig()).save_pretrained(CHECKPOINT)
         CLIPImageProcessor().save_pretrained(CHECKPOINT)
+    if not (CHECKPOINT / "tokenizer.json").is_file():
+        save_minimal_clip_tokenizer(CHECKPOINT, CLIPTextConfig().vocab_size)
     return CHECKPOINT
 
 
@@ -282,9 +293,13 @@ def running_server(
         process.wait(60)
 
 
-def search_ms(client: httpx.Client, data: bytes) -> float:
+def search_ms(client: httpx.Client, data: bytes | str) -> float:
+    """One search's time: by image (bytes) or by words (a text)."""
     started = time.perf_counter()
-    response = client.post("/search-similar-images/", files={"file": ("q.jpg", data)})
+    if isinstance(data, str):
+        response = client.post("/search-by-text", json={"text": data})
+    else:
+        response = client.post("/search-similar-images/", files={"file": ("q.jpg", data)})
     elapsed = (time.perf_counter() - started) * 1000
     if response.status_code != 200:
         raise RuntimeError(f"search answered {response.status_code}: {response.text}")
@@ -295,7 +310,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return float(np.percentile(values, fraction * 100))
 
 
-def concurrent_load(url: str, data: list[bytes]) -> tuple[float, float, int]:
+def concurrent_load(url: str, data: list[bytes] | list[str]) -> tuple[float, float, int]:
     """8 clients, each sending searches back to back: (requests/s, p95 ms, refusals)."""
     latencies: list[float] = []
     refused = [0]
@@ -482,15 +497,89 @@ def report(model: ModelFigures, services: list[ServiceFigures]) -> None:
     )
 
 
+# What a registry clerk might type: a brand described in a few words to a sentence.
+DESCRIPTIONS = [
+    "a circle",
+    "two crossed lines",
+    "the letter T over a bar",
+    "a horseshoe with a dot inside",
+    "a running stick figure with a crossed circle for a head",
+    "an arrow pointing up through a half moon",
+    "three small triangles in a row under a long horizontal line",
+    "a square with its diagonals and a short tail on the lower right corner",
+    "the letters R and T joined by a curve, with a star above them on the left",
+    "a snake shaped wavy line that starts in a spiral and ends in an arrow head pointing right",
+]
+# The most the text tower reads: about 60 words of CLIP's vocabulary.
+LONGEST = "a circle crossed by a vertical bar with three small triangles " * 6
+
+
+def text_figures(checkpoint: Path, work: Path, settings: dict[str, str]) -> None:
+    """Memory and image searches with TEXT_SEARCH=false and true; text searches."""
+    images, index, scratch = work / "images", work / "index", work / "tmp"
+    make_corpus(images, len(SAMPLES))
+    scratch.mkdir(exist_ok=True)
+    environment = {
+        **os.environ,
+        "MODEL_NAME": str(checkpoint),
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(images),
+        "INDEX_DIR": str(index),
+        "LOG_LEVEL": "WARNING",
+        "TMPDIR": str(scratch),
+        "ONNX_CACHE_DIR": str(CACHE / "onnx"),
+        **settings,
+    }
+    data = queries()
+    rows: list[str] = []
+    for text_search in ("false", "true"):
+        with running_server({**environment, "TEXT_SEARCH": text_search}) as server:
+            ready_mb = server.rss_mb()
+            with httpx.Client(base_url=server.url, timeout=120) as client:
+                search_ms(client, data[0])
+                images_ms = [search_ms(client, query) for query in data]
+                if text_search == "true":
+                    texts = DESCRIPTIONS * 3
+                    search_ms(client, texts[0])
+                    words_ms = [search_ms(client, text) for text in texts]
+                    longest_ms = [search_ms(client, LONGEST) for _ in range(10)]
+            if text_search == "true":
+                rps, p95, refused = concurrent_load(server.url, DESCRIPTIONS)
+                rows.append(
+                    f"| text search alone, p50 / p95 | {percentile(words_ms, 0.5):.0f} / "
+                    f"{percentile(words_ms, 0.95):.0f} ms |"
+                )
+                rows.append(f"| 77-token text alone, p50 | {percentile(longest_ms, 0.5):.0f} ms |")
+                rows.append(
+                    f"| {CLIENTS} clients' text searches | {rps:.1f} req/s, p95 {p95:.0f} ms, "
+                    f"{refused} refused |"
+                )
+            rows.append(
+                f"| TEXT_SEARCH={text_search}: RSS ready / after searches / peak | "
+                f"{ready_mb:,.0f} / {server.rss_mb():,.0f} / {server.peak_rss_mb():,.0f} MB |"
+            )
+            rows.append(
+                f"| TEXT_SEARCH={text_search}: image search alone, p50 | "
+                f"{percentile(images_ms, 0.5):.0f} ms |"
+            )
+    print(f"\n| {len(SAMPLES)} samples, {os.cpu_count()} cores | |\n| --- | --- |")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     parser.add_argument(
         "--settings", nargs="*", default=[], help="service settings, e.g. INFERENCE=int8"
     )
+    parser.add_argument("--text", action="store_true", help="text search figures only")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.settings)
     checkpoint = full_size_checkpoint()
+    if args.text:
+        with tempfile.TemporaryDirectory(prefix="service-bench-") as work:
+            text_figures(checkpoint, Path(work), settings)
+        return
     model = measure_model(checkpoint)
     with tempfile.TemporaryDirectory(prefix="service-bench-") as work:
         services = [measure_service(checkpoint, size, Path(work), settings) for size in args.sizes]

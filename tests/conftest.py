@@ -23,6 +23,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from app.config import Settings, load_settings
 from app.main import create_app
+from scripts.clip_tokenizer import save_minimal_clip_tokenizer, special_token_ids
 from tests.servers import REPO, Server
 
 EXAMPLE_IMAGES = REPO / "example_images"
@@ -30,10 +31,13 @@ TEST_IMAGES = REPO / "test_images"
 # ViT-B/32's geometry (224 pixels in 32-pixel patches) at tiny widths: the service's
 # 224-pixel squares then take the same way through the image processor as with CLIP.
 TINY_IMAGE_SIDE = 224
+TINY_VOCABULARY = 1000
 
 
 def save_tiny_clip(folder: Path) -> Path:
-    """Write a CLIP checkpoint with tiny sizes and fixed random weights to ``folder``."""
+    """Write a CLIP checkpoint with tiny sizes and fixed random weights to ``folder``, with
+    a minimal tokenizer (``scripts.clip_tokenizer``)."""
+    start, end = special_token_ids(TINY_VOCABULARY)
     torch.manual_seed(0)
     config = CLIPConfig(
         text_config={
@@ -41,11 +45,11 @@ def save_tiny_clip(folder: Path) -> Path:
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
-            "vocab_size": 1000,
+            "vocab_size": TINY_VOCABULARY,
             "max_position_embeddings": 77,
-            "bos_token_id": 0,
-            "eos_token_id": 1,
-            "pad_token_id": 1,
+            "bos_token_id": start,
+            "eos_token_id": end,
+            "pad_token_id": end,
         },
         vision_config={
             "hidden_size": 48,
@@ -62,6 +66,7 @@ def save_tiny_clip(folder: Path) -> Path:
         size={"shortest_edge": TINY_IMAGE_SIDE},
         crop_size={"height": TINY_IMAGE_SIDE, "width": TINY_IMAGE_SIDE},
     ).save_pretrained(folder)
+    save_minimal_clip_tokenizer(folder, TINY_VOCABULARY)
     return folder
 
 

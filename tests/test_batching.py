@@ -12,7 +12,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from app.embedding.batching import EmbeddingBatcher, QueueFullError
+from app.embedding.batching import (
+    IMAGE_TOWER,
+    TEXT_TOWER,
+    EmbeddingBatcher,
+    EmbedFunction,
+    QueueFullError,
+)
 from app.embedding.model import ImageEmbedder, SquareInput
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
@@ -50,6 +56,11 @@ def test_batched_and_single_embeddings_agree(
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
 
 
+def joined(embed: Callable[[np.ndarray], np.ndarray]) -> EmbedFunction:
+    """A tower's model call from a function of the requests' inputs put together."""
+    return lambda inputs: embed(np.concatenate(inputs))
+
+
 def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors(
     embedder: ImageEmbedder, samples: list[Image.Image]
 ) -> None:
@@ -62,7 +73,7 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
         assert release.wait(30)
         return embedder.embed_pixels(pixels)
 
-    batcher = EmbeddingBatcher(held_embed, max_batch=4, max_pending=16)
+    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(held_embed)}, max_batch=4, max_pending=16)
     results: dict[int, np.ndarray] = {}
 
     def request(number: int) -> None:
@@ -86,6 +97,49 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
         np.testing.assert_allclose(results[number], embedder.embed([samples[number]])[0], atol=1e-5)
 
 
+def test_queued_texts_and_images_are_batched_by_tower_oldest_first() -> None:
+    calls: list[tuple[str, list[float]]] = []
+    started, release = threading.Event(), threading.Event()
+
+    def tower(name: str) -> EmbedFunction:
+        def embed(inputs: list[np.ndarray]) -> np.ndarray:
+            calls.append((name, [float(item[0, 0]) for item in inputs]))
+            if not started.is_set():  # the first call waits until the others are queued
+                started.set()
+                assert release.wait(30)
+            return np.concatenate(inputs)[:, :1] * (10 if name == TEXT_TOWER else 1)
+
+        return embed
+
+    batcher = EmbeddingBatcher({name: tower(name) for name in (IMAGE_TOWER, TEXT_TOWER)}, 4, 16)
+    results: dict[float, float] = {}
+
+    def request(value: float, name: str) -> None:
+        results[value] = float(batcher.embed(np.full((1, 2), value), name)[0, 0])
+
+    first = threading.Thread(target=request, args=(1.0, IMAGE_TOWER))
+    first.start()
+    assert started.wait(30)
+    queued = [(2.0, TEXT_TOWER), (3.0, IMAGE_TOWER), (4.0, TEXT_TOWER), (5.0, IMAGE_TOWER)]
+    threads = []
+    for value, name in queued:  # in this order
+        threads.append(threading.Thread(target=request, args=(value, name)))
+        threads[-1].start()
+        while batcher._jobs.qsize() < len(threads):
+            threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(30)
+    batcher.close()
+
+    assert calls == [
+        (IMAGE_TOWER, [1.0]),
+        (TEXT_TOWER, [2.0, 4.0]),
+        (IMAGE_TOWER, [3.0, 5.0]),
+    ]
+    assert results == {1.0: 1.0, 2.0: 20.0, 3.0: 3.0, 4.0: 40.0, 5.0: 5.0}
+
+
 def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
     embedder: ImageEmbedder, samples: list[Image.Image]
 ) -> None:
@@ -96,7 +150,7 @@ def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
             raise failure
         return np.ones((len(pixels), 3), np.float32)
 
-    batcher = EmbeddingBatcher(flaky_embed, max_batch=4, max_pending=4)
+    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(flaky_embed)}, max_batch=4, max_pending=4)
 
     with pytest.raises(RuntimeError, match="model failed"):
         batcher.embed(embedder.pixels(samples[:1]))
@@ -105,7 +159,7 @@ def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
 
 
 def test_search_slots_refuse_at_once_when_all_are_taken() -> None:
-    batcher = EmbeddingBatcher(lambda pixels: np.zeros((len(pixels), 1), np.float32), 1, 2)
+    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(lambda pixels: pixels[:, :1])}, 1, 2)
 
     with batcher.search_slot(), batcher.search_slot():
         with pytest.raises(QueueFullError) as refused, batcher.search_slot():

@@ -39,9 +39,9 @@ def exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     real_export = onnx_tower.export
     monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)  # to see the calls
 
-    def counting_export(model: torch.nn.Module, path: Path) -> None:
+    def counting_export(graph: onnx_tower.TowerGraph, path: Path) -> None:
         written.append(path)
-        real_export(model, path)  # type: ignore[arg-type]
+        real_export(graph, path)
 
     monkeypatch.setattr(onnx_tower, "export", counting_export)
     return written
@@ -139,8 +139,8 @@ def test_an_export_that_differs_from_the_model_is_not_used(
     other_model, _ = model_module.load_checkpoint(str(other_dir))
     real_export = onnx_tower.export
 
-    def export_of_other_weights(model: torch.nn.Module, path: Path) -> None:
-        real_export(other_model, path)
+    def export_of_other_weights(graph: onnx_tower.TowerGraph, path: Path) -> None:
+        real_export(onnx_tower.image_graph(other_model), path)
 
     monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
     monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
@@ -157,7 +157,7 @@ def test_a_failing_export_falls_back_to_transformers_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken_export(model: torch.nn.Module, path: Path) -> None:
+    def broken_export(graph: onnx_tower.TowerGraph, path: Path) -> None:
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(onnx_tower, "export", broken_export)

@@ -7,6 +7,7 @@ silently.
 """
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +233,9 @@ def test_a_file_that_is_not_an_image_shows_the_services_message(
 def test_the_page_is_usable_with_the_keyboard_alone(visit: Callable[..., Visit]) -> None:
     tab = visit()
     page = tab.page
+    # Playwright intercepts file choosers only once something listens for them, and turns
+    # that on asynchronously: listening before the key presses closes the race.
+    page.on("filechooser", lambda chooser: None)
 
     page.keyboard.press("Tab")  # the API key field
     page.keyboard.press("Tab")  # the file picker
@@ -254,4 +258,36 @@ def test_the_page_fits_a_phone_screen(visit: Callable[..., Visit]) -> None:
 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.locator("#results li").first.bounding_box()["width"] >= 140  # type: ignore[index]
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_a_search_by_words_shows_the_nearest_images_with_their_concept_score(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    words = "a circle crossed by a vertical bar"
+
+    page.get_by_label("Or search by words").fill(words)
+    page.get_by_label("Or search by words").press("Enter")
+
+    cards = page.locator("#results li")
+    expect(page.locator("#results-title")).to_have_text(f"Results for “{words}”")
+    expect(cards).to_have_count(8)
+    expect(page.locator("#search-message")).to_have_text("8 images, nearest the words first.")
+    expect(cards.first.locator("small")).to_have_text(re.compile(r"^concept -?\d\.\d{3}$"))
+    wait_loaded(page, "#results img")
+
+    page.get_by_label("Or search by words").fill("   ")
+    page.get_by_role("button", name="Search by words").click()
+
+    expect(page.locator("#search-message")).to_contain_text("Type what the drawing shows")
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_with_text_search_off_the_page_offers_no_words_box(visit: Callable[..., Visit]) -> None:
+    tab = visit({"TEXT_SEARCH": "false"})
+
+    expect(tab.page.locator("#health")).to_contain_text("8 images")
+    expect(tab.page.get_by_label("Or search by words")).to_be_hidden()
     assert tab.console_errors == [] and tab.page_errors == []

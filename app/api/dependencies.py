@@ -81,6 +81,21 @@ def get_search_query(
 
 SearchQueryDep = Annotated[SearchQuery, Depends(get_search_query)]
 
+# A text search's default threshold: none. CLIP's text-to-image cosines sit far below
+# its image-to-image ones (about 0.1 to 0.4), so SIMILARITY_THRESHOLD does not apply.
+TEXT_MIN_SIMILARITY = -1.0
+
+
+def text_search_query(
+    settings: Settings, top_k: int | None, min_similarity: float | None
+) -> SearchQuery:
+    """A text search's ranking: the concept part only, completed with the defaults."""
+    return SearchQuery(
+        top_k=min(top_k or settings.top_k, settings.max_top_k),
+        min_similarity=TEXT_MIN_SIMILARITY if min_similarity is None else min_similarity,
+        mode=SearchMode.CONCEPT,
+    )
+
 
 def get_file_name(
     collection: CollectionDep,

@@ -12,8 +12,10 @@ from app.errors import (
     ImageNotFoundError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidTextError,
     ServiceBusyError,
     ServiceError,
+    TextSearchDisabledError,
     UnsupportedImageFormatError,
 )
 
@@ -21,9 +23,11 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidImageError: 400,
     ConfirmationRequiredError: 400,
     ImageNotFoundError: 404,
+    TextSearchDisabledError: 404,
     DuplicateImageError: 409,
     ImageTooLargeError: 413,
     UnsupportedImageFormatError: 415,
+    InvalidTextError: 422,
     ServiceBusyError: 503,
 }
 
@@ -84,6 +88,20 @@ async def _method_not_allowed_handler(request: Request, exc: Exception) -> JSONR
     )
 
 
+async def _unparsable_body_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 400 for a body it cannot parse, saying why when the body is not UTF-8
+    (JSON must be; its own message does not say)."""
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        detail = (
+            f"The request body is not valid UTF-8 ({exc.__cause__.reason} at byte "
+            f"{exc.__cause__.start}): send JSON encoded in UTF-8."
+        )
+    return JSONResponse(status_code=400, content={"detail": detail}, headers=exc.headers)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error_handler)
+    app.add_exception_handler(400, _unparsable_body_handler)
     app.add_exception_handler(405, _method_not_allowed_handler)

@@ -14,6 +14,7 @@ from app.api.dependencies import (
     SearchQueryDep,
     SettingsDep,
     require_write_access,
+    text_search_query,
 )
 from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from app.api.image_ids import public_id
@@ -30,8 +31,10 @@ from app.api.schemas import (
     SearchResponse,
     SearchResult,
     StoredImage,
+    TextSearchRequest,
+    TextSearchResponse,
 )
-from app.collection import Collection, Match
+from app.collection import MAX_TEXT_CHARS, Collection, Match
 from app.config import Settings
 from app.errors import ConfirmationRequiredError, ImageTooLargeError
 from app.storage.embedded.image_store import RESTORE_SAMPLES
@@ -129,6 +132,65 @@ async def search_similar_images(
     data = await read_upload(file, settings)
     matches = await run_in_threadpool(collection.search, data, query)
     return SearchResponse(results=search_results(request, settings, matches))
+
+
+TEXT_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "Text search is off (TEXT_SEARCH=false)."},
+    422: {
+        "model": ErrorResponse,
+        "description": f"The text is empty or longer than {MAX_TEXT_CHARS} characters, or "
+        "the body is not JSON in UTF-8.",
+    },
+    **BUSY_RESPONSE,
+}
+
+
+async def text_search(
+    request: Request, settings: Settings, collection: Collection, body: TextSearchRequest
+) -> TextSearchResponse:
+    query = text_search_query(settings, body.top_k, body.min_similarity)
+    matches, truncated = await run_in_threadpool(collection.search_text, body.text, query)
+    return TextSearchResponse(
+        results=search_results(request, settings, matches), text_truncated=truncated
+    )
+
+
+@router.post(
+    "/search-by-text",
+    response_model=TextSearchResponse,
+    responses=TEXT_RESPONSES,
+    summary="Find the collection images that a text describes (CLIP's text tower)",
+)
+async def search_by_text(
+    request: Request, settings: SettingsDep, collection: CollectionDep, body: TextSearchRequest
+) -> TextSearchResponse:
+    """The text is embedded by the checkpoint's CLIP text tower and compared with every
+    image's CLIP vector (the concept part; words have no shape). Answers the image
+    search's results, best first, with `shape_similarity` null."""
+    return await text_search(request, settings, collection, body)
+
+
+@router.get(
+    "/search-by-text",
+    response_model=TextSearchResponse,
+    responses=TEXT_RESPONSES,
+    summary="The same text search from a browser's address bar: ?q=...",
+)
+async def search_by_text_in_address(
+    request: Request,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    q: Annotated[
+        str, Query(description="The text.", examples=["a circle crossed by a vertical bar"])
+    ],
+    top_k: Annotated[int | None, Query(ge=1, description="As in the POST body.")] = None,
+    min_similarity: Annotated[
+        float | None,
+        Query(ge=-1.0, le=1.0, allow_inf_nan=False, description="As in the POST body."),
+    ] = None,
+) -> TextSearchResponse:
+    body = TextSearchRequest(text=q, top_k=top_k, min_similarity=min_similarity)
+    return await text_search(request, settings, collection, body)
 
 
 @router.post(
@@ -309,6 +371,7 @@ async def health(settings: SettingsDep, collection: CollectionDep) -> HealthResp
         model=settings.model_name,
         inference=collection.embedder.inference,
         embedding_dimension=collection.embedder.dimension,
+        text_search=collection.text_embedder is not None,
         indexed_images=await run_in_threadpool(collection.current_count),
         indexing=IndexingStatus(
             running=progress.running,

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.collection import MAX_TEXT_CHARS
+
 
 class SearchResult(BaseModel):
     id: str = Field(
@@ -24,9 +26,10 @@ class SearchResult(BaseModel):
     concept_similarity: float = Field(
         description="Cosine similarity of the CLIP embeddings.", examples=[0.88]
     )
-    shape_similarity: float = Field(
+    shape_similarity: float | None = Field(
         description="Cosine similarity of the shape descriptors (stroke positions and "
-        "directions), for the turn that matched.",
+        "directions), for the turn that matched; null in a text search (words have no "
+        "shape).",
         examples=[0.94],
     )
     turn: str | None = Field(
@@ -76,6 +79,42 @@ class SearchResponse(BaseModel):
     )
 
 
+TEXT_EXAMPLE = "a running stick figure with a crossed circle for a head"
+
+
+class TextSearchRequest(BaseModel):
+    text: str = Field(
+        description="What the drawing shows, in English (CLIP's text tower reads English; "
+        f"README: Search by words). Up to {MAX_TEXT_CHARS} characters, of which the model "
+        "reads the first 77 tokens (about 50 words): text_truncated says when it was cut.",
+        examples=[TEXT_EXAMPLE],
+    )
+    top_k: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many results at most (default TOP_K; capped at MAX_TOP_K).",
+    )
+    min_similarity: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Leave out images whose similarity to the text is below this. Default "
+        "none (-1): CLIP's text-to-image cosines sit between about 0.1 and 0.4, on another "
+        "scale than image-to-image ones, so ranking is left to top_k.",
+    )
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": TEXT_EXAMPLE, "top_k": 5}]})
+
+
+class TextSearchResponse(SearchResponse):
+    text_truncated: bool = Field(
+        description="The text had more tokens than the model reads (77): only its "
+        "beginning was searched.",
+        examples=[False],
+    )
+
+
 class IndexingStatus(BaseModel):
     running: bool = Field(description="A reconciliation is embedding files now.")
     done: int = Field(description="Files embedded so far by the running (or last) one.")
@@ -95,6 +134,9 @@ class HealthResponse(BaseModel):
         examples=["onnx"],
     )
     embedding_dimension: int = Field(examples=[512])
+    text_search: bool = Field(
+        description="POST /search-by-text is served (TEXT_SEARCH=true).", examples=[True]
+    )
     indexed_images: int = Field(examples=[24])
     indexing: IndexingStatus
 

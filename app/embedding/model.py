@@ -1,4 +1,6 @@
-"""CLIP image embedder: the image tower of a CLIP checkpoint and its image processor.
+"""Loading a CLIP checkpoint's towers (the hub, the cache or a folder; ONNX exports), and
+the image embedder: the image tower and its image processor. The text tower's embedder,
+for text search, is ``app.embedding.text``.
 
 Only the vision transformer and its projection are loaded
 (``CLIPVisionModelWithProjection.from_pretrained`` reads them from a full ``CLIPModel``
@@ -15,11 +17,12 @@ import multiprocessing
 import os
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -31,9 +34,14 @@ from torch.ao.quantization import quantize_dynamic
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
+    AutoTokenizer,
     CLIPConfig,
+    CLIPTextConfig,
+    CLIPTextModelWithProjection,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
 )
 from transformers.utils import CONFIG_NAME
 from transformers.utils import logging as transformers_logging
@@ -49,6 +57,8 @@ HUB_PROBE_TIMEOUT_S = 3.0
 # The ONNX export runs in a child process (tests that replace the exporter set False).
 EXPORT_IN_CHILD = True
 EXPORT_LOCK = ".export.lock"
+# The towers, as ONNX exports name them.
+VISION, TEXT = "vision", "text"
 OFFLINE_HINT = (
     "To run offline, set MODEL_NAME to a local folder holding a CLIP checkpoint saved with "
     "save_pretrained (config.json, model weights, preprocessor_config.json)."
@@ -85,29 +95,53 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _from_pretrained(
-    name: str, local_files_only: bool = False
-) -> tuple[CLIPVisionModelWithProjection, object]:
+def _tower_config(name: str, local_files_only: bool, part: str) -> PretrainedConfig:
+    """The config of one tower (``vision_config`` or ``text_config``) of a CLIP checkpoint,
+    carrying the checkpoint's projection size, which the tower's own config lacks."""
+    config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
+    if isinstance(config, CLIPConfig):
+        tower_config = getattr(config, part)
+        assert isinstance(tower_config, CLIPVisionConfig | CLIPTextConfig)
+        tower_config.projection_dim = config.projection_dim or tower_config.projection_dim
+        return tower_config
+    assert isinstance(config, PretrainedConfig)
+    return config
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
     verbosity = transformers_logging.get_verbosity()
-    # Loading the image tower alone reports every text weight as unexpected: expected.
+    # Loading one tower alone reports the other tower's weights as unexpected: expected.
     transformers_logging.set_verbosity(logging.ERROR)
     # Its "Loading weights" bar is terminal animation, not a log line. (The hub's
     # download bar stays: a first start shows its progress.)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
-        config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
-        if isinstance(config, CLIPConfig):
-            # The image tower's own config does not carry the checkpoint's projection size.
-            vision_config = config.vision_config
-            assert isinstance(vision_config, CLIPVisionConfig)
-            vision_config.projection_dim = config.projection_dim or vision_config.projection_dim
-            config = vision_config
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+
+
+def _vision_from_pretrained(
+    name: str, local_files_only: bool = False
+) -> tuple[CLIPVisionModelWithProjection, object]:
+    with _quiet_loading():
+        config = _tower_config(name, local_files_only, "vision_config")
         model = CLIPVisionModelWithProjection.from_pretrained(
             name, config=config, local_files_only=local_files_only
         )
-    finally:
-        transformers_logging.set_verbosity(verbosity)
     return model, load_processor(name, local_files_only)
+
+
+def _text_from_pretrained(
+    name: str, local_files_only: bool = False
+) -> tuple[CLIPTextModelWithProjection, PreTrainedTokenizerBase]:
+    with _quiet_loading():
+        config = _tower_config(name, local_files_only, "text_config")
+        model = CLIPTextModelWithProjection.from_pretrained(
+            name, config=config, local_files_only=local_files_only
+        )
+    return model, load_tokenizer(name, local_files_only)
 
 
 def load_processor(name: str, local_files_only: bool = True) -> object:
@@ -116,6 +150,13 @@ def load_processor(name: str, local_files_only: bool = True) -> object:
     return AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         name, local_files_only=local_files_only
     )
+
+
+def load_tokenizer(name: str, local_files_only: bool = True) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer, from local files unless told otherwise."""
+    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
+    assert isinstance(tokenizer, PreTrainedTokenizerBase)
+    return tokenizer
 
 
 def checkpoint_folder(name: str) -> Path | None:
@@ -131,8 +172,11 @@ def checkpoint_folder(name: str) -> Path | None:
     return Path(config).parent if config else None
 
 
-def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
-    """Load model and image processor from a local folder, the cache, or the hub."""
+Loaded = TypeVar("Loaded")
+
+
+def _load(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
+    """What ``loader`` reads from a local folder, the cache, or the hub."""
     if _looks_like_path(name):
         folder = Path(name).expanduser()
         if not (folder / "config.json").is_file():
@@ -141,13 +185,13 @@ def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
                 f"(no config.json there). {OFFLINE_HINT}"
             )
         try:
-            return _from_pretrained(str(folder))
+            return loader(str(folder), False)
         except Exception as exc:
             raise ModelLoadError(
                 f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc})."
             ) from exc
     try:
-        return _from_pretrained(name, local_files_only=True)
+        return loader(name, True)
     except OSError:
         pass  # not cached: download below, if the hub can be reached at all
     if _hub_offline() or not _hub_reachable():
@@ -156,30 +200,75 @@ def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
             f"be reached. {OFFLINE_HINT}"
         )
     try:
-        return _from_pretrained(name)
+        return loader(name, False)
     except Exception as exc:
         raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
 
 
-def _export(name: str, cache_dir: Path, threads: int) -> bool:
-    """Export the checkpoint's tower to the cache, in a child process: the export holds
-    the model, the tracer's graphs and the exporter's buffers, about 0.6 GB for ViT-B/32
-    that a process never gives back. Whether a usable export is there now."""
-    arguments = (name, cache_dir, threads, logging.getLogger().level)
+def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
+    """The image tower and image processor, from a local folder, the cache, or the hub."""
+    return _load(name, _vision_from_pretrained)
+
+
+def load_text_checkpoint(name: str) -> tuple[CLIPTextModelWithProjection, PreTrainedTokenizerBase]:
+    """The text tower and tokenizer, from a local folder, the cache, or the hub."""
+    return _load(name, _text_from_pretrained)
+
+
+def _export(kind: str, name: str, cache_dir: Path, threads: int) -> bool:
+    """Export the checkpoint's ``kind`` tower to the cache, in a child process: the export
+    holds the model, the tracer's graphs and the exporter's buffers, about 0.6 GB for
+    ViT-B/32 that a process never gives back. Whether a usable export is there now."""
+    arguments = (kind, name, cache_dir, threads, logging.getLogger().level)
     if not EXPORT_IN_CHILD:
         return _export_checkpoint(*arguments)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
         return child.submit(_export_checkpoint, *arguments).result()
 
 
-def _export_checkpoint(name: str, cache_dir: Path, threads: int, log_level: int) -> bool:
-    """In a child process: load the checkpoint, export its tower to the cache and check
-    it (``onnx_tower.export_tower``); whether a usable export is there now."""
+def _export_checkpoint(kind: str, name: str, cache_dir: Path, threads: int, log_level: int) -> bool:
+    """In a child process: load the checkpoint, export its ``kind`` tower to the cache
+    and check it (``onnx_tower.export_tower``); whether a usable export is there now."""
     if EXPORT_IN_CHILD:
         configure_logging(logging.getLevelName(log_level))
-    model, _ = load_checkpoint(name)
+    if kind == VISION:
+        graph = onnx_tower.image_graph(load_checkpoint(name)[0])
+    else:
+        text_model, tokenizer = load_text_checkpoint(name)
+        graph = onnx_tower.text_graph(text_model, _end_token(tokenizer))
     checkpoint = checkpoint_folder(name)
-    return bool(checkpoint and onnx_tower.export_tower(model, name, checkpoint, cache_dir, threads))
+    return bool(checkpoint and onnx_tower.export_tower(graph, name, checkpoint, cache_dir, threads))
+
+
+def _end_token(tokenizer: PreTrainedTokenizerBase) -> int:
+    end = tokenizer.eos_token_id
+    if not isinstance(end, int):
+        raise ModelLoadError("The checkpoint's tokenizer has no end-of-text token.")
+    return end
+
+
+def onnx_tower_for(
+    kind: str, name: str, cache_dir: Path, threads: int
+) -> onnx_tower.OnnxTower | None:
+    """The cached export of the checkpoint's ``kind`` tower (``VISION`` or ``TEXT``); else
+    a fresh export, checked against the transformers model; else ``None`` (the export's
+    failure is logged)."""
+    checkpoint = checkpoint_folder(name)
+    tower = checkpoint and onnx_tower.cached_tower(cache_dir, kind, name, checkpoint, threads)
+    if tower:
+        return tower
+    # One export at a time per cache, across processes too (uvicorn --workers N): the
+    # others wait, then open its result.
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_dir / EXPORT_LOCK):
+        checkpoint = checkpoint_folder(name)
+        tower = checkpoint and onnx_tower.cached_tower(cache_dir, kind, name, checkpoint, threads)
+        if not tower and _export(kind, name, cache_dir, threads):
+            checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
+            tower = checkpoint and onnx_tower.cached_tower(
+                cache_dir, kind, name, checkpoint, threads
+            )
+    return tower or None
 
 
 def quantize_int8(model: CLIPVisionModelWithProjection) -> CLIPVisionModelWithProjection:
@@ -209,7 +298,8 @@ class TorchTower:
         return np.asarray(embeds.float().cpu().numpy(), np.float32)
 
 
-Tower = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+# A tower's input (pixel values, token ids) to its projected embeddings.
+Tower = Callable[[NDArray[Any]], NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -323,21 +413,9 @@ class ImageEmbedder:
 
     @classmethod
     def _load_onnx(cls, name: str, cache_dir: Path, threads: int) -> "ImageEmbedder":
-        """The cached export of this checkpoint; else a fresh export, checked against the
-        transformers model; else that model (the export's failure is logged)."""
-        checkpoint = checkpoint_folder(name)
-        tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
-        if tower:
-            return cls(tower, load_processor(name), name, tower.dimension, "onnx")
-        # One export at a time per cache, across processes too (uvicorn --workers N): the
-        # others wait, then open its result.
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(cache_dir / EXPORT_LOCK):
-            checkpoint = checkpoint_folder(name)
-            tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
-            if not tower and _export(name, cache_dir, threads):
-                checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
-                tower = checkpoint and onnx_tower.cached_tower(cache_dir, name, checkpoint, threads)
+        """The image tower's ONNX export (``onnx_tower_for``), else the transformers
+        model."""
+        tower = onnx_tower_for(VISION, name, cache_dir, threads)
         if tower:
             return cls(tower, load_processor(name), name, tower.dimension, "onnx")
         model, processor = load_checkpoint(name)

@@ -1,5 +1,5 @@
-"""CLIP's image tower run by ONNX Runtime: exported once from the transformers model,
-checked against it, and cached on disk for the next starts.
+"""CLIP's towers (image, and text for text search) run by ONNX Runtime: exported once
+from the transformers model, checked against it, and cached on disk for the next starts.
 
 Why: ONNX Runtime computes the same float32 embeddings as torch, faster on a CPU (about
 0.55 instead of 0.72 times a single torch call per image in a batch of 16, measured by
@@ -23,13 +23,15 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
 import torch
 from numpy.typing import NDArray
-from transformers import CLIPVisionModelWithProjection
+from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ logger = logging.getLogger(__name__)
 PROBE_TOLERANCE = 1e-4
 PROBE_BATCH = 2  # more than one, so the graph's batch axis is checked too
 PROBE_SEED = 0
-INPUT_NAME = "pixel_values"
+# Token counts of the text probes: the export traces the first; the check runs both, so
+# a graph fixed to one length is refused.
+PROBE_TOKENS = (7, 77)
 GRAPH_FILE = "model.onnx"
 # An unfinished export older than this is a crashed one (an export takes seconds).
 STALE_EXPORT_S = 3600
@@ -46,19 +50,21 @@ EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
 class OnnxTower:
-    """Pixel values ``(n, 3, side, side)`` to projected image embeddings ``(n, d)``."""
+    """A tower's input (pixel values ``(n, 3, side, side)`` or token ids ``(n, tokens)``)
+    to its projected embeddings ``(n, d)``."""
 
     def __init__(self, session: onnxruntime.InferenceSession) -> None:
         self.session = session
+        self.input_name = session.get_inputs()[0].name
         self.dimension = int(session.get_outputs()[0].shape[1])
 
-    def __call__(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
-        outputs = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(pixels, np.float32)})
+    def __call__(self, inputs: NDArray[Any]) -> NDArray[np.float32]:
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(inputs)})
         return np.asarray(outputs[0], np.float32)
 
 
 class _ImageEmbeds(torch.nn.Module):
-    """The tower with a tensor output, which is what the exporter traces."""
+    """The image tower with a tensor output, which is what the exporter traces."""
 
     def __init__(self, model: CLIPVisionModelWithProjection) -> None:
         super().__init__()
@@ -69,24 +75,70 @@ class _ImageEmbeds(torch.nn.Module):
         return embeds
 
 
-def probe_pixels(model: CLIPVisionModelWithProjection) -> NDArray[np.float32]:
+class _TextEmbeds(torch.nn.Module):
+    """The text tower with a tensor output. No attention mask: its attention is causal,
+    so padding after a text's end token never changes the end token's state, which is
+    what the tower projects."""
+
+    def __init__(self, model: CLIPTextModelWithProjection) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embeds: torch.Tensor = self.model(input_ids=input_ids).text_embeds
+        return embeds
+
+
+@dataclass(frozen=True)
+class TowerGraph:
+    """What exporting one tower takes: a module from one tensor to embeddings, the name
+    and dynamic axes of its input, an input to trace, and inputs to check the graph on."""
+
+    kind: str  # "vision" or "text": names the cache folder
+    module: torch.nn.Module
+    input_name: str
+    dynamic_axes: tuple[str, ...]
+    probes: tuple[NDArray[Any], ...]  # the first is traced
+
+    def expected(self, probe: NDArray[Any]) -> NDArray[np.float32]:
+        with torch.inference_mode():
+            return np.asarray(self.module(torch.from_numpy(probe)).float().numpy(), np.float32)
+
+
+def image_graph(model: CLIPVisionModelWithProjection) -> TowerGraph:
     side = model.config.image_size
     assert isinstance(side, int)  # CLIP's patch embedding is built for a square int size
     generator = np.random.default_rng(PROBE_SEED)
-    return generator.standard_normal((PROBE_BATCH, 3, side, side), np.float32)
+    pixels = generator.standard_normal((PROBE_BATCH, 3, side, side), np.float32)
+    return TowerGraph("vision", _ImageEmbeds(model).eval(), "pixel_values", ("batch",), (pixels,))
 
 
-def cache_path(cache_dir: Path, name: str, checkpoint: Path) -> Path:
-    """The export's folder: named after the model name, then after the checkpoint's files
-    (names, sizes, modification times) and the exporting libraries, so new weights under
-    the same name, or another torch or ONNX Runtime, make a new export."""
+def text_graph(model: CLIPTextModelWithProjection, end_token: int) -> TowerGraph:
+    """The text tower, probed with random token ids ended by ``end_token`` at different
+    places, then padded with it, as the tokenizer and ``TextEmbedder`` hand them over."""
+    generator = np.random.default_rng(PROBE_SEED)
+    probes = []
+    for tokens in PROBE_TOKENS:
+        ids = generator.integers(0, end_token, (PROBE_BATCH, tokens), dtype=np.int64)
+        for row, length in zip(ids, (tokens, tokens // 2 + 1), strict=True):
+            row[length - 1 :] = end_token
+        probes.append(ids)
+    module = _TextEmbeds(model).eval()
+    return TowerGraph("text", module, "input_ids", ("batch", "tokens"), tuple(probes))
+
+
+def cache_path(cache_dir: Path, kind: str, name: str, checkpoint: Path) -> Path:
+    """The export's folder: named after the tower and the model name, then after the
+    checkpoint's files (names, sizes, modification times) and the exporting libraries, so
+    new weights under the same name, or another torch or ONNX Runtime, make a new
+    export."""
     files = sorted(
         (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
         for entry in checkpoint.iterdir()
         if entry.is_file()
     )
     source = f"{files}|torch {torch.__version__}|onnxruntime {onnxruntime.__version__}"
-    return cache_dir / f"clip-vision-{_digest(name)}-{_digest(source)}"
+    return cache_dir / f"clip-{kind}-{_digest(name)}-{_digest(source)}"
 
 
 def _digest(text: str) -> str:
@@ -109,8 +161,8 @@ def _quiet_exporter() -> Iterator[None]:
             each.setLevel(level)
 
 
-def export(model: CLIPVisionModelWithProjection, folder: Path) -> None:
-    """Write the tower with a dynamic batch axis to ``folder``: the graph in ``GRAPH_FILE``,
+def export(graph: TowerGraph, folder: Path) -> None:
+    """Write the tower with its dynamic axes to ``folder``: the graph in ``GRAPH_FILE``,
     the weights beside it (ONNX Runtime then loads them without a second copy in memory).
     Atomic: a crash leaves no half-written export under ``folder``'s name."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -119,16 +171,17 @@ def export(model: CLIPVisionModelWithProjection, folder: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
     temporary = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder.parent))
     try:
-        example = torch.from_numpy(probe_pixels(model))
+        example = torch.from_numpy(graph.probes[0])
+        axes = {axis: torch.export.Dim(name) for axis, name in enumerate(graph.dynamic_axes)}
         with _quiet_exporter():
             torch.onnx.export(
-                _ImageEmbeds(model).eval(),
+                graph.module,
                 (example,),
                 temporary / GRAPH_FILE,
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=["image_embeds"],
-                dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}},
+                input_names=[graph.input_name],
+                output_names=["embeds"],
+                dynamic_shapes={graph.input_name: axes},
                 external_data=True,
                 verbose=False,
             )
@@ -154,10 +207,12 @@ def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
 
 
-def cached_tower(cache_dir: Path, name: str, checkpoint: Path, threads: int) -> OnnxTower | None:
-    """The graph exported earlier from exactly these checkpoint files, if there is one:
-    the transformers model need not even be loaded."""
-    path = cache_path(cache_dir, name, checkpoint)
+def cached_tower(
+    cache_dir: Path, kind: str, name: str, checkpoint: Path, threads: int
+) -> OnnxTower | None:
+    """The ``kind`` tower's graph exported earlier from exactly these checkpoint files, if
+    there is one: the transformers model need not even be loaded."""
+    path = cache_path(cache_dir, kind, name, checkpoint)
     if not (path / GRAPH_FILE).is_file():
         return None
     try:
@@ -168,23 +223,29 @@ def cached_tower(cache_dir: Path, name: str, checkpoint: Path, threads: int) -> 
 
 
 def export_tower(
-    model: CLIPVisionModelWithProjection, name: str, checkpoint: Path, cache_dir: Path, threads: int
+    graph: TowerGraph, name: str, checkpoint: Path, cache_dir: Path, threads: int
 ) -> OnnxTower | None:
-    """Export ``model`` to the cache (replacing older exports of ``name``) and return it
-    once its embeddings of a probe batch equal the model's; ``None`` when the export
-    fails or differs (the reason is logged)."""
-    path = cache_path(cache_dir, name, checkpoint)
-    logger.info("Exporting %s to ONNX (once; about 10 s for ViT-B/32): %s", name, path)
-    pixels = probe_pixels(model)
-    with torch.inference_mode():
-        expected = model(pixel_values=torch.from_numpy(pixels)).image_embeds.float().numpy()
+    """Export the tower to the cache (replacing older exports of ``name``'s tower) and
+    return it once its embeddings of the probes equal the model's; ``None`` when the
+    export fails or differs (the reason is logged)."""
+    path = cache_path(cache_dir, graph.kind, name, checkpoint)
+    logger.info(
+        "Exporting the %s tower of %s to ONNX (once; about 10 s for ViT-B/32): %s",
+        graph.kind,
+        name,
+        path,
+    )
+    expected = [graph.expected(probe) for probe in graph.probes]
     try:
-        export(model, path)
-        for older in cache_dir.glob(f"clip-vision-{_digest(name)}-*"):
+        export(graph, path)
+        for older in cache_dir.glob(f"clip-{graph.kind}-{_digest(name)}-*"):
             if older != path:
                 shutil.rmtree(older, ignore_errors=True)
         tower = OnnxTower(open_session(path, threads))
-        difference = float(np.abs(_unit(tower(pixels)) - _unit(expected)).max())
+        difference = max(
+            float(np.abs(_unit(tower(probe)) - _unit(want)).max())
+            for probe, want in zip(graph.probes, expected, strict=True)
+        )
     except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure: torch still works
         logger.warning("ONNX Runtime unavailable for %s (%s); using transformers", name, exc)
         return None

@@ -1,4 +1,5 @@
-// The service's own page: search by drawing, add to the collection, browse and delete.
+// The service's own page: search by drawing or by words, add to the collection, browse
+// and delete.
 // Plain browser JavaScript, no build step and nothing fetched from elsewhere. Every API
 // answer that is not a success is shown as a message; data from the API is only ever
 // written as text (file names are the uploaders').
@@ -22,8 +23,8 @@ function describe(status, body) {
   return `The service answered ${status}.`;
 }
 
-async function api(method, path, { body, write = false, as = "json" } = {}) {
-  const headers = {};
+async function api(method, path, { body, write = false, as = "json", json = false } = {}) {
+  const headers = json ? { "Content-Type": "application/json" } : {};
   const key = sessionStorage.getItem(API_KEY_STORAGE);
   if (write && key) headers["X-API-Key"] = key;
   let response;
@@ -114,7 +115,8 @@ function resultCard(result, rank) {
   Object.assign(meter, { min: 0, max: 1, value: Math.max(0, result.similarity) });
   meter.setAttribute("aria-hidden", "true");
   meta.append(meter);
-  let parts = `concept ${score(result.concept_similarity)} · shape ${score(result.shape_similarity)}`;
+  let parts = `concept ${score(result.concept_similarity)}`;
+  if (result.shape_similarity !== null) parts += ` · shape ${score(result.shape_similarity)}`;
   if (result.turn && result.turn !== "upright") parts += ` · ${result.turn}`;
   meta.append(element("small", "muted", parts));
   card.append(meta);
@@ -162,6 +164,26 @@ function search() {
     show(message, answer.results.length
       ? `${answer.results.length} similar images, best first.`
       : "No image of the collection is above the threshold.");
+  });
+}
+
+function searchText() {
+  const text = $("text-query").value.trim();
+  const message = $("search-message");
+  if (!text) {
+    show(message, "Type what the drawing shows, for example: a circle crossed by a vertical bar.", "error");
+    return;
+  }
+  show(message, "Searching…");
+  return guarded(message, async () => {
+    const body = JSON.stringify({ text, top_k: Number($("top-k").value) || 10 });
+    const answer = await api("POST", "/search-by-text", { body, json: true });
+    showResults(`Results for “${text}”`, answer.results);
+    let summary = answer.results.length
+      ? `${answer.results.length} images, nearest the words first.`
+      : "The collection is empty.";
+    if (answer.text_truncated) summary += " The text was long: only its first 77 tokens were read.";
+    show(message, summary);
   });
 }
 
@@ -244,6 +266,7 @@ async function loadHealth() {
     const health = await api("GET", "/health");
     const indexing = health.indexing.running ? ` · indexing ${health.indexing.done}/${health.indexing.total}` : "";
     $("health").textContent = `${health.indexed_images} images · ${health.model} (${health.inference})${indexing}`;
+    $("text-form").hidden = !health.text_search;
   } catch (error) {
     $("health").textContent = error.message;
   }
@@ -280,6 +303,10 @@ function start() {
     control.addEventListener("change", search);
   }
   $("add-button").addEventListener("click", add);
+  $("text-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    searchText();
+  });
 
   $("page-size").addEventListener("change", () => loadPage(1));
   $("refresh").addEventListener("click", () => Promise.all([loadPage(state.page), loadHealth()]));

@@ -1,0 +1,1 @@
+"""Generators: sample images, README figures, a minimal CLIP tokenizer."""
