@@ -324,19 +324,18 @@ class Collection:
                 "Text search is off in this service (TEXT_SEARCH=false). Set TEXT_SEARCH=true "
                 "and restart it to search by words."
             )
-        words = text.strip()
-        if not words:
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidTextError(
+                f"The text has {len(text)} characters; a text search reads at most "
+                f"{MAX_TEXT_CHARS} (and the model only its first 77 tokens)."
+            )
+        tokens = self.text_embedder.tokens(text)
+        if not tokens.words:
             raise InvalidTextError(
                 "The text is empty: describe the drawing in words, for example "
                 "'a circle crossed by a vertical bar'."
             )
-        if len(words) > MAX_TEXT_CHARS:
-            raise InvalidTextError(
-                f"The text has {len(words)} characters; a text search reads at most "
-                f"{MAX_TEXT_CHARS} (and the model only its first 77 tokens)."
-            )
         self._require_ready()
-        tokens = self.text_embedder.tokens(words)
         with self.batcher.search_slot():
             concept: NDArray[np.float32] = self.batcher.embed(tokens.ids, TEXT_TOWER)[0]
         concept_only = replace(query, mode=SearchMode.CONCEPT, turns=False)

@@ -151,6 +151,8 @@ def test_a_text_over_77_tokens_is_cut_and_the_answer_says_so(client: TestClient)
         (b'{"text": 7}', 422, "valid string"),
         (b'{"text": "toro", "top_k": 0}', 422, "greater than or equal to 1"),
         (b'{"text": "toro", "min_similarity": 2}', 422, "less than or equal to 1"),
+        (b'{"text": "toro", "min_similarity": false}', 422, "valid number"),
+        (b'{"text": "toro", "top_k": true}', 422, "valid integer"),
     ],
 )
 def test_bad_texts_and_bodies_answer_a_clear_4xx(

@@ -19,6 +19,7 @@ from app.api.dependencies import (
 from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from app.api.image_ids import public_id
 from app.api.schemas import (
+    TEXT_SCHEMA,
     AddImageResponse,
     DeletedResponse,
     ErrorResponse,
@@ -33,6 +34,7 @@ from app.api.schemas import (
     StoredImage,
     TextSearchRequest,
     TextSearchResponse,
+    UnprocessableResponse,
 )
 from app.collection import MAX_TEXT_CHARS, Collection, Match
 from app.config import Settings
@@ -135,11 +137,12 @@ async def search_similar_images(
 
 
 TEXT_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8."},
     404: {"model": ErrorResponse, "description": "Text search is off (TEXT_SEARCH=false)."},
     422: {
-        "model": ErrorResponse,
+        "model": UnprocessableResponse,
         "description": f"The text is empty or longer than {MAX_TEXT_CHARS} characters, or "
-        "the body is not JSON in UTF-8.",
+        "the body is not JSON of this shape.",
     },
     **BUSY_RESPONSE,
 }
@@ -181,7 +184,12 @@ async def search_by_text_in_address(
     settings: SettingsDep,
     collection: CollectionDep,
     q: Annotated[
-        str, Query(description="The text.", examples=["a circle crossed by a vertical bar"])
+        str,
+        Query(
+            description="The text, as in the POST body.",
+            examples=["a circle crossed by a vertical bar"],
+            json_schema_extra=TEXT_SCHEMA,
+        ),
     ],
     top_k: Annotated[int | None, Query(ge=1, description="As in the POST body.")] = None,
     min_similarity: Annotated[

@@ -1,6 +1,7 @@
 """Pydantic models of every HTTP answer, so ``/docs`` documents them with examples."""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +81,9 @@ class SearchResponse(BaseModel):
 
 
 TEXT_EXAMPLE = "a running stick figure with a crossed circle for a head"
+# What a text must be, for the OpenAPI schema only: the domain refuses other texts with a
+# sentence saying why, clearer than a pattern's name.
+TEXT_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": r"\S"}
 
 
 class TextSearchRequest(BaseModel):
@@ -88,10 +92,13 @@ class TextSearchRequest(BaseModel):
         f"README: Search by words). Up to {MAX_TEXT_CHARS} characters, of which the model "
         "reads the first 77 tokens (about 50 words): text_truncated says when it was cut.",
         examples=[TEXT_EXAMPLE],
+        json_schema_extra=TEXT_SCHEMA,
     )
+    # Strict, here and below: JSON's true is no top_k, nor false a min_similarity.
     top_k: int | None = Field(
         default=None,
         ge=1,
+        strict=True,
         description="How many results at most (default TOP_K; capped at MAX_TOP_K).",
     )
     min_similarity: float | None = Field(
@@ -99,6 +106,7 @@ class TextSearchRequest(BaseModel):
         ge=-1.0,
         le=1.0,
         allow_inf_nan=False,
+        strict=True,
         description="Leave out images whose similarity to the text is below this. Default "
         "none (-1): CLIP's text-to-image cosines sit between about 0.1 and 0.4, on another "
         "scale than image-to-image ones, so ranking is left to top_k.",
@@ -218,3 +226,11 @@ class ReindexResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str = Field(examples=["The file is not an image in a supported format."])
+
+
+class UnprocessableResponse(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        description="A sentence saying what is wrong with the text, or FastAPI's list of "
+        "problems with the body or the parameters (each with loc, msg, type).",
+        examples=["The text is empty: describe the drawing in words."],
+    )

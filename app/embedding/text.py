@@ -40,6 +40,7 @@ class Tokens:
 
     ids: NDArray[np.int64]  # (1, tokens)
     truncated: bool  # the text had more tokens than the tower reads; its end was cut
+    words: int  # tokens besides the start and end ones: 0 for a blank text
 
 
 class TorchTextTower:
@@ -72,6 +73,7 @@ class TextEmbedder:
         self.tower = tower
         self.tokenizer = tokenizer
         self.end_token = end
+        self.special_tokens = set(tokenizer.all_special_ids)
         self.max_tokens = min(int(tokenizer.model_max_length), MAX_TOKENS)
         self.name = name
         self.dimension = dimension
@@ -113,7 +115,8 @@ class TextEmbedder:
         truncated = len(ids) > self.max_tokens
         if truncated:
             ids = [*ids[: self.max_tokens - 1], self.end_token]
-        return Tokens(np.asarray([ids], np.int64), truncated)
+        words = sum(token not in self.special_tokens for token in ids)
+        return Tokens(np.asarray([ids], np.int64), truncated, words)
 
     def embed_tokens(self, texts: list[NDArray[np.int64]]) -> NDArray[np.float32]:
         """Unit vectors of several texts' ids (``(n_i, tokens_i)`` each), one model call:
