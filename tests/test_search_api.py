@@ -181,7 +181,7 @@ def test_grid_removal_can_be_switched_off(
     assert calls == []
 
 
-def test_health_reports_model_inference_dimension_and_image_count(
+def test_health_reports_model_inference_dimension_text_search_and_image_count(
     client: TestClient, tiny_model_dir: Path
 ) -> None:
     body = client.get("/health").json()
@@ -191,6 +191,7 @@ def test_health_reports_model_inference_dimension_and_image_count(
         "model": str(tiny_model_dir),
         "inference": "onnx",
         "embedding_dimension": 24,
+        "text_search": True,
         "indexed_images": 8,
         "indexing": {"running": False, "done": 8, "total": 8, "seconds_left": None},
     }

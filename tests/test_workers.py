@@ -94,7 +94,7 @@ def fresh_search(processes: Processes, data: bytes) -> list[str]:
     return [result["id"] for result in response.json()["results"]]
 
 
-def test_two_processes_embed_the_folder_once_and_export_the_model_once(
+def test_two_processes_embed_the_folder_once_and_export_each_tower_once(
     two_processes: Callable[..., Processes], tmp_path: Path
 ) -> None:
     processes = two_processes(ONNX_CACHE_DIR=str(tmp_path / "onnx"))  # a fresh one
@@ -102,7 +102,8 @@ def test_two_processes_embed_the_folder_once_and_export_the_model_once(
     log = processes.log
     added = [int(count) for count in re.findall(r"ReconcileReport\(added=(\d+)", log)]
     assert sorted(added) == [0, 8], log
-    assert log.count("Exporting ") == 1, log
+    assert log.count("Exporting the vision tower") == 1, log
+    assert log.count("Exporting the text tower") == 1, log
 
 
 def test_an_add_or_delete_on_one_process_is_seen_by_every_later_search(
