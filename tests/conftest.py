@@ -223,8 +223,7 @@ def servers() -> Iterator[list[Server]]:
     started: list[Server] = []
     yield started
     for server in started:
-        if server.process.poll() is None:
-            server.kill()
+        server.kill()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Real service processes for tests that need what only a real server has: a port a
 browser can open, uvicorn's proxy-header handling, or a process to kill."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -53,6 +54,9 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # A group of its own: killing it kills uvicorn's workers too (--workers N),
+            # which would otherwise live on as orphans holding a model each.
+            start_new_session=True,
         )
         # Read the log as it comes: a full pipe would block the server's next log line.
         self.log: list[str] = []
@@ -76,5 +80,7 @@ class Server:
         raise AssertionError("the server did not finish indexing")
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL the server and its workers."""
+        with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(30)

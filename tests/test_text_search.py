@@ -19,7 +19,7 @@ from transformers import (
 
 from app.embedding import model as model_module
 from app.embedding import onnx_tower
-from app.embedding.text import TextEmbedder
+from app.embedding.text import TextEmbedder, text_graph_of
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from tests.conftest import BOTH_STORES
@@ -207,11 +207,11 @@ def test_a_text_export_that_differs_from_the_model_is_not_used(
         for parameter in other.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     other.save_pretrained(other_dir)
-    other_tower, tokenizer = model_module.load_text_checkpoint(str(other_dir))
+    other_graph = text_graph_of(str(other_dir))
     real_export = onnx_tower.export
 
     def export_of_other_weights(graph: onnx_tower.TowerGraph, path: Path) -> None:
-        real_export(onnx_tower.text_graph(other_tower, tokenizer.eos_token_id), path)
+        real_export(other_graph, path)
 
     monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
     monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)

@@ -34,14 +34,11 @@ from torch.ao.quantization import quantize_dynamic
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
-    AutoTokenizer,
     CLIPConfig,
     CLIPTextConfig,
-    CLIPTextModelWithProjection,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
     PretrainedConfig,
-    PreTrainedTokenizerBase,
 )
 from transformers.utils import CONFIG_NAME
 from transformers.utils import logging as transformers_logging
@@ -95,7 +92,7 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _tower_config(name: str, local_files_only: bool, part: str) -> PretrainedConfig:
+def tower_config(name: str, local_files_only: bool, part: str) -> PretrainedConfig:
     """The config of one tower (``vision_config`` or ``text_config``) of a CLIP checkpoint,
     carrying the checkpoint's projection size, which the tower's own config lacks."""
     config = AutoConfig.from_pretrained(name, local_files_only=local_files_only)
@@ -109,7 +106,7 @@ def _tower_config(name: str, local_files_only: bool, part: str) -> PretrainedCon
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     verbosity = transformers_logging.get_verbosity()
     # Loading one tower alone reports the other tower's weights as unexpected: expected.
     transformers_logging.set_verbosity(logging.ERROR)
@@ -125,23 +122,12 @@ def _quiet_loading() -> Iterator[None]:
 def _vision_from_pretrained(
     name: str, local_files_only: bool = False
 ) -> tuple[CLIPVisionModelWithProjection, object]:
-    with _quiet_loading():
-        config = _tower_config(name, local_files_only, "vision_config")
+    with quiet_loading():
+        config = tower_config(name, local_files_only, "vision_config")
         model = CLIPVisionModelWithProjection.from_pretrained(
             name, config=config, local_files_only=local_files_only
         )
     return model, load_processor(name, local_files_only)
-
-
-def _text_from_pretrained(
-    name: str, local_files_only: bool = False
-) -> tuple[CLIPTextModelWithProjection, PreTrainedTokenizerBase]:
-    with _quiet_loading():
-        config = _tower_config(name, local_files_only, "text_config")
-        model = CLIPTextModelWithProjection.from_pretrained(
-            name, config=config, local_files_only=local_files_only
-        )
-    return model, load_tokenizer(name, local_files_only)
 
 
 def load_processor(name: str, local_files_only: bool = True) -> object:
@@ -150,13 +136,6 @@ def load_processor(name: str, local_files_only: bool = True) -> object:
     return AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         name, local_files_only=local_files_only
     )
-
-
-def load_tokenizer(name: str, local_files_only: bool = True) -> PreTrainedTokenizerBase:
-    """The checkpoint's tokenizer, from local files unless told otherwise."""
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
-    assert isinstance(tokenizer, PreTrainedTokenizerBase)
-    return tokenizer
 
 
 def checkpoint_folder(name: str) -> Path | None:
@@ -175,7 +154,7 @@ def checkpoint_folder(name: str) -> Path | None:
 Loaded = TypeVar("Loaded")
 
 
-def _load(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
+def load_from(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
     """What ``loader`` reads from a local folder, the cache, or the hub."""
     if _looks_like_path(name):
         folder = Path(name).expanduser()
@@ -207,52 +186,47 @@ def _load(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
 
 def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:
     """The image tower and image processor, from a local folder, the cache, or the hub."""
-    return _load(name, _vision_from_pretrained)
+    return load_from(name, _vision_from_pretrained)
 
 
-def load_text_checkpoint(name: str) -> tuple[CLIPTextModelWithProjection, PreTrainedTokenizerBase]:
-    """The text tower and tokenizer, from a local folder, the cache, or the hub."""
-    return _load(name, _text_from_pretrained)
+# Loads a checkpoint (a MODEL_NAME) and makes the graph of one of its towers: a function
+# at a module's top level, so that the export's child process can be handed it.
+GraphOf = Callable[[str], onnx_tower.TowerGraph]
 
 
-def _export(kind: str, name: str, cache_dir: Path, threads: int) -> bool:
-    """Export the checkpoint's ``kind`` tower to the cache, in a child process: the export
-    holds the model, the tracer's graphs and the exporter's buffers, about 0.6 GB for
-    ViT-B/32 that a process never gives back. Whether a usable export is there now."""
-    arguments = (kind, name, cache_dir, threads, logging.getLogger().level)
+def image_graph_of(name: str) -> onnx_tower.TowerGraph:
+    return onnx_tower.image_graph(load_checkpoint(name)[0])
+
+
+def _export(graph_of: GraphOf, name: str, cache_dir: Path, threads: int) -> bool:
+    """Export the checkpoint's tower to the cache, in a child process: the export holds
+    the model, the tracer's graphs and the exporter's buffers, about 0.6 GB for ViT-B/32
+    that a process never gives back. Whether a usable export is there now."""
+    arguments = (graph_of, name, cache_dir, threads, logging.getLogger().level)
     if not EXPORT_IN_CHILD:
         return _export_checkpoint(*arguments)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
         return child.submit(_export_checkpoint, *arguments).result()
 
 
-def _export_checkpoint(kind: str, name: str, cache_dir: Path, threads: int, log_level: int) -> bool:
-    """In a child process: load the checkpoint, export its ``kind`` tower to the cache
-    and check it (``onnx_tower.export_tower``); whether a usable export is there now."""
+def _export_checkpoint(
+    graph_of: GraphOf, name: str, cache_dir: Path, threads: int, log_level: int
+) -> bool:
+    """In a child process: load the checkpoint, export the tower to the cache and check
+    it (``onnx_tower.export_tower``); whether a usable export is there now."""
     if EXPORT_IN_CHILD:
         configure_logging(logging.getLevelName(log_level))
-    if kind == VISION:
-        graph = onnx_tower.image_graph(load_checkpoint(name)[0])
-    else:
-        text_model, tokenizer = load_text_checkpoint(name)
-        graph = onnx_tower.text_graph(text_model, _end_token(tokenizer))
+    graph = graph_of(name)
     checkpoint = checkpoint_folder(name)
     return bool(checkpoint and onnx_tower.export_tower(graph, name, checkpoint, cache_dir, threads))
 
 
-def _end_token(tokenizer: PreTrainedTokenizerBase) -> int:
-    end = tokenizer.eos_token_id
-    if not isinstance(end, int):
-        raise ModelLoadError("The checkpoint's tokenizer has no end-of-text token.")
-    return end
-
-
 def onnx_tower_for(
-    kind: str, name: str, cache_dir: Path, threads: int
+    kind: str, graph_of: GraphOf, name: str, cache_dir: Path, threads: int
 ) -> onnx_tower.OnnxTower | None:
-    """The cached export of the checkpoint's ``kind`` tower (``VISION`` or ``TEXT``); else
-    a fresh export, checked against the transformers model; else ``None`` (the export's
-    failure is logged)."""
+    """The cached export of the checkpoint's ``kind`` tower (``VISION`` or ``TEXT``,
+    made by ``graph_of``); else a fresh export, checked against the transformers model;
+    else ``None`` (the export's failure is logged)."""
     checkpoint = checkpoint_folder(name)
     tower = checkpoint and onnx_tower.cached_tower(cache_dir, kind, name, checkpoint, threads)
     if tower:
@@ -263,7 +237,7 @@ def onnx_tower_for(
     with FileLock(cache_dir / EXPORT_LOCK):
         checkpoint = checkpoint_folder(name)
         tower = checkpoint and onnx_tower.cached_tower(cache_dir, kind, name, checkpoint, threads)
-        if not tower and _export(kind, name, cache_dir, threads):
+        if not tower and _export(graph_of, name, cache_dir, threads):
             checkpoint = checkpoint_folder(name)  # downloaded by now, if it was not before
             tower = checkpoint and onnx_tower.cached_tower(
                 cache_dir, kind, name, checkpoint, threads
@@ -415,7 +389,7 @@ class ImageEmbedder:
     def _load_onnx(cls, name: str, cache_dir: Path, threads: int) -> "ImageEmbedder":
         """The image tower's ONNX export (``onnx_tower_for``), else the transformers
         model."""
-        tower = onnx_tower_for(VISION, name, cache_dir, threads)
+        tower = onnx_tower_for(VISION, image_graph_of, name, cache_dir, threads)
         if tower:
             return cls(tower, load_processor(name), name, tower.dimension, "onnx")
         model, processor = load_checkpoint(name)

@@ -40,9 +40,9 @@ logger = logging.getLogger(__name__)
 PROBE_TOLERANCE = 1e-4
 PROBE_BATCH = 2  # more than one, so the graph's batch axis is checked too
 PROBE_SEED = 0
-# Token counts of the text probes: the export traces the first; the check runs both, so
-# a graph fixed to one length is refused.
-PROBE_TOKENS = (7, 77)
+# Token count of the traced text probe; the check also runs the longest text the tower
+# reads, so a graph fixed to one length is refused.
+PROBE_TOKENS = 7
 GRAPH_FILE = "model.onnx"
 # An unfinished export older than this is a crashed one (an export takes seconds).
 STALE_EXPORT_S = 3600
@@ -75,14 +75,15 @@ class _ImageEmbeds(torch.nn.Module):
         return embeds
 
 
-class _TextEmbeds(torch.nn.Module):
-    """The text tower with a tensor output. No attention mask: its attention is causal,
+class ClipTextEmbeds(torch.nn.Module):
+    """CLIP's text tower with a tensor output. No attention mask: its attention is causal,
     so padding after a text's end token never changes the end token's state, which is
     what the tower projects."""
 
     def __init__(self, model: CLIPTextModelWithProjection) -> None:
         super().__init__()
         self.model = model
+        self.dimension = int(model.text_projection.out_features)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         embeds: torch.Tensor = self.model(input_ids=input_ids).text_embeds
@@ -113,18 +114,23 @@ def image_graph(model: CLIPVisionModelWithProjection) -> TowerGraph:
     return TowerGraph("vision", _ImageEmbeds(model).eval(), "pixel_values", ("batch",), (pixels,))
 
 
-def text_graph(model: CLIPTextModelWithProjection, end_token: int) -> TowerGraph:
-    """The text tower, probed with random token ids ended by ``end_token`` at different
-    places, then padded with it, as the tokenizer and ``TextEmbedder`` hand them over."""
+def text_graph(
+    module: torch.nn.Module, vocabulary: int, end: int, pad: int, max_tokens: int
+) -> TowerGraph:
+    """A text tower (token ids to embeddings, at most ``max_tokens``), probed with random
+    ids of its ``vocabulary`` ended by the ``end`` token at different places, then padded
+    with ``pad``, as ``TextEmbedder`` hands texts over."""
     generator = np.random.default_rng(PROBE_SEED)
+    ordinary = next(token for token in range(vocabulary) if token not in (end, pad))
     probes = []
-    for tokens in PROBE_TOKENS:
-        ids = generator.integers(0, end_token, (PROBE_BATCH, tokens), dtype=np.int64)
+    for tokens in (PROBE_TOKENS, max_tokens):
+        ids = generator.integers(0, vocabulary, (PROBE_BATCH, tokens), dtype=np.int64)
+        ids[np.isin(ids, (end, pad))] = ordinary
         for row, length in zip(ids, (tokens, tokens // 2 + 1), strict=True):
-            row[length - 1 :] = end_token
+            row[length - 1] = end
+            row[length:] = pad
         probes.append(ids)
-    module = _TextEmbeds(model).eval()
-    return TowerGraph("text", module, "input_ids", ("batch", "tokens"), tuple(probes))
+    return TowerGraph("text", module.eval(), "input_ids", ("batch", "tokens"), tuple(probes))
 
 
 def cache_path(cache_dir: Path, kind: str, name: str, checkpoint: Path) -> Path:

@@ -1,11 +1,13 @@
-"""CLIP text embedder, for searching the collection by words: the checkpoint's own text
-tower and tokenizer, whose unit vectors share the space of the image tower's.
+"""Text embedder, for searching the collection by words: the checkpoint's own CLIP text
+tower and tokenizer, or a sentence-transformers encoder trained into the same space
+(``TEXT_MODEL_NAME``, ``app.embedding.sentence_encoder``), whose unit vectors share the
+space of the image tower's.
 
 Pipeline: text -> the tokenizer's ids, start and end tokens included (more than the
 tower's ``max_tokens``: cut to that many, the end token kept, and reported) -> the
-texts of one model call padded to the longest with the end token -> the text tower
-(ONNX Runtime on a CPU, exported once and checked against transformers like the image
-tower; transformers otherwise) -> L2-normalised vectors.
+texts of one model call padded to the longest -> the text tower (ONNX Runtime on a CPU,
+exported once and checked against transformers like the image tower; transformers
+otherwise) -> L2-normalised vectors.
 """
 
 import logging
@@ -16,15 +18,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from transformers import CLIPTextModelWithProjection, PreTrainedTokenizerBase
+from transformers import (
+    AutoTokenizer,
+    CLIPTextModelWithProjection,
+    PreTrainedTokenizerBase,
+)
 
+from app.embedding import onnx_tower, sentence_encoder
 from app.embedding.model import (
     TEXT,
     Tower,
-    load_text_checkpoint,
-    load_tokenizer,
+    load_from,
     onnx_tower_for,
+    quiet_loading,
     resolve_device,
+    tower_config,
 )
 from app.errors import ModelLoadError
 
@@ -40,41 +48,95 @@ class Tokens:
 
     ids: NDArray[np.int64]  # (1, tokens)
     truncated: bool  # the text had more tokens than the tower reads; its end was cut
-    words: int  # tokens besides the start and end ones: 0 for a blank text
+    words: int  # tokens besides the start, end and padding ones: 0 for a blank text
+
+
+@dataclass(frozen=True)
+class TextReader:
+    """How a text tower reads: its tokenizer, the most tokens it reads, the token that
+    ends a text and the one that pads it."""
+
+    tokenizer: PreTrainedTokenizerBase
+    max_tokens: int
+    end: int
+    pad: int
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> "TextReader":
+        # CLIP ends a text with its end-of-text token, BERT-like encoders with [SEP].
+        end = tokenizer.eos_token_id
+        end = end if isinstance(end, int) else tokenizer.sep_token_id
+        pad = tokenizer.pad_token_id
+        if not isinstance(end, int):
+            raise ModelLoadError("The text model's tokenizer has no end-of-text token.")
+        limit = min(max_tokens, int(tokenizer.model_max_length))
+        return cls(tokenizer, limit, end, pad if isinstance(pad, int) else end)
+
+    @property
+    def special(self) -> set[int]:
+        start = {self.tokenizer.bos_token_id, self.tokenizer.cls_token_id}
+        return {token for token in {*start, self.end, self.pad} if isinstance(token, int)}
+
+
+def _text_from_pretrained(name: str, local_files_only: bool) -> tuple[torch.nn.Module, TextReader]:
+    """A text tower (token ids to embeddings) and how it reads: CLIP's, or a
+    sentence-transformers encoder trained into CLIP's space."""
+    with quiet_loading():
+        if sentence_encoder.is_sentence_encoder(name, local_files_only):
+            encoder, tokenizer, max_tokens = sentence_encoder.load_sentence_encoder(
+                name, local_files_only
+            )
+            return encoder, TextReader.of(tokenizer, max_tokens)
+        config = tower_config(name, local_files_only, "text_config")
+        model = CLIPTextModelWithProjection.from_pretrained(
+            name, config=config, local_files_only=local_files_only
+        )
+    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
+    return onnx_tower.ClipTextEmbeds(model), TextReader.of(tokenizer, MAX_TOKENS)
+
+
+def load_text_checkpoint(name: str) -> tuple[torch.nn.Module, TextReader]:
+    """The text tower and how it reads, from a local folder, the cache, or the hub."""
+    return load_from(name, _text_from_pretrained)
+
+
+def load_text_reader(name: str) -> TextReader:
+    """How ``name``'s text tower reads, from local files, without its weights."""
+    if sentence_encoder.is_sentence_encoder(name, True):
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        return TextReader.of(tokenizer, sentence_encoder.max_tokens(name, tokenizer))
+    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    return TextReader.of(tokenizer, MAX_TOKENS)
+
+
+def text_graph_of(name: str) -> onnx_tower.TowerGraph:
+    module, reader = load_text_checkpoint(name)
+    vocabulary = len(reader.tokenizer)
+    return onnx_tower.text_graph(module, vocabulary, reader.end, reader.pad, reader.max_tokens)
 
 
 class TorchTextTower:
-    """Token ids to projected text embeddings with the transformers model."""
+    """Token ids to text embeddings with the transformers model."""
 
-    def __init__(self, model: CLIPTextModelWithProjection, device: torch.device) -> None:
-        self.model = model.to(device).eval()  # type: ignore[arg-type]
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.module = module.to(device).eval()
         self.device = device
 
     def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
         with torch.inference_mode():
-            embeds = self.model(input_ids=torch.from_numpy(ids).to(self.device)).text_embeds
+            embeds = self.module(torch.from_numpy(ids).to(self.device))
         return np.asarray(embeds.float().cpu().numpy(), np.float32)
 
 
 class TextEmbedder:
-    """Embeds texts into L2-normalised CLIP vectors, comparable with the image tower's."""
+    """Embeds texts into L2-normalised vectors of CLIP's image space."""
 
     def __init__(
-        self,
-        tower: Tower,
-        tokenizer: PreTrainedTokenizerBase,
-        name: str,
-        dimension: int,
-        inference: str,
+        self, tower: Tower, reader: TextReader, name: str, dimension: int, inference: str
     ) -> None:
-        end = tokenizer.eos_token_id
-        if not isinstance(end, int):
-            raise ModelLoadError(f"The tokenizer of {name!r} has no end-of-text token.")
         self.tower = tower
-        self.tokenizer = tokenizer
-        self.end_token = end
-        self.special_tokens = set(tokenizer.all_special_ids)
-        self.max_tokens = min(int(tokenizer.model_max_length), MAX_TOKENS)
+        self.reader = reader
+        self.max_tokens = reader.max_tokens
         self.name = name
         self.dimension = dimension
         self.inference = inference
@@ -96,36 +158,39 @@ class TextEmbedder:
         if inference == "onnx":
             if onnx_cache_dir is None:
                 raise ValueError("inference='onnx' needs onnx_cache_dir")
-            tower = onnx_tower_for(TEXT, name, onnx_cache_dir, threads or os.cpu_count() or 1)
+            cores = threads or os.cpu_count() or 1
+            tower = onnx_tower_for(TEXT, text_graph_of, name, onnx_cache_dir, cores)
             if tower:
-                embedder = cls(tower, load_tokenizer(name), name, tower.dimension, "onnx")
+                embedder = cls(tower, load_text_reader(name), name, tower.dimension, "onnx")
                 logger.info("Loaded the text tower of %s (onnx)", name)
                 return embedder
-        model, tokenizer = load_text_checkpoint(name)
+        module, reader = load_text_checkpoint(name)
         if inference != "torch":
             torch_device = torch.device("cpu")
-        dimension = int(model.text_projection.out_features)
-        embedder = cls(TorchTextTower(model, torch_device), tokenizer, name, dimension, "torch")
+        dimension = int(getattr(module, "dimension"))  # noqa: B009 - set by both towers
+        embedder = cls(TorchTextTower(module, torch_device), reader, name, dimension, "torch")
         logger.info("Loaded the text tower of %s on %s (torch)", name, torch_device)
         return embedder
 
     def tokens(self, text: str) -> Tokens:
         """The tower's input for ``text``: at most ``max_tokens`` ids, the end one last."""
-        ids: list[int] = self.tokenizer(text, verbose=False)["input_ids"]
+        ids: list[int] = self.reader.tokenizer(text, verbose=False)["input_ids"]
         truncated = len(ids) > self.max_tokens
         if truncated:
-            ids = [*ids[: self.max_tokens - 1], self.end_token]
-        words = sum(token not in self.special_tokens for token in ids)
+            ids = [*ids[: self.max_tokens - 1], ids[-1]]
+        special = self.reader.special
+        words = sum(token not in special for token in ids)
         return Tokens(np.asarray([ids], np.int64), truncated, words)
 
     def embed_tokens(self, texts: list[NDArray[np.int64]]) -> NDArray[np.float32]:
         """Unit vectors of several texts' ids (``(n_i, tokens_i)`` each), one model call:
-        padded with the end token, which the tower's causal attention makes harmless."""
+        padded to the longest with the padding token, which CLIP's causal attention and a
+        mean-pooled encoder's mask leave out."""
         rows = [row for ids in texts for row in ids]
         if not rows:
             return np.empty((0, self.dimension), np.float32)
         longest = max(len(row) for row in rows)
-        padded = np.full((len(rows), longest), self.end_token, np.int64)
+        padded = np.full((len(rows), longest), self.reader.pad, np.int64)
         for number, row in enumerate(rows):
             padded[number, : len(row)] = row
         features = self.tower(padded)
