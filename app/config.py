@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         description="Hugging Face hub id or local folder of a CLIP checkpoint.",
     )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
-    # Search by words (POST /search-by-text): loads the text tower (about 250 MB).
+    # Search by words (POST /search-by-text): loads the text tower (100 to 250 MB).
     text_search: bool = Field(default=True)
     # Another checkpoint's text tower, trained into MODEL_NAME's space; empty: MODEL_NAME's.
     text_model_name: str | None = Field(default=None)

@@ -135,12 +135,12 @@ def text_graph(
 
 def cache_path(cache_dir: Path, kind: str, name: str, checkpoint: Path) -> Path:
     """The export's folder: named after the tower and the model name, then after the
-    checkpoint's files (names, sizes, modification times) and the exporting libraries, so
-    new weights under the same name, or another torch or ONNX Runtime, make a new
-    export."""
+    checkpoint's files, those in its subfolders included (a sentence encoder's Dense
+    layer): names, sizes, modification times; and after the exporting libraries. So new
+    weights under the same name, or another torch or ONNX Runtime, make a new export."""
     files = sorted(
-        (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-        for entry in checkpoint.iterdir()
+        (str(entry.relative_to(checkpoint)), entry.stat().st_size, entry.stat().st_mtime_ns)
+        for entry in checkpoint.rglob("*")
         if entry.is_file()
     )
     source = f"{files}|torch {torch.__version__}|onnxruntime {onnxruntime.__version__}"
