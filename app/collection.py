@@ -58,6 +58,10 @@ DECODE_SIDE_FACTOR = 2
 # so a long description is cut (and said so) rather than refused, while the tokenizer's
 # work stays bounded.
 MAX_TEXT_CHARS = 1000
+TEXT_SEARCH_OFF = (
+    "Text search is off in this service (TEXT_SEARCH=false). Set TEXT_SEARCH=true and "
+    "restart it to search by words."
+)
 
 
 def _duplicate(holder: ImageRecord) -> DuplicateImageError:
@@ -95,9 +99,11 @@ class Collection:
         preprocess_threads: int = 1,
         decode_concurrency: int = 2,
         text_embedder: TextEmbedder | None = None,
+        text_off_reason: str = TEXT_SEARCH_OFF,
     ) -> None:
         self.embedder = embedder
         self.text_embedder = text_embedder
+        self.text_off_reason = text_off_reason
         self.folder = folder
         self.store = store
         self.space = store.space
@@ -144,7 +150,21 @@ class Collection:
                 max_disc_fraction=settings.grid_max_disc_fraction,
             ),
         )
-        text_embedder = cls._text_embedder(settings, embedder) if settings.text_search else None
+        text_embedder, text_off_reason = None, TEXT_SEARCH_OFF
+        if settings.text_search:
+            try:
+                text_embedder = cls._text_embedder(settings, embedder)
+            except ModelLoadError as exc:
+                if settings.text_model_name:  # asked for by name: a configuration error
+                    raise
+                # A checkpoint folder saved without its tokenizer (as README once told):
+                # image search still works; text search says why it does not.
+                text_off_reason = (
+                    f"Text search is unavailable: MODEL_NAME's text tower cannot be loaded "
+                    f"({exc.message}). Save the checkpoint's tokenizer beside it (README: "
+                    "Offline use with a local model folder), or set TEXT_SEARCH=false."
+                )
+                logger.warning(text_off_reason)
         folder = ImageStore(settings.images_dir)
         store = open_store(settings, cls.vector_space(embedder, preprocessing))
         collection = cls(
@@ -159,6 +179,7 @@ class Collection:
             preprocess_threads=settings.preprocess_threads or settings.cpu_threads,
             decode_concurrency=settings.decode_concurrency,
             text_embedder=text_embedder,
+            text_off_reason=text_off_reason,
         )
         logger.info("Loaded %d stored vectors from %s", store.searchable_count(), store.location)
         return collection
@@ -320,10 +341,7 @@ class Collection:
         at least ``min_similarity``, best first (concept only: words have no shape); and
         whether the text was cut to the text tower's tokens."""
         if self.text_embedder is None:
-            raise TextSearchDisabledError(
-                "Text search is off in this service (TEXT_SEARCH=false). Set TEXT_SEARCH=true "
-                "and restart it to search by words."
-            )
+            raise TextSearchDisabledError(self.text_off_reason)
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidTextError(
                 f"The text has {len(text)} characters; a text search reads at most "

@@ -254,3 +254,23 @@ def test_the_openapi_documents_text_search_with_an_example(client: TestClient) -
     assert "get" in spec["paths"][SEARCH_BY_TEXT]
     assert {"200", "404", "422", "503"} <= set(post["responses"])
     assert request_schema["examples"][0]["text"]
+
+
+def test_a_checkpoint_saved_without_its_tokenizer_serves_images_and_says_why_text_is_off(
+    make_client: Callable[..., TestClient], tiny_model_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "saved-without-tokenizer"
+    shutil.copytree(tiny_model_dir, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    client = make_client(model_name=str(folder), onnx_cache_dir=tmp_path / "onnx")
+
+    response = client.post(SEARCH_BY_TEXT, json={"text": "toro"})
+    image = (images_dir / "imagen3.jpg").read_bytes()
+    searched = client.post("/search-similar-images/", files={"file": ("q.jpg", image)})
+
+    assert response.status_code == 404
+    assert "tokenizer" in response.json()["detail"]
+    assert "TEXT_SEARCH=false" in response.json()["detail"]
+    assert client.get("/health").json()["text_search"] is False
+    assert searched.status_code == 200 and searched.json()["results"][0]["id"] == "imagen3.jpg"

@@ -26,7 +26,7 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
 }
 
 
-def _file(name: str, path: str, local_files_only: bool) -> Path | None:
+def model_file(name: str, path: str, local_files_only: bool) -> Path | None:
     """One file of the model (a folder or a hub id), or ``None`` when it has none."""
     found = cached_file(
         name,
@@ -38,7 +38,7 @@ def _file(name: str, path: str, local_files_only: bool) -> Path | None:
 
 
 def _json(name: str, path: str, local_files_only: bool) -> Any:
-    found = _file(name, path, local_files_only)
+    found = model_file(name, path, local_files_only)
     if found is None:
         raise ModelLoadError(f"TEXT_MODEL_NAME={name!r} has no {path}.")
     return json.loads(found.read_text())
@@ -46,7 +46,7 @@ def _json(name: str, path: str, local_files_only: bool) -> Any:
 
 def is_sentence_encoder(name: str, local_files_only: bool) -> bool:
     """Whether ``name`` is a sentence-transformers model (it has ``modules.json``)."""
-    return _file(name, MODULES_FILE, local_files_only) is not None
+    return model_file(name, MODULES_FILE, local_files_only) is not None
 
 
 class MeanPooledEncoder(torch.nn.Module):
@@ -78,11 +78,11 @@ class MeanPooledEncoder(torch.nn.Module):
 def _dense(name: str, folder: str, local_files_only: bool) -> torch.nn.Linear:
     config = _json(name, f"{folder}/config.json", local_files_only)
     linear = torch.nn.Linear(config["in_features"], config["out_features"], config["bias"])
-    weights = _file(name, f"{folder}/model.safetensors", local_files_only)
+    weights = model_file(name, f"{folder}/model.safetensors", local_files_only)
     if weights is not None:
         state = load_file(weights)
     else:
-        legacy = _file(name, f"{folder}/pytorch_model.bin", local_files_only)
+        legacy = model_file(name, f"{folder}/pytorch_model.bin", local_files_only)
         if legacy is None:
             raise ModelLoadError(f"TEXT_MODEL_NAME={name!r} has no weights in {folder}.")
         state = torch.load(legacy, map_location="cpu", weights_only=True)
@@ -124,7 +124,7 @@ def load_sentence_encoder(
 def max_tokens(name: str, tokenizer: PreTrainedTokenizerBase, local_files_only: bool = True) -> int:
     """The most tokens the encoder reads: its settings' max_seq_length, else the
     tokenizer's limit."""
-    settings = _file(name, SETTINGS_FILE, local_files_only)
+    settings = model_file(name, SETTINGS_FILE, local_files_only)
     if settings is None:
         return int(tokenizer.model_max_length)
     return int(json.loads(settings.read_text())["max_seq_length"])

@@ -78,6 +78,21 @@ class TextReader:
         return {token for token in {*start, self.end, self.pad} if isinstance(token, int)}
 
 
+# A tokenizer's own files: transformers makes an empty one where a folder has none.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
+
+
+def _tokenizer(name: str, local_files_only: bool) -> PreTrainedTokenizerBase:
+    if not any(
+        sentence_encoder.model_file(name, file, local_files_only) for file in TOKENIZER_FILES
+    ):
+        raise ModelLoadError(f"{name!r} holds no tokenizer.")
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+        name, local_files_only=local_files_only
+    )
+    return tokenizer
+
+
 def _text_from_pretrained(name: str, local_files_only: bool) -> tuple[torch.nn.Module, TextReader]:
     """A text tower (token ids to embeddings) and how it reads: CLIP's, or a
     sentence-transformers encoder trained into CLIP's space."""
@@ -91,7 +106,7 @@ def _text_from_pretrained(name: str, local_files_only: bool) -> tuple[torch.nn.M
         model = CLIPTextModelWithProjection.from_pretrained(
             name, config=config, local_files_only=local_files_only
         )
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
+    tokenizer = _tokenizer(name, local_files_only)
     return onnx_tower.ClipTextEmbeds(model), TextReader.of(tokenizer, MAX_TOKENS)
 
 
@@ -102,10 +117,9 @@ def load_text_checkpoint(name: str) -> tuple[torch.nn.Module, TextReader]:
 
 def load_text_reader(name: str) -> TextReader:
     """How ``name``'s text tower reads, from local files, without its weights."""
+    tokenizer = _tokenizer(name, local_files_only=True)
     if sentence_encoder.is_sentence_encoder(name, True):
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
         return TextReader.of(tokenizer, sentence_encoder.max_tokens(name, tokenizer))
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
     return TextReader.of(tokenizer, MAX_TOKENS)
 
 
