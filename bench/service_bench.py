@@ -365,13 +365,13 @@ class ServiceFigures:
     files_written: int
 
 
-def measure_service(
-    checkpoint: Path, size: int, work: Path, settings: dict[str, str]
-) -> ServiceFigures:
-    images, index, scratch = work / f"images-{size}", work / f"index-{size}", work / "tmp"
+def service_environment(
+    checkpoint: Path, images: Path, index: Path, scratch: Path, size: int, settings: dict[str, str]
+) -> dict[str, str]:
+    """Make a corpus of ``size`` images and the environment of a service run on it."""
     make_corpus(images, size)
     scratch.mkdir(exist_ok=True)
-    environment = {
+    return {
         **os.environ,
         "MODEL_NAME": str(checkpoint),
         "DEVICE": "cpu",
@@ -384,6 +384,13 @@ def measure_service(
         "ONNX_CACHE_DIR": str(CACHE / "onnx"),
         **settings,
     }
+
+
+def measure_service(
+    checkpoint: Path, size: int, work: Path, settings: dict[str, str]
+) -> ServiceFigures:
+    images, index, scratch = work / f"images-{size}", work / f"index-{size}", work / "tmp"
+    environment = service_environment(checkpoint, images, index, scratch, size, settings)
     with running_server(environment) as cold:
         cold_start = cold.ready_after_s
         indexing = (cold.ready_after_s - cold.serving_after_s) * 1000 / size
@@ -517,19 +524,7 @@ LONGEST = "a circle crossed by a vertical bar with three small triangles " * 6
 def text_figures(checkpoint: Path, work: Path, settings: dict[str, str]) -> None:
     """Memory and image searches with TEXT_SEARCH=false and true; text searches."""
     images, index, scratch = work / "images", work / "index", work / "tmp"
-    make_corpus(images, len(SAMPLES))
-    scratch.mkdir(exist_ok=True)
-    environment = {
-        **os.environ,
-        "MODEL_NAME": str(checkpoint),
-        "DEVICE": "cpu",
-        "IMAGES_DIR": str(images),
-        "INDEX_DIR": str(index),
-        "LOG_LEVEL": "WARNING",
-        "TMPDIR": str(scratch),
-        "ONNX_CACHE_DIR": str(CACHE / "onnx"),
-        **settings,
-    }
+    environment = service_environment(checkpoint, images, index, scratch, len(SAMPLES), settings)
     data = queries()
     rows: list[str] = []
     for text_search in ("false", "true"):

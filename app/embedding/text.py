@@ -150,7 +150,6 @@ class TextEmbedder:
     ) -> None:
         self.tower = tower
         self.reader = reader
-        self.max_tokens = reader.max_tokens
         self.name = name
         self.dimension = dimension
         self.inference = inference
@@ -189,9 +188,10 @@ class TextEmbedder:
     def tokens(self, text: str) -> Tokens:
         """The tower's input for ``text``: at most ``max_tokens`` ids, the end one last."""
         ids: list[int] = self.reader.tokenizer(text, verbose=False)["input_ids"]
-        truncated = len(ids) > self.max_tokens
+        limit = self.reader.max_tokens
+        truncated = len(ids) > limit
         if truncated:
-            ids = [*ids[: self.max_tokens - 1], ids[-1]]
+            ids = [*ids[: limit - 1], ids[-1]]
         special = self.reader.special
         words = sum(token not in special for token in ids)
         return Tokens(np.asarray([ids], np.int64), truncated, words)
