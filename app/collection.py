@@ -186,13 +186,19 @@ class Collection:
 
     @staticmethod
     def _text_embedder(settings: Settings, embedder: ImageEmbedder) -> TextEmbedder:
+        setting = "TEXT_MODEL_NAME" if settings.text_model_name else "MODEL_NAME"
         name = settings.text_model_name or settings.model_name
         text_embedder = TextEmbedder.load(
-            name, settings.device, settings.inference, settings.model_threads, settings.onnx_dir
+            name,
+            settings.device,
+            settings.inference,
+            settings.model_threads,
+            settings.onnx_dir,
+            setting,
         )
         if text_embedder.dimension != embedder.dimension:
             raise ModelLoadError(
-                f"TEXT_MODEL_NAME={name!r} makes {text_embedder.dimension}-dimensional vectors "
+                f"{setting}={name!r} makes {text_embedder.dimension}-dimensional vectors "
                 f"and MODEL_NAME's images are {embedder.dimension}-dimensional: the text tower "
                 "must share the image tower's space."
             )

@@ -20,8 +20,10 @@ from transformers import (
 from app.embedding import model as model_module
 from app.embedding import onnx_tower
 from app.embedding.text import TextEmbedder, text_graph_of
+from app.errors import ModelLoadError
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
+from app.main import create_app
 from tests.conftest import BOTH_STORES
 
 pytestmark = BOTH_STORES
@@ -274,3 +276,14 @@ def test_a_checkpoint_saved_without_its_tokenizer_serves_images_and_says_why_tex
     assert "TEXT_SEARCH=false" in response.json()["detail"]
     assert client.get("/health").json()["text_search"] is False
     assert searched.status_code == 200 and searched.json()["results"][0]["id"] == "imagen3.jpg"
+
+
+def test_a_text_model_that_cannot_be_loaded_fails_start_up_naming_text_model_name(
+    make_settings: Callable[..., object], tmp_path: Path
+) -> None:
+    settings = make_settings(text_model_name=str(tmp_path / "no-such-text-model"))
+    app = create_app(settings)  # type: ignore[arg-type]
+
+    with pytest.raises(ModelLoadError) as failed, TestClient(app):
+        pass
+    assert failed.value.message.startswith(f"TEXT_MODEL_NAME='{tmp_path}/no-such-text-model'")

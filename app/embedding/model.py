@@ -154,20 +154,23 @@ def checkpoint_folder(name: str) -> Path | None:
 Loaded = TypeVar("Loaded")
 
 
-def load_from(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
-    """What ``loader`` reads from a local folder, the cache, or the hub."""
+def load_from(
+    name: str, loader: Callable[[str, bool], Loaded], setting: str = "MODEL_NAME"
+) -> Loaded:
+    """What ``loader`` reads from a local folder, the cache, or the hub; errors name
+    ``setting``, the variable the operator set ``name`` in."""
     if _looks_like_path(name):
         folder = Path(name).expanduser()
         if not (folder / "config.json").is_file():
             raise ModelLoadError(
-                f"MODEL_NAME={name!r} is not a folder holding a CLIP checkpoint "
+                f"{setting}={name!r} is not a folder holding a checkpoint "
                 f"(no config.json there). {OFFLINE_HINT}"
             )
         try:
             return loader(str(folder), False)
         except Exception as exc:
             raise ModelLoadError(
-                f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc})."
+                f"{setting}={name!r}: cannot load the checkpoint ({exc})."
             ) from exc
     try:
         return loader(name, True)
@@ -175,13 +178,13 @@ def load_from(name: str, loader: Callable[[str, bool], Loaded]) -> Loaded:
         pass  # not cached: download below, if the hub can be reached at all
     if _hub_offline() or not _hub_reachable():
         raise ModelLoadError(
-            f"MODEL_NAME={name!r} is not in the local Hugging Face cache and the hub cannot "
+            f"{setting}={name!r} is not in the local Hugging Face cache and the hub cannot "
             f"be reached. {OFFLINE_HINT}"
         )
     try:
         return loader(name, False)
     except Exception as exc:
-        raise ModelLoadError(f"MODEL_NAME={name!r}: cannot load the checkpoint ({exc}).") from exc
+        raise ModelLoadError(f"{setting}={name!r}: cannot load the checkpoint ({exc}).") from exc
 
 
 def load_checkpoint(name: str) -> tuple[CLIPVisionModelWithProjection, object]:

@@ -10,6 +10,7 @@ exported once and checked against transformers like the image tower; transformer
 otherwise) -> L2-normalised vectors.
 """
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -110,9 +111,12 @@ def _text_from_pretrained(name: str, local_files_only: bool) -> tuple[torch.nn.M
     return onnx_tower.ClipTextEmbeds(model), TextReader.of(tokenizer, MAX_TOKENS)
 
 
-def load_text_checkpoint(name: str) -> tuple[torch.nn.Module, TextReader]:
-    """The text tower and how it reads, from a local folder, the cache, or the hub."""
-    return load_from(name, _text_from_pretrained)
+def load_text_checkpoint(
+    name: str, setting: str = "TEXT_MODEL_NAME"
+) -> tuple[torch.nn.Module, TextReader]:
+    """The text tower and how it reads, from a local folder, the cache, or the hub;
+    errors name ``setting``, the variable ``name`` was set in."""
+    return load_from(name, _text_from_pretrained, setting)
 
 
 def load_text_reader(name: str) -> TextReader:
@@ -123,8 +127,8 @@ def load_text_reader(name: str) -> TextReader:
     return TextReader.of(tokenizer, MAX_TOKENS)
 
 
-def text_graph_of(name: str) -> onnx_tower.TowerGraph:
-    module, reader = load_text_checkpoint(name)
+def text_graph_of(name: str, setting: str = "TEXT_MODEL_NAME") -> onnx_tower.TowerGraph:
+    module, reader = load_text_checkpoint(name, setting)
     vocabulary = len(reader.tokenizer)
     return onnx_tower.text_graph(module, vocabulary, reader.end, reader.pad, reader.max_tokens)
 
@@ -162,9 +166,11 @@ class TextEmbedder:
         inference: str = "torch",
         threads: int = 0,
         onnx_cache_dir: Path | None = None,
+        setting: str = "TEXT_MODEL_NAME",
     ) -> "TextEmbedder":
         """Load ``name``'s text tower and tokenizer; ``inference`` as for
-        ``ImageEmbedder.load`` (int8 runs the text tower in float32: texts are short)."""
+        ``ImageEmbedder.load`` (int8 runs the text tower in float32: texts are short);
+        errors name ``setting``, the variable ``name`` was set in."""
         torch_device = resolve_device(device)
         if inference == "auto":
             inference = "onnx" if torch_device.type == "cpu" else "torch"
@@ -172,12 +178,13 @@ class TextEmbedder:
             if onnx_cache_dir is None:
                 raise ValueError("inference='onnx' needs onnx_cache_dir")
             cores = threads or os.cpu_count() or 1
-            tower = onnx_tower_for(TEXT, text_graph_of, name, onnx_cache_dir, cores)
+            graph_of = functools.partial(text_graph_of, setting=setting)
+            tower = onnx_tower_for(TEXT, graph_of, name, onnx_cache_dir, cores)
             if tower:
                 embedder = cls(tower, load_text_reader(name), name, tower.dimension, "onnx")
                 logger.info("Loaded the text tower of %s (onnx)", name)
                 return embedder
-        module, reader = load_text_checkpoint(name)
+        module, reader = load_text_checkpoint(name, setting)
         if inference != "torch":
             torch_device = torch.device("cpu")
         dimension = int(getattr(module, "dimension"))  # noqa: B009 - set by both towers
