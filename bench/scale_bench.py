@@ -122,7 +122,8 @@ def row(
     latencies, throughput, _ = measured
     print(
         f"| {name} | {size:,} | {inserts} | {statistics.median(latencies):.1f} / "
-        f"{percentile(latencies, 0.95):.1f} | {throughput:.0f} | {recall} | {memory} |"
+        f"{percentile(latencies, 0.95):.1f} | {throughput:.{2 if throughput < 10 else 0}f} "
+        f"| {recall} | {memory} |"
     )
 
 
