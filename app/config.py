@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
 from app.ranking import SearchMode
-from app.storage.embedded.vector_index import make_faiss_index
+from app.storage.embedded.vector_index import HNSW_EF_SEARCH, MAX_EF_SEARCH, make_faiss_index
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     images_dir: Path = Field(default=Path("./example_images"))
     index_dir: Path = Field(default=Path("./data"))
     index_factory: str = Field(default="Flat")
+    # Candidates an HNSW index (INDEX_FACTORY=HNSW<M>, PG_HNSW=true) explores per search:
+    # more finds more of the true nearest, more slowly; pgvector allows at most 1000.
+    hnsw_ef_search: int = Field(default=HNSW_EF_SEARCH, ge=1, le=MAX_EF_SEARCH)
     # Where records and vectors live: embedded (SQLite + FAISS under INDEX_DIR) or
     # postgres (DATABASE_URL, shared by replicas); README: Postgres.
     store: Literal["embedded", "postgres"] = Field(default="embedded")

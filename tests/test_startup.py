@@ -159,6 +159,8 @@ def test_uvicorn_with_an_invalid_setting_exits_with_one_clear_line(
         ("GRID_INK_THRESHOLD", "1.5"),
         ("INDEX_FACTORY", "IVF64,Flat"),
         ("INDEX_FACTORY", "NotAnIndex"),
+        ("HNSW_EF_SEARCH", "0"),
+        ("HNSW_EF_SEARCH", "5000"),
         ("INFERENCE", "fast"),
         ("MODEL_THREADS", "-1"),
     ],

@@ -15,13 +15,21 @@ from pgserver.postgres_server import PostgresServer
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from app.config import load_settings
 from app.errors import ConfigError, StoreUnavailableError
 from app.imaging.shape import TURNS
 from app.ranking import QueryVectors, SearchMode, SearchQuery
 from app.storage.embedded.store import EmbeddedStore
 from app.storage.postgres.schema import SCHEMA_VERSION
 from app.storage.postgres.store import PostgresStore
-from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace
+from app.storage.store import (
+    EmbeddingKey,
+    ImageRecord,
+    Store,
+    Vectors,
+    VectorSpace,
+    open_store,
+)
 from tests.conftest import drawing, encode, new_database
 
 CONCEPT = EmbeddingKey("tiny-clip", "v4 test", 24)
@@ -216,3 +224,34 @@ def test_a_search_while_the_database_is_gone_answers_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "cannot be reached" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("kind", ["embedded", "postgres"])
+def test_a_larger_hnsw_ef_search_finds_more_of_the_exact_neighbours(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    entries = collection_entries(3000, seed=5)
+    stored = np.stack([SPACE.join(v) for _, v in entries])
+    # Queries unlike any stored image: random vectors' neighbours are HNSW's hardest case.
+    queries = unit_rows(np.random.default_rng(9), 40, SPACE.dimension)
+    truth = [{entries[n][0].id for n in np.argsort(-stored @ query)[:10]} for query in queries]
+    chosen: dict[str, object] = {"index_dir": tmp_path / "index"}
+    if kind == "postgres":
+        chosen |= {"store": "postgres", "database_url": request.getfixturevalue("database")}
+    recalls = {}
+    for ef_search in (10, 400):
+        settings = load_settings(
+            **chosen, index_factory="HNSW32", pg_hnsw=True, hnsw_ef_search=ef_search
+        )
+        store = open_store(settings, SPACE)
+        if not store.searchable_count():
+            store.save(entries)
+        found = store.search(queries, 10, -1.0)
+        store.close()
+        recalls[ef_search] = sum(
+            len({image_id for image_id, _ in hits} & expected)
+            for hits, expected in zip(found, truth, strict=True)
+        ) / (10 * len(queries))
+
+    assert recalls[400] >= 0.95
+    assert recalls[10] <= recalls[400] - 0.1

@@ -174,7 +174,12 @@ def open_store(settings: Settings, space: VectorSpace) -> Store:
         from app.storage.postgres.store import PostgresStore
 
         assert settings.database_url is not None  # Settings requires it for postgres
-        return PostgresStore(settings.database_url.get_secret_value(), space, settings.pg_hnsw)
+        return PostgresStore(
+            settings.database_url.get_secret_value(),
+            space,
+            settings.pg_hnsw,
+            settings.hnsw_ef_search,
+        )
     from app.storage.embedded.store import EmbeddedStore
 
-    return EmbeddedStore(settings.index_dir, space, settings.index_factory)
+    return EmbeddedStore(settings.index_dir, space, settings.index_factory, settings.hnsw_ef_search)

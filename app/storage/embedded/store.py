@@ -17,7 +17,7 @@ from filelock import FileLock
 from numpy.typing import NDArray
 
 from app.storage.embedded.catalog import Catalog
-from app.storage.embedded.vector_index import VectorIndex
+from app.storage.embedded.vector_index import HNSW_EF_SEARCH, VectorIndex
 from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
 
 RECONCILE_LOCK = "reconcile.lock"
@@ -26,11 +26,17 @@ RECONCILE_LOCK = "reconcile.lock"
 class EmbeddedStore(Store):
     """SQLite plus FAISS, kept in step with each other and with other processes."""
 
-    def __init__(self, index_dir: Path, space: VectorSpace, index_factory: str = "Flat") -> None:
+    def __init__(
+        self,
+        index_dir: Path,
+        space: VectorSpace,
+        index_factory: str = "Flat",
+        ef_search: int = HNSW_EF_SEARCH,
+    ) -> None:
         self.space = space
         self.catalog = Catalog(index_dir)
         self.location = str(self.catalog.path)
-        self.index = VectorIndex(space.dimension, index_factory)
+        self.index = VectorIndex(space.dimension, index_factory, ef_search)
         # The index and the last catalog change it reflects change together.
         self._lock = threading.Lock()
         self._seen_change = self.catalog.last_change()  # later ones are caught up

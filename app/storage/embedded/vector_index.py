@@ -11,15 +11,18 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-# HNSW explores this many candidates per query (FAISS's default of 16 misses neighbours
-# once top_k approaches it); exact indexes ignore it.
+# HNSW explores this many candidates per query by default (HNSW_EF_SEARCH; FAISS's
+# default of 16 misses neighbours once top_k approaches it); exact indexes ignore it.
 HNSW_EF_SEARCH = 128
+# pgvector's largest hnsw.ef_search; one setting serves both stores.
+MAX_EF_SEARCH = 1000
 
 
-def make_faiss_index(dimension: int, factory: str) -> faiss.Index:
+def make_faiss_index(dimension: int, factory: str, ef_search: int = HNSW_EF_SEARCH) -> faiss.Index:
     """An empty inner-product index from a ``faiss.index_factory`` string, wrapped so
-    that vectors carry their own ids. Raises ``ValueError`` for unknown strings and for
-    indexes that need training, which an index growing one image at a time cannot get."""
+    that vectors carry their own ids; an HNSW index explores ``ef_search`` candidates per
+    query. Raises ``ValueError`` for unknown strings and for indexes that need training,
+    which an index growing one image at a time cannot get."""
     try:
         inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
@@ -28,7 +31,7 @@ def make_faiss_index(dimension: int, factory: str) -> faiss.Index:
         raise ValueError(f"{factory!r} needs training; use Flat or HNSW<M> (e.g. HNSW32)")
     hnsw = getattr(faiss.downcast_index(inner), "hnsw", None)
     if hnsw is not None:
-        hnsw.efSearch = HNSW_EF_SEARCH
+        hnsw.efSearch = ef_search
     return faiss.IndexIDMap2(inner)
 
 
@@ -40,10 +43,13 @@ class VectorIndex:
     milliseconds, so searches never wait long behind writes.
     """
 
-    def __init__(self, dimension: int, factory: str = "Flat") -> None:
+    def __init__(
+        self, dimension: int, factory: str = "Flat", ef_search: int = HNSW_EF_SEARCH
+    ) -> None:
         self.dimension = dimension
         self.factory = factory
-        self._index = make_faiss_index(dimension, factory)
+        self.ef_search = ef_search
+        self._index = self._empty()
         self._labels: dict[str, int] = {}  # image id -> FAISS id
         self._ids: dict[int, str] = {}  # FAISS id -> image id
         self._next_label = 0
@@ -83,7 +89,7 @@ class VectorIndex:
 
     def clear(self) -> None:
         with self._lock:
-            self._index = make_faiss_index(self.dimension, self.factory)
+            self._index = self._empty()
             self._labels.clear()
             self._ids.clear()
 
@@ -116,6 +122,9 @@ class VectorIndex:
                 if image_id in self._labels
             }
 
+    def _empty(self) -> faiss.Index:
+        return make_faiss_index(self.dimension, self.factory, self.ef_search)
+
     def _remove_locked(self, ids: list[str]) -> int:
         if not ids:
             return 0
@@ -133,7 +142,7 @@ class VectorIndex:
     def _rebuild_locked(self) -> None:
         kept = sorted(self._ids)
         vectors = [self._index.reconstruct(label) for label in kept]
-        self._index = make_faiss_index(self.dimension, self.factory)
+        self._index = self._empty()
         if kept:
             self._index.add_with_ids(
                 np.vstack(vectors).astype(np.float32), np.array(kept, dtype=np.int64)

@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from app.errors import StoreUnavailableError
-from app.storage.embedded.vector_index import HNSW_EF_SEARCH
+from app.storage.embedded.vector_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migrate
 from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
 
@@ -62,8 +62,11 @@ def public_location(url: str) -> str:
 class PostgresStore(Store):
     """Records, vectors and search in one PostgreSQL database with pgvector."""
 
-    def __init__(self, url: str, space: VectorSpace, hnsw: bool = False) -> None:
+    def __init__(
+        self, url: str, space: VectorSpace, hnsw: bool = False, ef_search: int = HNSW_EF_SEARCH
+    ) -> None:
         self.space = space
+        self._ef_search = ef_search
         self.location = public_location(url)
         self._search_query = self._nearest_first(space, hnsw)
         try:
@@ -257,7 +260,7 @@ class PostgresStore(Store):
             # HNSW returns at most ef_search rows.
             connection.execute(
                 "SELECT set_config('hnsw.ef_search', %s, true)",
-                (str(max(HNSW_EF_SEARCH, top_k)),),
+                (str(min(max(self._ef_search, top_k), MAX_EF_SEARCH)),),
             )
             for row in queries:
                 found = connection.execute(self._search_query, (row, row, top_k)).fetchall()
