@@ -46,6 +46,7 @@ TOP_K = 10
 INSERT_CHUNK = 10_000
 # HNSW_EF_SEARCH values measured on one HNSW index: the default, and pgvector's largest.
 EF_SEARCHES = (HNSW_EF_SEARCH, MAX_EF_SEARCH)
+HNSW_FACTORY = "HNSW32"
 
 
 def rss_mb() -> float:
@@ -92,7 +93,10 @@ def fill(store: Store, size: int) -> float:
     return size / inserting
 
 
-def searches(store: Store, queries: np.ndarray) -> tuple[list[float], float, list[list[str]]]:
+Measured = tuple[list[float], float, list[list[str]]]
+
+
+def searches(store: Store, queries: np.ndarray) -> Measured:
     """One search's latencies (ms), 8 threads' searches per second, and the ids found."""
     latencies, found = [], []
     for query in queries:
@@ -118,7 +122,7 @@ def row(
     name: str,
     size: int,
     inserts: str,
-    measured: tuple[list[float], float, list[list[str]]],
+    measured: Measured,
     memory: str,
     recall: str = "exact",
 ) -> None:
@@ -141,20 +145,40 @@ def queries_for(size: int) -> np.ndarray:
     return queries.astype(np.float32)
 
 
-def embedded_rows(size: int) -> None:
+def recall(approximate: Measured, exact: Measured) -> str:
+    """Recall@10 against the exact answers, and how often the first results agree."""
+    pairs = list(zip(approximate[2], exact[2], strict=True))
+    found = statistics.mean(len(set(a) & set(e)) / TOP_K for a, e in pairs)
+    first = statistics.mean(a[:1] == e[:1] for a, e in pairs)
+    return f"{found:.3f} (first: {first:.2f})"
+
+
+def embedded_rows(size: int, hnsw: bool) -> None:
+    """FAISS Flat; with ``hnsw``, then HNSW32 over the same catalog at each
+    ``EF_SEARCHES``, its graph built as every start builds it."""
     with tempfile.TemporaryDirectory() as scratch:
         before_mb = rss_mb()
         store = EmbeddedStore(Path(scratch), SPACE)
         rate = fill(store, size)
         memory = f"{rss_mb() - before_mb:,.0f} MB in memory"
-        row(
-            "embedded (FAISS Flat)",
-            size,
-            f"{rate:,.0f}",
-            searches(store, queries_for(size)),
-            memory,
-        )
+        queries = queries_for(size)
+        exact = searches(store, queries)
+        row("embedded (FAISS Flat)", size, f"{rate:,.0f}", exact, memory)
         store.close()
+        for ef_search in EF_SEARCHES if hnsw else ():
+            started = time.perf_counter()
+            store = EmbeddedStore(Path(scratch), SPACE, HNSW_FACTORY, ef_search)
+            opened = time.perf_counter() - started
+            approximate = searches(store, queries)
+            store.close()
+            row(
+                f"embedded (FAISS {HNSW_FACTORY}), ef_search {ef_search}",
+                size,
+                f"start-up {opened:,.1f} s",
+                approximate,
+                "-",
+                recall(approximate, exact),
+            )
 
 
 def database_size(url: str) -> str:
@@ -181,16 +205,13 @@ def postgres_rows(server: PostgresServer, size: int) -> None:
         hnsw = PostgresStore(url, SPACE, hnsw=True, ef_search=ef_search)
         approximate = searches(hnsw, queries)
         hnsw.close()
-        pairs = list(zip(approximate[2], measured[2], strict=True))
-        recall = statistics.mean(len(set(a) & set(e)) / TOP_K for a, e in pairs)
-        first = statistics.mean(a[:1] == e[:1] for a, e in pairs)
         row(
             f"postgres HNSW, ef_search {ef_search}",
             size,
             f"index built in {built:,.0f} s",
             approximate,
             database_size(url),
-            f"{recall:.3f} (first: {first:.2f})",
+            recall(approximate, measured),
         )
     exact.close()
 
@@ -225,6 +246,13 @@ def service_workers(workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument(
+        "--embedded-hnsw-sizes",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="sizes (of --sizes) at which FAISS HNSW32 is measured too",
+    )
     parser.add_argument("--postgres-sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--no-service", action="store_true", help="vectors only")
     arguments = parser.parse_args()
@@ -235,7 +263,7 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for size in arguments.sizes:
-        embedded_rows(size)
+        embedded_rows(size, size in arguments.embedded_hnsw_sizes)
     with tempfile.TemporaryDirectory() as scratch:
         server = get_server(scratch, cleanup_mode="delete")
         # The HNSW graph is built in memory while it fits (4 GB at 1,000,000 images), many
