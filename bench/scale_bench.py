@@ -5,9 +5,10 @@ service end to end with 1 and 2 uvicorn workers.
 
 1. Vectors only (no model): random unit vectors of the space's width (ViT-B/32's 512
    concept dimensions plus the 432 of the shape descriptor), saved with their records
-   through the store interface: the embedded store (SQLite + FAISS ``Flat``, exact),
-   Postgres exact, and Postgres with an HNSW index (built after the inserts; recall@10
-   against the exact answers, at the default HNSW_EF_SEARCH and at pgvector's largest).
+   through the store interface: the embedded store (SQLite + FAISS ``Flat``, exact; then
+   ``HNSW32``, its graph built from the catalog as at a start), Postgres exact, and
+   Postgres with an HNSW index (built after the inserts). Each HNSW at the default
+   HNSW_EF_SEARCH and at pgvector's largest, its recall@10 against the exact answers.
    Insert rate, one search's p50 and p95, the throughput of 8 threads searching at once,
    and the memory (embedded: this process's growth) or disk (Postgres: the database) the
    collection takes. Postgres runs in ``pgserver`` (PostgreSQL 16, pgvector 0.6) on this
@@ -145,7 +146,7 @@ def queries_for(size: int) -> np.ndarray:
     return queries.astype(np.float32)
 
 
-def recall(approximate: Measured, exact: Measured) -> str:
+def recall_of(approximate: Measured, exact: Measured) -> str:
     """Recall@10 against the exact answers, and how often the first results agree."""
     pairs = list(zip(approximate[2], exact[2], strict=True))
     found = statistics.mean(len(set(a) & set(e)) / TOP_K for a, e in pairs)
@@ -177,7 +178,7 @@ def embedded_rows(size: int, hnsw: bool) -> None:
                 f"start-up {opened:,.1f} s",
                 approximate,
                 "-",
-                recall(approximate, exact),
+                recall_of(approximate, exact),
             )
 
 
@@ -211,7 +212,7 @@ def postgres_rows(server: PostgresServer, size: int) -> None:
             f"index built in {built:,.0f} s",
             approximate,
             database_size(url),
-            recall(approximate, measured),
+            recall_of(approximate, measured),
         )
     exact.close()
 
