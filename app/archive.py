@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.collection import Collection
 from app.errors import ServiceError
-from app.storage.embedded.image_store import sha256_hex
-from app.storage.store import EmbeddingKey, ImageRecord, Vectors
+from app.service import Service
+from app.storage.image_folder import sha256_hex
+from app.storage.types import EmbeddingKey, ImageRecord, Vectors
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +57,19 @@ def _encode(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, np.float32).tobytes()).decode()
 
 
-def export_collection(collection: Collection, folder: Path) -> int:
+def export_collection(service: Service, folder: Path) -> int:
     """Write every image of the collection to a new archive ``folder``; return how many."""
     if folder.exists() and any(folder.iterdir()):
         raise ArchiveError(f"{folder} is not empty; export into a new folder.")
     (folder / IMAGES).mkdir(parents=True)
-    space = collection.space
-    records = collection.store.records()
-    stored = collection.store.stored({record.sha256 for record in records.values()})
+    space = service.store.space
+    records = service.store.records()
+    stored = service.store.stored({record.sha256 for record in records.values()})
     with (folder / RECORDS).open("w", encoding="utf-8") as lines:
         for record in sorted(records.values(), key=lambda record: record.created_at):
-            if not collection.folder.holds(record.id):
+            if not service.folder.holds(record.id):
                 continue  # deleted since; the folder is the truth
-            shutil.copy2(collection.folder.root / record.id, folder / IMAGES / record.id)
+            shutil.copy2(service.folder.root / record.id, folder / IMAGES / record.id)
             vectors = stored.get(record.sha256, {})
             line = {
                 "id": record.id,
@@ -110,24 +110,25 @@ def _archived(folder: Path) -> Iterator[tuple[dict[str, object], Vectors]]:
             yield entry, vectors
 
 
-def import_collection(collection: Collection, folder: Path) -> ImportReport:
+def import_collection(service: Service, folder: Path) -> ImportReport:
     """Copy an archive's images into IMAGES_DIR and save their records and vectors."""
+    images = service.folder
     imported = already_there = conflicts = 0
     batch: list[tuple[ImageRecord, Vectors]] = []
     for entry, vectors in _archived(folder):
         image_id = str(entry["id"])
         source = folder / IMAGES / image_id
         data = source.read_bytes()
-        if collection.folder.holds(image_id):
-            if sha256_hex(collection.folder.read_bytes(image_id)) != entry["sha256"]:
+        if images.holds(image_id):
+            if sha256_hex(images.read_bytes(image_id)) != entry["sha256"]:
                 logger.warning("Not importing %s: IMAGES_DIR holds other bytes under it", image_id)
                 conflicts += 1
                 continue
             already_there += 1
         else:
-            shutil.copy2(source, collection.folder.root / image_id)
+            shutil.copy2(source, images.root / image_id)
             imported += 1
-        stat = collection.folder.stat(image_id)
+        stat = images.stat(image_id)
         name = entry["original_filename"]
         record = ImageRecord(
             image_id,
@@ -139,8 +140,8 @@ def import_collection(collection: Collection, folder: Path) -> ImportReport:
         )
         batch.append((record, vectors))
         if len(batch) >= IMPORT_BATCH:
-            collection.apply(batch)
+            service.reconciler.save_present(batch)
             batch = []
     if batch:
-        collection.apply(batch)
+        service.reconciler.save_present(batch)
     return ImportReport(imported, already_there, conflicts)

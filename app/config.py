@@ -23,7 +23,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
 from app.ranking import SearchMode
-from app.storage.embedded.vector_index import HNSW_EF_SEARCH, MAX_EF_SEARCH, make_faiss_index
+from app.storage.embedded.vector_index import make_faiss_index
+from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
         description="Hugging Face hub id or local folder of a CLIP checkpoint.",
     )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
+    # The Hugging Face hub's address and whether never to try it (huggingface_hub's own
+    # variables, read here too so that loading asks the hub only when it may).
+    hf_endpoint: str = Field(default="https://huggingface.co")
+    hf_hub_offline: bool = Field(default=False)
     # Search by words (POST /search-by-text): loads the text tower (100 to 250 MB).
     text_search: bool = Field(default=True)
     # Another checkpoint's text tower, trained into MODEL_NAME's space; empty: MODEL_NAME's.

@@ -1,4 +1,4 @@
-"""Ranking quality: is the right brand first? Shared by ``python -m app.evaluate`` (a
+"""Ranking quality: is the right brand first? Shared by ``python -m app.cli.evaluate`` (a
 registry's own labelled queries) and ``bench/retrieval.py`` (synthetic re-drawings).
 
 For each query, the rank of its best-placed expected image in the full ranking of the

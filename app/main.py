@@ -1,9 +1,11 @@
-"""The FastAPI application: ``uvicorn app.main:app``.
+"""The FastAPI application, built by a factory: ``uvicorn app.main:served_app --factory``.
 
-``create_app`` builds the settings and the app. The lifespan loads the CLIP model and the
-stored index before the first request, then reconciles IMAGES_DIR with the index in the
-background: /health answers at once, and searches are served from the stored index
-(or answer 503 with Retry-After until a first index exists).
+Importing this module builds nothing and reads no environment. ``served_app`` reads the
+settings (environment and ``.env``) and builds the app; ``create_app`` builds it from
+given settings (tests, tools). The lifespan builds the service (``app.service``: the
+towers and the stored index) before the first request, then reconciles IMAGES_DIR with
+the index in the background: /health answers at once, and searches are served from the
+stored index (or answer 503 with Retry-After until a first index exists).
 """
 
 import asyncio
@@ -23,18 +25,19 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp
 
+from app import __version__
 from app.api.exact_paths import ExactPathMiddleware
 from app.api.http_errors import register_error_handlers
 from app.api.request_log import RequestLogMiddleware
 from app.api.routes import router
 from app.api.upload_limit import UploadSizeLimitMiddleware
-from app.collection import Collection
 from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
 from app.memory import limit_malloc_arenas
+from app.service import Service
 from app.startup_errors import OneLineStartupErrors
-from app.storage.embedded.image_store import RESTORE_SAMPLES
+from app.storage.image_folder import RESTORE_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,8 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    collection = await to_thread.run_sync(Collection.open, settings)
-    if collection.folder.holds_samples:
+    service = await to_thread.run_sync(Service.open, settings)
+    if service.folder.holds_samples:
         logger.warning(
             "IMAGES_DIR=%s holds the repository's samples: adding and deleting images "
             "through the API change them. Restore them with `%s`, or set IMAGES_DIR to a "
@@ -60,17 +63,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "delete images.",
             settings.write_networks_text,
         )
-    app.state.collection = collection
+    app.state.service = service
     stopping = threading.Event()
-    collection.progress.begin()  # so /health says "indexing" before the thread starts
-    indexing = asyncio.create_task(to_thread.run_sync(collection.reconcile, stopping.is_set))
+    service.progress.begin()  # so /health says "indexing" before the thread starts
+    reconcile = service.reconciler.reconcile
+    indexing = asyncio.create_task(to_thread.run_sync(reconcile, stopping.is_set))
     indexing.add_done_callback(_log_failure)
     try:
         yield
     finally:
         stopping.set()  # stops between batches; what is embedded so far is kept
         await asyncio.wait([indexing])
-        collection.close()
+        service.close()
 
 
 def _log_failure(task: "asyncio.Task[object]") -> None:
@@ -78,8 +82,7 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
         logger.error("Indexing IMAGES_DIR failed", exc_info=task.exception())
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or load_settings()
+def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.request_log)
     limit_malloc_arenas()
     app = FastAPI(
@@ -87,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Upload a drawing; get the most similar images of the collection, "
         "ranked by cosine similarity of CLIP embeddings after grid removal. Add, list and "
         "delete collection images at run time.",
-        version="1.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -124,13 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _served_app() -> ASGIApp:
-    """The app uvicorn serves; an invalid setting exits with its one-line message."""
+def served_app() -> ASGIApp:
+    """The app uvicorn serves (``--factory``), from the environment and ``.env``: an
+    invalid setting exits with its one-line message, and so does a start-up error."""
     try:
-        return OneLineStartupErrors(create_app())
+        return OneLineStartupErrors(create_app(load_settings()))
     except ServiceError as exc:
         print(exc.for_operator(), file=sys.stderr)
         raise SystemExit(2) from None
-
-
-app = _served_app()

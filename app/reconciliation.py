@@ -15,18 +15,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from app.encoder import Encoder
 from app.errors import ServiceError
 from app.metrics import INDEXING_DONE, INDEXING_TOTAL
-from app.storage.embedded.image_store import FileStat, sha256_hex
-from app.storage.store import ImageRecord, Vectors
-
-if TYPE_CHECKING:
-    from app.collection import Collection
+from app.storage.image_folder import FileStat, ImageFolder, sha256_hex
+from app.storage.store import Store
+from app.storage.types import ImageRecord, Vectors
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +34,11 @@ PROGRESS_BAR_WIDTH = 30
 
 @dataclass
 class IndexingProgress:
-    """Where the running reconciliation stands; read by /health from other threads."""
+    """Where the indexing stands; read by /health and searches from other threads.
+    ``ready``: searches can be answered (the store held vectors at start, or a
+    reconciliation has finished)."""
 
+    ready: bool = False
     running: bool = False
     total: int = 0
     done: int = 0
@@ -93,16 +94,43 @@ _Prepared = tuple[NDArray[np.float32] | None, NDArray[np.float32]]
 
 
 class Reconciler:
-    """Reconciles one collection's folder with its catalog and index."""
+    """Reconciles the image folder with the store, embedding through the encoder.
+    ``write_lock`` is the one the collection's changes hold, so that a file deleted
+    through the API while it is embedded here is not saved back."""
 
-    def __init__(self, collection: "Collection", batch_size: int, threads: int) -> None:
-        self.collection = collection
+    def __init__(
+        self,
+        encoder: Encoder,
+        folder: ImageFolder,
+        store: Store,
+        write_lock: threading.Lock,
+        progress: IndexingProgress,
+        batch_size: int,
+        threads: int,
+    ) -> None:
+        self.encoder = encoder
+        self.folder = folder
+        self.store = store
         self.batch_size = batch_size
         self.threads = threads
-        self.progress = IndexingProgress()
+        self.progress = progress
         INDEXING_DONE.set_function(lambda: self.progress.done)
         INDEXING_TOTAL.set_function(lambda: self.progress.total)
+        self._write_lock = write_lock
         self._lock = threading.Lock()
+
+    def save_present(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
+        """Save records with their vectors, skipping files deleted since the folder was
+        scanned."""
+        with self._write_lock:
+            entries = [entry for entry in entries if self.folder.holds(entry[0].id)]
+            if entries:
+                self.store.save(entries)
+
+    def _forget(self, ids: list[str]) -> None:
+        """Drop files gone from (or unreadable in) the folder from the store."""
+        with self._write_lock:
+            self.store.delete(ids)
 
     def reconcile(self, should_stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
         """Embed new and changed files, drop removed ones, reuse every stored vector.
@@ -112,7 +140,7 @@ class Reconciler:
         """
         # One reconciliation at a time per store, across processes too (uvicorn
         # --workers N, replicas): the next one finds the first's work done.
-        with self._lock, self.collection.store.exclusive():
+        with self._lock, self.store.exclusive():
             self.progress.begin()
             try:
                 return self._reconcile(should_stop)
@@ -120,19 +148,18 @@ class Reconciler:
                 self.progress.running = False
 
     def _reconcile(self, should_stop: Callable[[], bool]) -> ReconcileReport:
-        collection = self.collection
-        store = collection.store
-        files = collection.folder.scan()
+        store = self.store
+        files = self.folder.scan()
         known = store.records()
         removed = [image_id for image_id in known if image_id not in files]
         if removed:
-            collection.forget(removed)
+            self._forget(removed)
 
         current = [self._current_record(image_id, files[image_id], known) for image_id in files]
         records = [record for record in current if record is not None]
         stored = store.stored({record.sha256 for record in records})
         searchable = store.searchable_ids()
-        collection.apply(
+        self.save_present(
             [
                 (record, stored[record.sha256])
                 for record in records
@@ -141,7 +168,7 @@ class Reconciler:
             ]
         )
 
-        concepts = store.vectors(collection.space.concept, {record.sha256 for record in records})
+        concepts = store.vectors(store.space.concept, {record.sha256 for record in records})
         work: dict[str, _Work] = {}
         for record in records:
             if record.sha256 not in stored:
@@ -149,7 +176,7 @@ class Reconciler:
                 entry.records.append(record)
         embedded, unreadable = self._embed_all(list(work.values()), should_stop)
 
-        collection.ready = True
+        self.progress.ready = True
         stored_now = embedded | {record.id for record in records if record.sha256 in stored}
         new = [record.id for record in records if record.id not in known]
         changed = [
@@ -169,7 +196,7 @@ class Reconciler:
             ),
             indexed_images=store.searchable_count(),
         )
-        logger.info("Reconciled %s with %s: %s", collection.folder.root, store.location, report)
+        logger.info("Reconciled %s with %s: %s", self.folder.root, store.location, report)
         return report
 
     def _current_record(
@@ -177,7 +204,7 @@ class Reconciler:
     ) -> ImageRecord | None:
         """The record of a file as it is now, hashing it only when its size or
         modification time differ from the stored ones."""
-        folder = self.collection.folder
+        folder = self.folder
         record = known.get(image_id)
         if record is not None and (record.size, record.mtime_ns) == (stat.size, stat.mtime_ns):
             return record
@@ -202,7 +229,6 @@ class Reconciler:
         Worker threads decode and preprocess the next batch while the model embeds the
         current one.
         """
-        collection = self.collection
         self.progress.begin(sum(len(entry.records) for entry in work))
         chunks = [
             work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
@@ -234,15 +260,15 @@ class Reconciler:
                 readable = [(entry, result) for entry, result in batch if result is not None]
                 to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
                 concepts: Iterator[NDArray[np.float32]] = iter(
-                    collection.batcher.embed(np.concatenate(to_embed)) if to_embed else []
+                    self.encoder.concepts(np.concatenate(to_embed)) if to_embed else []
                 )
                 entries: list[tuple[ImageRecord, Vectors]] = []
                 for entry, (pixels, shape) in readable:
                     concept = next(concepts) if pixels is not None else entry.concept
                     assert concept is not None
-                    vectors = collection.vectors_of(concept, shape)
+                    vectors = self.store.space.vectors(concept, shape)
                     entries.extend((record, vectors) for record in entry.records)
-                collection.apply(entries)
+                self.save_present(entries)
                 embedded.update(record.id for record, _ in entries)
                 self.progress.done += sum(len(entry.records) for entry in chunk)
                 if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
@@ -253,7 +279,7 @@ class Reconciler:
         if self.progress.total and logged_done != self.progress.done:
             logger.info("Indexing %s", self.progress.bar())
         if unreadable:  # a file that became unreadable must not keep its old vector
-            collection.forget(unreadable)
+            self._forget(unreadable)
         return embedded, set(unreadable)
 
     def _prepare_file(self, entry: _Work) -> _Prepared | None:
@@ -261,10 +287,10 @@ class Reconciler:
         a collection file; ``None`` (and a warning) when it cannot be read or decoded."""
         image_id = entry.records[0].id
         try:
-            framed = self.collection.prepare(self.collection.folder.read_bytes(image_id))
+            framed = self.encoder.prepare(self.folder.read_bytes(image_id))
         except (ServiceError, OSError) as exc:
             message = exc.message if isinstance(exc, ServiceError) else str(exc)
             logger.warning("Skipping %s: %s", image_id, message)
             return None
-        pixels = self.collection.embedder.pixels([framed]) if entry.concept is None else None
-        return pixels, self.collection.shape_of(framed)
+        pixels = self.encoder.model_input(framed) if entry.concept is None else None
+        return pixels, self.encoder.shape_of(framed)

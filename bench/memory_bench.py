@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.memory_bench [--baseline CHECKOUT] [--settings KEY=VALUE ...]
 
-Starts ``uvicorn app.main:app`` (the random-weight ViT-B/32 of ``bench.service_bench``,
+Starts the service under uvicorn (the random-weight ViT-B/32 of ``bench.service_bench``,
 the sample images) and, once it is ready, sends uploads that are small on the wire and
 large once decoded, from ``CLIENTS`` clients at once, to every endpoint that decodes
 (``/preprocess``, ``/search-similar-images/``, ``/images/``):

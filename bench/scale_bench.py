@@ -34,9 +34,10 @@ from pgserver.postgres_server import PostgresServer, get_server
 
 from app.imaging.shape import SHAPE_DIMENSION
 from app.storage.embedded.store import EmbeddedStore
-from app.storage.embedded.vector_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 from app.storage.postgres.store import PostgresStore
-from app.storage.store import EmbeddingKey, ImageRecord, Store, Vectors, VectorSpace
+from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
+from app.storage.store import Store
+from app.storage.types import EmbeddingKey, ImageRecord, VectorQuery, Vectors, VectorSpace
 from bench.memory_bench import service_environment
 from bench.service_bench import CACHE, QUERY_IMAGES, concurrent_load, percentile, running_server
 
@@ -97,18 +98,25 @@ def fill(store: Store, size: int) -> float:
 Measured = tuple[list[float], float, list[list[str]]]
 
 
+def as_query(row: np.ndarray) -> VectorQuery:
+    """The hybrid-weighted (0.5) query whose one row is ``row``."""
+    concept, shape = np.split(2 * row, [SPACE.concept.dimension])
+    return VectorQuery(concept, (shape,), 0.5)
+
+
 def searches(store: Store, queries: np.ndarray) -> Measured:
     """One search's latencies (ms), 8 threads' searches per second, and the ids found."""
     latencies, found = [], []
-    for query in queries:
+    vector_queries = [as_query(query) for query in queries]
+    for query in vector_queries:
         started = time.perf_counter()
-        hits = store.search(query.reshape(1, -1), TOP_K, -1.0)[0]
+        hits = store.search(query, TOP_K, -1.0)[0]
         latencies.append((time.perf_counter() - started) * 1000)
-        found.append([image_id for image_id, _ in hits])
+        found.append([hit.record.id for hit in hits])
 
     def searcher() -> None:
-        for query in queries:
-            store.search(query.reshape(1, -1), TOP_K, -1.0)
+        for query in vector_queries:
+            store.search(query, TOP_K, -1.0)
 
     threads = [threading.Thread(target=searcher) for _ in range(THREADS)]
     started = time.perf_counter()

@@ -13,7 +13,7 @@
    each path's speed, and the cosine between its embeddings and the reference ones on the
    sample images.
 4. For each corpus size N (the sample images plus deterministic perturbed copies, in a
-   temporary folder), starts ``uvicorn app.main:app`` on 127.0.0.1 and measures: cold
+   temporary folder), starts the service under uvicorn on 127.0.0.1 and measures: cold
    start until searches are served (indexing included) and indexing per image; a restart
    with nothing changed; 30 sequential searches (p50, p95); 8 concurrent clients
    (throughput, p95); the server's peak RSS; files written while searching.
@@ -51,7 +51,8 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextConfig
 
 from app.embedding import onnx_tower
-from app.embedding.model import load_checkpoint, quantize_int8
+from app.embedding.image import load_image_checkpoint, quantize_int8
+from app.embedding.loading import HubAccess
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from scripts.clip_tokenizer import save_minimal_clip_tokenizer
@@ -170,7 +171,7 @@ def measure_model(checkpoint: Path) -> ModelFigures:
     with torch.inference_mode():
         batch = median_ms(lambda: model.get_image_features(pixel_values=pixels[:16]), 5) / 16
         reference = unit_features(model, pixels)
-    tower, _ = load_checkpoint(str(checkpoint))
+    tower, _ = load_image_checkpoint(str(checkpoint), HubAccess("https://huggingface.co", True))
     started = time.perf_counter()
     onnx_tower.export(onnx_tower.image_graph(tower), CACHE / "timing-export")
     export_s = time.perf_counter() - started
@@ -180,9 +181,7 @@ def measure_model(checkpoint: Path) -> ModelFigures:
     onnx = path_figures("onnx", lambda x: torch.from_numpy(session(x.numpy())), pixels, reference)
     with torch.inference_mode():
         quantized: Any = quantize_int8(tower)  # in place: measured after the export
-        int8 = path_figures(
-            "int8", lambda x: quantized(pixel_values=x).image_embeds, pixels, reference
-        )
+        int8 = path_figures("int8", lambda x: quantized(x), pixels, reference)
     return ModelFigures(floor, batch, export_s, [onnx, int8])
 
 
@@ -247,16 +246,24 @@ class Server:
         return float("nan")
 
 
+def served_app(checkout: Path) -> tuple[str, ...]:
+    """How uvicorn is told to serve ``checkout``: its app factory, or, in versions before
+    the factory, the app its module built at import."""
+    main = (checkout / "app" / "main.py").read_text(encoding="utf-8")
+    return ("app.main:served_app", "--factory") if "def served_app" in main else ("app.main:app",)
+
+
 @contextmanager
 def running_server(
     environment: dict[str, str], checkout: Path = REPO, options: tuple[str, ...] = ()
 ) -> Iterator[Server]:
-    """``uvicorn app.main:app`` of ``checkout`` (this one, or another version's), with
+    """The app of ``checkout`` (this one, or another version's) under uvicorn, with
     extra uvicorn ``options``, until its indexing has finished."""
     port = free_port()
     launched = time.perf_counter()
+    app = served_app(checkout)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", *options, *UVICORN_OPTIONS, str(port)],
+        [sys.executable, "-m", "uvicorn", *app, *options, *UVICORN_OPTIONS, str(port)],
         cwd=checkout,
         env=environment,
         stdout=subprocess.DEVNULL,

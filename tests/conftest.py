@@ -6,6 +6,7 @@ Modules marked ``BOTH_STORES`` run every test once per store: embedded, and post
 a database of its own."""
 
 import io
+import os
 import shutil
 import time
 import uuid
@@ -22,6 +23,8 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from app.config import Settings, load_settings
+from app.embedding.loading import HubAccess
+from app.embedding.tower import TowerOptions
 from app.main import create_app
 from scripts.clip_tokenizer import save_minimal_clip_tokenizer, special_token_ids
 from tests.servers import REPO, Server
@@ -68,6 +71,25 @@ def save_tiny_clip(folder: Path) -> Path:
     ).save_pretrained(folder)
     save_minimal_clip_tokenizer(folder, TINY_VOCABULARY)
     return folder
+
+
+# Where a test's torch-only towers would put ONNX exports: nowhere (they make none).
+NO_ONNX_CACHE = Path("/nonexistent-onnx-cache")
+
+
+def tower_options(
+    inference: str = "torch", onnx_dir: Path = NO_ONNX_CACHE, export_in_child: bool = True
+) -> TowerOptions:
+    """How a test loads a tower on the CPU, the hub never asked (it is unreachable)."""
+    return TowerOptions(
+        device="cpu",
+        inference=inference,
+        model_threads=0,
+        cpu_threads=os.cpu_count() or 1,
+        onnx_dir=onnx_dir,
+        hub=HubAccess("https://huggingface.co", offline=True),
+        export_in_child=export_in_child,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-UVICORN = (sys.executable, "-m", "uvicorn", "app.main:app")
+UVICORN = (sys.executable, "-m", "uvicorn", "app.main:served_app", "--factory")
 
 
 def free_port() -> int:
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class Server:
-    """``uvicorn app.main:app`` in its own process on the given folders, with extra
+    """``uvicorn app.main:served_app --factory`` in its own process on the given folders, with extra
     settings (environment variables) and uvicorn options."""
 
     def __init__(

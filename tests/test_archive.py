@@ -1,4 +1,4 @@
-"""Moving a collection from the embedded store to Postgres with ``python -m app.index
+"""Moving a collection from the embedded store to Postgres with ``python -m app.cli.index
 export`` and ``import``: the same images, records and search answers, nothing embedded
 again."""
 
@@ -29,7 +29,7 @@ SEARCH = "/search-similar-images/"
 
 def run_index(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.index", *arguments],
+        [sys.executable, "-m", "app.cli.index", *arguments],
         cwd=REPO,
         env={**os.environ, **environment},
         capture_output=True,

@@ -12,24 +12,19 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from app.embedding.batching import (
-    IMAGE_TOWER,
-    TEXT_TOWER,
-    EmbeddingBatcher,
-    EmbedFunction,
-    QueueFullError,
-)
-from app.embedding.model import ImageEmbedder, SquareInput
+from app.embedding.batching import EmbeddingBatcher
+from app.embedding.image import ImageTower, SquareInput
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
-from tests.conftest import EXAMPLE_IMAGES
+from app.search import Admission, QueueFullError
+from tests.conftest import EXAMPLE_IMAGES, tower_options
 
 SEARCH = "/search-similar-images/"
 
 
 @pytest.fixture(scope="module")
-def embedder(tiny_model_dir: Path) -> ImageEmbedder:
-    return ImageEmbedder.load(str(tiny_model_dir), "cpu")
+def embedder(tiny_model_dir: Path) -> ImageTower:
+    return ImageTower.load(str(tiny_model_dir), tower_options())
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +39,30 @@ def samples() -> list[Image.Image]:
 def test_batched_and_single_embeddings_agree(
     inference: str, tiny_model_dir: Path, onnx_cache_dir: Path, samples: list[Image.Image]
 ) -> None:
-    embedder = ImageEmbedder.load(str(tiny_model_dir), "cpu", inference, 0, onnx_cache_dir)
+    embedder = ImageTower.load(str(tiny_model_dir), tower_options(inference, onnx_cache_dir))
     assert embedder.inference == inference
     assert embedder.square_input is not None  # the way the service's squares take
 
-    batched = embedder.embed(samples)
-    single = np.vstack([embedder.embed([image]) for image in samples])
+    batched = embedder.embed_images(samples)
+    single = np.vstack([embedder.embed_images([image]) for image in samples])
 
     assert batched.shape == (8, 24)
     np.testing.assert_allclose(batched, single, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
 
 
-def joined(embed: Callable[[np.ndarray], np.ndarray]) -> EmbedFunction:
-    """A tower's model call from a function of the requests' inputs put together."""
-    return lambda inputs: embed(np.concatenate(inputs))
+class JoinedTower:
+    """A tower whose model call is a function of the requests' inputs put together."""
+
+    def __init__(self, embed: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.function = embed
+
+    def embed(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.function(np.concatenate(inputs))
 
 
 def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors(
-    embedder: ImageEmbedder, samples: list[Image.Image]
+    embedder: ImageTower, samples: list[Image.Image]
 ) -> None:
     calls: list[int] = []
     started, release = threading.Event(), threading.Event()
@@ -71,13 +71,14 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
         calls.append(len(pixels))
         started.set()
         assert release.wait(30)
-        return embedder.embed_pixels(pixels)
+        return embedder.embed([pixels])
 
-    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(held_embed)}, max_batch=4, max_pending=16)
+    tower = JoinedTower(held_embed)
+    batcher = EmbeddingBatcher(max_batch=4)
     results: dict[int, np.ndarray] = {}
 
     def request(number: int) -> None:
-        results[number] = batcher.embed(embedder.pixels([samples[number]]))[0]
+        results[number] = batcher.embed(tower, embedder.pixels([samples[number]]))[0]
 
     first = threading.Thread(target=request, args=(0,))
     first.start()
@@ -94,28 +95,35 @@ def test_requests_queued_together_share_one_model_call_and_get_their_own_vectors
 
     assert calls == [1, 4, 1]
     for number in range(6):
-        np.testing.assert_allclose(results[number], embedder.embed([samples[number]])[0], atol=1e-5)
+        np.testing.assert_allclose(
+            results[number], embedder.embed_images([samples[number]])[0], atol=1e-5
+        )
+
+
+IMAGE_TOWER, TEXT_TOWER = "image", "text"
 
 
 def test_queued_texts_and_images_are_batched_by_tower_oldest_first() -> None:
     calls: list[tuple[str, list[float]]] = []
     started, release = threading.Event(), threading.Event()
 
-    def tower(name: str) -> EmbedFunction:
-        def embed(inputs: list[np.ndarray]) -> np.ndarray:
-            calls.append((name, [float(item[0, 0]) for item in inputs]))
+    class NamedTower:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def embed(self, inputs: list[np.ndarray]) -> np.ndarray:
+            calls.append((self.name, [float(item[0, 0]) for item in inputs]))
             if not started.is_set():  # the first call waits until the others are queued
                 started.set()
                 assert release.wait(30)
-            return np.concatenate(inputs)[:, :1] * (10 if name == TEXT_TOWER else 1)
+            return np.concatenate(inputs)[:, :1] * (10 if self.name == TEXT_TOWER else 1)
 
-        return embed
-
-    batcher = EmbeddingBatcher({name: tower(name) for name in (IMAGE_TOWER, TEXT_TOWER)}, 4, 16)
+    towers = {name: NamedTower(name) for name in (IMAGE_TOWER, TEXT_TOWER)}
+    batcher = EmbeddingBatcher(4)
     results: dict[float, float] = {}
 
     def request(value: float, name: str) -> None:
-        results[value] = float(batcher.embed(np.full((1, 2), value), name)[0, 0])
+        results[value] = float(batcher.embed(towers[name], np.full((1, 2), value))[0, 0])
 
     first = threading.Thread(target=request, args=(1.0, IMAGE_TOWER))
     first.start()
@@ -141,7 +149,7 @@ def test_queued_texts_and_images_are_batched_by_tower_oldest_first() -> None:
 
 
 def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
-    embedder: ImageEmbedder, samples: list[Image.Image]
+    embedder: ImageTower, samples: list[Image.Image]
 ) -> None:
     failures = iter([RuntimeError("model failed")])
 
@@ -150,24 +158,24 @@ def test_a_model_error_reaches_every_caller_and_the_worker_keeps_going(
             raise failure
         return np.ones((len(pixels), 3), np.float32)
 
-    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(flaky_embed)}, max_batch=4, max_pending=4)
+    tower = JoinedTower(flaky_embed)
+    batcher = EmbeddingBatcher(max_batch=4)
 
     with pytest.raises(RuntimeError, match="model failed"):
-        batcher.embed(embedder.pixels(samples[:1]))
-    assert batcher.embed(embedder.pixels(samples[:2])).shape == (2, 3)
+        batcher.embed(tower, embedder.pixels(samples[:1]))
+    assert batcher.embed(tower, embedder.pixels(samples[:2])).shape == (2, 3)
     batcher.close()
 
 
 def test_search_slots_refuse_at_once_when_all_are_taken() -> None:
-    batcher = EmbeddingBatcher({IMAGE_TOWER: joined(lambda pixels: pixels[:, :1])}, 1, 2)
+    admission = Admission(2)
 
-    with batcher.search_slot(), batcher.search_slot():
-        with pytest.raises(QueueFullError) as refused, batcher.search_slot():
+    with admission.slot(), admission.slot():
+        with pytest.raises(QueueFullError) as refused, admission.slot():
             pass
         assert refused.value.retry_after_s >= 1
-    with batcher.search_slot():
+    with admission.slot():
         pass
-    batcher.close()
 
 
 def test_search_with_every_slot_taken_returns_503_with_retry_after(
@@ -175,14 +183,14 @@ def test_search_with_every_slot_taken_returns_503_with_retry_after(
 ) -> None:
     client = make_client(search_queue_size=1)
     entered, release = threading.Event(), threading.Event()
-    real_embed = ImageEmbedder.embed_pixels
+    real_embed = ImageTower.embed
 
-    def held_embed(self: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
+    def held_embed(self: ImageTower, inputs: list[np.ndarray]) -> np.ndarray:
         entered.set()
         assert release.wait(30)
-        return real_embed(self, pixels)
+        return real_embed(self, inputs)
 
-    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
+    monkeypatch.setattr(ImageTower, "embed", held_embed)
     data = (EXAMPLE_IMAGES / "imagen1.jpg").read_bytes()
     first: list[int] = []
     thread = threading.Thread(
@@ -225,11 +233,11 @@ def test_many_concurrent_searches_all_succeed_with_their_own_results(
 
 
 def test_int8_inference_stays_close_to_the_float_model(
-    tiny_model_dir: Path, embedder: ImageEmbedder, samples: list[Image.Image]
+    tiny_model_dir: Path, embedder: ImageTower, samples: list[Image.Image]
 ) -> None:
-    quantized = ImageEmbedder.load(str(tiny_model_dir), "cpu", inference="int8")
+    quantized = ImageTower.load(str(tiny_model_dir), tower_options("int8"))
 
-    cosines = np.sum(quantized.embed(samples) * embedder.embed(samples), axis=1)
+    cosines = np.sum(quantized.embed_images(samples) * embedder.embed_images(samples), axis=1)
 
     assert cosines.min() >= 0.99
     assert quantized.fingerprint != embedder.fingerprint

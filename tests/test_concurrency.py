@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from app.embedding.model import ImageEmbedder
+from app.embedding.image import ImageTower
 from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES
 
 pytestmark = BOTH_STORES
@@ -18,14 +18,14 @@ def test_health_answers_while_a_search_is_running(
 ) -> None:
     client = make_client()
     entered, release = threading.Event(), threading.Event()
-    real_embed = ImageEmbedder.embed_pixels
+    real_embed = ImageTower.embed
 
-    def held_embed(self, pixels):  # type: ignore[no-untyped-def]
+    def held_embed(self, inputs):  # type: ignore[no-untyped-def]
         entered.set()
         assert release.wait(30)
-        return real_embed(self, pixels)
+        return real_embed(self, inputs)
 
-    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
+    monkeypatch.setattr(ImageTower, "embed", held_embed)
     search_status: list[int] = []
     data = (EXAMPLE_IMAGES / "imagen1.jpg").read_bytes()
     searcher = threading.Thread(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.storage.embedded.image_store import INCOMING_PREFIX
+from app.storage.image_folder import INCOMING_PREFIX
 from tests.conftest import BOTH_STORES, drawing, encode
 from tests.servers import Server
 

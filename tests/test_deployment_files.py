@@ -38,6 +38,7 @@ def test_the_hugging_face_cache_exists_in_the_image_owned_by_the_service_user() 
 def test_the_container_command_bounds_idle_and_concurrent_connections() -> None:
     command = dockerfile_instructions("CMD")[-1]
 
+    assert '"uvicorn", "app.main:served_app", "--factory"' in command
     assert '"--timeout-keep-alive", "5"' in command
     assert '"--limit-concurrency", "64"' in command
     assert "--timeout-keep-alive 5 --limit-concurrency 64" in README

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import reconciliation
-from app.collection import Collection
 from app.config import Settings
+from app.service import Service
 from tests.servers import REPO
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -23,7 +23,7 @@ def test_every_line_of_the_command_line_build_has_a_timestamp_and_no_weight_load
     tiny_model_dir: Path, images_dir: Path, index_dir: Path
 ) -> None:
     built = subprocess.run(
-        [sys.executable, "-m", "app.index", "build"],
+        [sys.executable, "-m", "app.cli.index", "build"],
         cwd=REPO,
         env={
             **os.environ,
@@ -76,11 +76,11 @@ def test_the_progress_bar_reaches_100_percent_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(reconciliation, "PROGRESS_LOG_INTERVAL_S", 0.0)
-    collection = Collection.open(make_settings(embed_batch_size=3))
+    service = Service.open(make_settings(embed_batch_size=3))
     try:
-        collection.reconcile()
+        service.reconciler.reconcile()
     finally:
-        collection.close()
+        service.close()
 
     bars = [record.getMessage() for record in caplog.records if "Indexing [" in record.getMessage()]
     assert [bar.split()[2] for bar in bars] == ["3/8", "6/8", "8/8"]
@@ -89,12 +89,12 @@ def test_the_progress_bar_reaches_100_percent_once(
 def test_an_interrupted_reconciliation_reports_what_it_stored_and_what_is_left(
     make_settings: Callable[..., Settings],
 ) -> None:
-    collection = Collection.open(make_settings(embed_batch_size=3))
+    service = Service.open(make_settings(embed_batch_size=3))
     batches = iter([False, True])
     try:
-        report = collection.reconcile(should_stop=lambda: next(batches))
+        report = service.reconciler.reconcile(should_stop=lambda: next(batches))
     finally:
-        collection.close()
+        service.close()
 
     assert (report.added, report.pending, report.failed) == (3, 5, 0)
     assert report.indexed_images == 3
@@ -104,10 +104,10 @@ def test_a_file_that_fails_counts_as_failed_only(
     make_settings: Callable[..., Settings], images_dir: Path
 ) -> None:
     (images_dir / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    collection = Collection.open(make_settings())
+    service = Service.open(make_settings())
     try:
-        report = collection.reconcile()
+        report = service.reconciler.reconcile()
     finally:
-        collection.close()
+        service.close()
 
     assert (report.added, report.failed, report.pending, report.indexed_images) == (8, 1, 0, 8)

@@ -21,7 +21,8 @@ from transformers import (
     DistilBertModel,
 )
 
-from app.embedding.text import TextEmbedder
+from app.embedding.text import TextTower
+from tests.conftest import tower_options
 from tests.test_text_search import SEARCH_BY_TEXT, collection_concepts
 
 TINY_CLIP_WIDTH = 24  # the tiny CLIP's projection: the encoder must land in its space
@@ -113,11 +114,11 @@ def mean_pooled(folder: Path, texts: list[str]) -> np.ndarray:
 def test_a_texts_vector_is_the_encoders_mean_pooled_projection(
     inference: str, encoder_dir: Path, onnx_cache_dir: Path
 ) -> None:
-    embedder = TextEmbedder.load(str(encoder_dir), "cpu", inference, 0, onnx_cache_dir)
+    embedder = TextTower.load(str(encoder_dir), tower_options(inference, onnx_cache_dir))
     expected = mean_pooled(encoder_dir, TEXTS)
 
-    one_by_one = np.stack([embedder.embed(text) for text in TEXTS])
-    in_one_call = embedder.embed_tokens([embedder.tokens(text).ids for text in TEXTS])
+    one_by_one = np.stack([embedder.embed_text(text) for text in TEXTS])
+    in_one_call = embedder.embed([embedder.tokens(text).ids for text in TEXTS])
 
     assert (embedder.inference, embedder.dimension) == (inference, TINY_CLIP_WIDTH)
     np.testing.assert_allclose(one_by_one, expected, atol=1e-5)

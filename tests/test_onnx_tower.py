@@ -5,6 +5,7 @@ way when it cannot be had."""
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,17 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from transformers import CLIPModel
 
-from app.embedding import model as model_module
+from app import service as service_module
+from app.config import Settings
+from app.embedding import image as image_module
 from app.embedding import onnx_tower
-from app.embedding.model import ImageEmbedder
+from app.embedding.image import ImageTower
+from app.embedding.loading import HubAccess
+from app.embedding.text import TextTower
+from app.embedding.tower import Tower, TowerOptions
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
-from tests.conftest import EXAMPLE_IMAGES
+from tests.conftest import EXAMPLE_IMAGES, tower_options
 
 SEARCH = "/search-similar-images/"
 
@@ -34,10 +40,10 @@ def samples() -> list[Image.Image]:
 
 @pytest.fixture
 def exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The paths the ONNX exporter is asked to write, in order."""
+    """The paths the ONNX exporter is asked to write, in order (``load`` runs the export
+    in this process to see the calls)."""
     written: list[Path] = []
     real_export = onnx_tower.export
-    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)  # to see the calls
 
     def counting_export(graph: onnx_tower.TowerGraph, path: Path) -> None:
         written.append(path)
@@ -52,31 +58,52 @@ def exports_in(cache: Path) -> list[Path]:
     return [path for path in cache.iterdir() if not path.name.startswith(".")]
 
 
-def load(model_dir: Path, cache_dir: Path, inference: str = "auto") -> ImageEmbedder:
-    return ImageEmbedder.load(str(model_dir), "cpu", inference, 0, cache_dir)
+def load(
+    model_dir: Path, cache_dir: Path, inference: str = "auto", in_child: bool = False
+) -> ImageTower:
+    return ImageTower.load(str(model_dir), tower_options(inference, cache_dir, in_child))
 
 
-def test_onnx_embeddings_equal_the_transformers_model(
-    tiny_model_dir: Path, onnx_cache_dir: Path, samples: list[Image.Image]
+TEXTS = ["a circle crossed by a vertical bar", "una herradura con dos puntos"]
+
+
+def tower_inputs(tower: Tower[object], samples: list[Image.Image]) -> list[np.ndarray]:
+    """What each tower reads: the samples' pixels, or the texts' tokens."""
+    if isinstance(tower, ImageTower):
+        return [tower.pixels(samples)]
+    assert isinstance(tower, TextTower)
+    return [tower.tokens(text).ids for text in TEXTS]
+
+
+@pytest.mark.parametrize("tower_class", [ImageTower, TextTower])
+def test_onnx_embeddings_equal_the_transformers_model_for_both_towers(
+    tower_class: type[Tower[object]],
+    tiny_model_dir: Path,
+    onnx_cache_dir: Path,
+    samples: list[Image.Image],
 ) -> None:
-    onnx = load(tiny_model_dir, onnx_cache_dir)
-    reference = load(tiny_model_dir, onnx_cache_dir, "torch")
+    onnx = tower_class.load(str(tiny_model_dir), tower_options("auto", onnx_cache_dir))
+    reference = tower_class.load(str(tiny_model_dir), tower_options("torch"))
 
     assert (onnx.inference, reference.inference) == ("onnx", "torch")
-    np.testing.assert_allclose(onnx.embed(samples), reference.embed(samples), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx.embed(tower_inputs(onnx, samples)),
+        reference.embed(tower_inputs(reference, samples)),
+        atol=1e-5,
+    )
     assert onnx.fingerprint == reference.fingerprint  # so switching re-embeds nothing
 
 
 def count_checkpoint_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The checkpoints this process loads with transformers from now on."""
     loads: list[str] = []
-    real_load_checkpoint = model_module.load_checkpoint
+    real_load = image_module.load_image_checkpoint
 
-    def counting_load_checkpoint(name: str) -> tuple[object, object]:
+    def counting_load(name: str, hub: HubAccess, setting: str = "MODEL_NAME") -> object:
         loads.append(name)
-        return real_load_checkpoint(name)
+        return real_load(name, hub, setting)
 
-    monkeypatch.setattr(model_module, "load_checkpoint", counting_load_checkpoint)
+    monkeypatch.setattr(image_module, "load_image_checkpoint", counting_load)
     return loads
 
 
@@ -98,7 +125,7 @@ def test_the_export_runs_in_a_child_process_so_this_one_never_holds_the_weights(
 ) -> None:
     parent_loads = count_checkpoint_loads(monkeypatch)
 
-    embedder = load(tiny_model_dir, tmp_path)
+    embedder = load(tiny_model_dir, tmp_path, in_child=True)
 
     assert embedder.inference == "onnx" and parent_loads == []
     assert len(exports_in(tmp_path)) == 1
@@ -127,7 +154,9 @@ def test_new_weights_under_the_same_name_are_exported_again_and_replace_the_old_
     assert len(exports) == 2 and exports[0] != exports[1]
     assert exports_in(cache) == [exports[1]]
     reference = load(model_dir, cache, "torch")
-    np.testing.assert_allclose(embedder.embed(samples), reference.embed(samples), atol=1e-5)
+    np.testing.assert_allclose(
+        embedder.embed_images(samples), reference.embed_images(samples), atol=1e-5
+    )
 
 
 def test_an_export_that_differs_from_the_model_is_not_used(
@@ -136,14 +165,14 @@ def test_an_export_that_differs_from_the_model_is_not_used(
     other_dir = tmp_path / "other"
     shutil.copytree(tiny_model_dir, other_dir)
     perturb_weights(other_dir)
-    other_model, _ = model_module.load_checkpoint(str(other_dir))
+    hub = HubAccess("https://huggingface.co", offline=True)
+    other_model, _ = image_module.load_image_checkpoint(str(other_dir), hub)
     real_export = onnx_tower.export
 
     def export_of_other_weights(graph: onnx_tower.TowerGraph, path: Path) -> None:
         real_export(onnx_tower.image_graph(other_model), path)
 
     monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
-    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
 
     embedder = load(tiny_model_dir, tmp_path / "cache")
 
@@ -161,7 +190,12 @@ def test_a_failing_export_falls_back_to_transformers_with_a_warning(
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(onnx_tower, "export", broken_export)
-    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
+    real_options = service_module.tower_options
+
+    def exporting_here(settings: Settings) -> TowerOptions:
+        return replace(real_options(settings), export_in_child=False)
+
+    monkeypatch.setattr(service_module, "tower_options", exporting_here)
 
     with caplog.at_level(logging.WARNING, logger="app.embedding.onnx_tower"):
         client = make_client(onnx_cache_dir=tmp_path)

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.embedding.model import ImageEmbedder
+from app.embedding.image import ImageTower
 from app.main import create_app
-from app.storage.embedded.image_store import ImageStore
+from app.storage.image_folder import ImageFolder
 from tests.conftest import (
     BOTH_STORES,
     EXAMPLE_IMAGES,
@@ -37,13 +37,13 @@ class EmbedCounter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.images = 0
-        real_embed = ImageEmbedder.embed_pixels
+        real_embed = ImageTower.embed
 
-        def counting_embed(embedder: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
-            self.images += len(pixels)
-            return real_embed(embedder, pixels)
+        def counting_embed(tower: ImageTower, inputs: list[np.ndarray]) -> np.ndarray:
+            self.images += sum(len(pixels) for pixels in inputs)
+            return real_embed(tower, inputs)
 
-        monkeypatch.setattr(ImageEmbedder, "embed_pixels", counting_embed)
+        monkeypatch.setattr(ImageTower, "embed", counting_embed)
 
 
 @pytest.fixture
@@ -148,13 +148,13 @@ def test_searches_during_first_indexing_answer_503_with_retry_after(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_embed = ImageEmbedder.embed_pixels
+    real_embed = ImageTower.embed
 
-    def held_embed(embedder: ImageEmbedder, pixels: np.ndarray) -> np.ndarray:
+    def held_embed(tower: ImageTower, inputs: list[np.ndarray]) -> np.ndarray:
         assert release.wait(30)
-        return real_embed(embedder, pixels)
+        return real_embed(tower, inputs)
 
-    monkeypatch.setattr(ImageEmbedder, "embed_pixels", held_embed)
+    monkeypatch.setattr(ImageTower, "embed", held_embed)
     client = make_client(wait=False)
     try:
         health = client.get("/health").json()
@@ -179,14 +179,14 @@ def test_searches_while_new_files_are_indexed_use_the_stored_index(
         pass
     shutil.copy(EXAMPLE_IMAGES / "imagen9.jpg", images_dir / "new.jpg")
     release = threading.Event()
-    real_read = ImageStore.read_bytes
+    real_read = ImageFolder.read_bytes
 
-    def held_read(store: ImageStore, image_id: str) -> bytes:
+    def held_read(folder: ImageFolder, image_id: str) -> bytes:
         if image_id == "new.jpg":
             assert release.wait(30)
-        return real_read(store, image_id)
+        return real_read(folder, image_id)
 
-    monkeypatch.setattr(ImageStore, "read_bytes", held_read)
+    monkeypatch.setattr(ImageFolder, "read_bytes", held_read)
     client = make_client(wait=False)
     try:
         health = client.get("/health").json()
@@ -201,7 +201,7 @@ def test_searches_while_new_files_are_indexed_use_the_stored_index(
 
 def build_index(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.index", "build"],
+        [sys.executable, "-m", "app.cli.index", "build"],
         cwd=REPO,
         env=environment,
         capture_output=True,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import collection as collection_module
+from app import encoder as encoder_module
 from app.config import Settings
 from app.errors import ConfigError
 from app.imaging import shape
@@ -173,7 +173,7 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
         shapes.append(1)
         return real_shape(framed)
 
-    monkeypatch.setattr(collection_module, "shape_descriptor", counting_shape)
+    monkeypatch.setattr(encoder_module, "shape_descriptor", counting_shape)
     first = make_client(images_dir=brands_dir)
     before = search(first, redrawn(3, 5), mode="shape", min_similarity=-1)
     first.__exit__(None, None, None)
@@ -183,7 +183,7 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
     make_client(images_dir=brands_dir).__exit__(None, None, None)
     assert (embeds.images, len(shapes)) == (0, 0)  # both reused
 
-    monkeypatch.setattr(collection_module, "SHAPE_VERSION", 999)
+    monkeypatch.setattr(encoder_module, "SHAPE_VERSION", 999)
     client = make_client(images_dir=brands_dir)
     assert embeds.images == 0  # the CLIP vectors are unchanged: no model call
     assert len(shapes) == BRANDS  # every shape recomputed
@@ -194,7 +194,7 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
 def run_evaluate(
     settings: Settings, queries: Path, labels: Path
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m app.evaluate`` in a process of its own, configured like ``settings``."""
+    """``python -m app.cli.evaluate`` in a process of its own, configured like ``settings``."""
     environment = {
         "MODEL_NAME": settings.model_name,
         "DEVICE": "cpu",
@@ -204,7 +204,7 @@ def run_evaluate(
         "PATH": "/usr/bin:/bin",
     }
     return subprocess.run(
-        [sys.executable, "-m", "app.evaluate", str(queries), str(labels)],
+        [sys.executable, "-m", "app.cli.evaluate", str(queries), str(labels)],
         cwd=REPO,
         env=environment,
         capture_output=True,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.storage.embedded.image_store import RESTORE_SAMPLES, SAMPLES_MARKER
+from app.storage.image_folder import RESTORE_SAMPLES, SAMPLES_MARKER
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 from tests.servers import REPO
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
-from app.storage.embedded.image_store import INCOMING_PREFIX
+from app.storage.image_folder import INCOMING_PREFIX
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 from tests.servers import REPO
 
@@ -94,9 +94,9 @@ def test_uncached_hub_model_fails_fast_when_offline(
 
 
 def start_uvicorn(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``uvicorn app.main:app`` as an operator runs it, until it exits."""
+    """``uvicorn app.main:served_app --factory`` as an operator runs it, until it exits."""
     return subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        [sys.executable, "-m", "uvicorn", "app.main:served_app", "--factory", "--port", "0"],
         cwd=REPO,
         env={**os.environ, "DEVICE": "cpu", **settings},
         capture_output=True,

@@ -18,18 +18,13 @@ from psycopg import sql
 from app.config import load_settings
 from app.errors import ConfigError, StoreUnavailableError
 from app.imaging.shape import TURNS
-from app.ranking import QueryVectors, SearchMode, SearchQuery
+from app.ranking import SearchMode, SearchQuery, image_query
 from app.storage.embedded.store import EmbeddedStore
+from app.storage.factory import open_store
 from app.storage.postgres.schema import SCHEMA_VERSION
 from app.storage.postgres.store import PostgresStore
-from app.storage.store import (
-    EmbeddingKey,
-    ImageRecord,
-    Store,
-    Vectors,
-    VectorSpace,
-    open_store,
-)
+from app.storage.store import Store
+from app.storage.types import EmbeddingKey, ImageRecord, VectorQuery, Vectors, VectorSpace
 from tests.conftest import drawing, encode, new_database
 
 CONCEPT = EmbeddingKey("tiny-clip", "v4 test", 24)
@@ -55,6 +50,17 @@ def collection_entries(count: int, seed: int = 0) -> list[tuple[ImageRecord, Vec
         )
         for n in range(count)
     ]
+
+
+def row_query(row: NDArray[np.float32]) -> VectorQuery:
+    """The query whose one weighted row is ``row``, whatever its halves are."""
+    concept, shape = np.split(2 * row, [CONCEPT.dimension])
+    return VectorQuery(concept, (shape,), 0.5)
+
+
+def search_rows(store: Store, rows: NDArray[np.float32], top_k: int) -> list[set[str]]:
+    """The ids each row finds, one search per row."""
+    return [{hit.record.id for hit in store.search(row_query(row), top_k, -1.0)[0]} for row in rows]
 
 
 @pytest.fixture
@@ -85,25 +91,33 @@ def test_both_stores_give_the_same_ids_and_scores_for_the_same_vectors(
     for store in (embedded, postgres_store):
         store.save(entries)
     rng = np.random.default_rng(1)
-    query = SearchQuery(10, -1.0, mode, turns)
-    vectors = QueryVectors.of(
-        unit_rows(rng, 1, CONCEPT.dimension)[0], unit_rows(rng, 1, 432)[0], query
-    )
-    rows = vectors.rows(query.weight)
+    query = SearchQuery(10, -1.0, mode, turns, concept_weight=0.3)
+    vectors = image_query(unit_rows(rng, 1, CONCEPT.dimension)[0], unit_rows(rng, 1, 432)[0], query)
+    rows = SPACE.rows(vectors)
 
-    expected = embedded.search(rows, 10, -1.0)
-    answered = postgres_store.search(rows, 10, -1.0)
+    expected = embedded.search(vectors, 10, -1.0)
+    answered = postgres_store.search(vectors, 10, -1.0)
 
     assert len(answered) == len(TURNS if turns else [0])
     for faiss_hits, postgres_hits in zip(expected, answered, strict=True):
-        assert [hit[0] for hit in postgres_hits] == [hit[0] for hit in faiss_hits]
-        np.testing.assert_allclose(
-            [hit[1] for hit in postgres_hits], [hit[1] for hit in faiss_hits], atol=1e-5
-        )
+        assert [hit.record for hit in postgres_hits] == [hit.record for hit in faiss_hits]
+        for field in ("similarity", "concept_similarity", "shape_similarity"):
+            np.testing.assert_allclose(
+                [getattr(hit, field) for hit in postgres_hits],
+                [getattr(hit, field) for hit in faiss_hits],
+                atol=1e-5,
+            )
     # And both equal the scores computed here from the vectors.
     joined = np.stack([SPACE.join(v) for _, v in entries])
     best = np.argsort(-(joined @ rows[0]))[:10]
-    assert [hit[0] for hit in answered[0]] == [f"img{n}.png" for n in best]
+    assert [hit.record.id for hit in answered[0]] == [f"img{n}.png" for n in best]
+    first = entries[best[0]][1]
+    assert answered[0][0].concept_similarity == pytest.approx(
+        float(first[CONCEPT] @ vectors.concept), abs=1e-5
+    )
+    assert answered[0][0].shape_similarity == pytest.approx(
+        float(first[SHAPE] @ vectors.shapes[0]), abs=1e-5
+    )
 
 
 def test_both_stores_keep_records_pages_and_vectors_alike(
@@ -146,7 +160,7 @@ def test_vectors_of_another_model_are_never_searched(database: str) -> None:
     current = PostgresStore(database, SPACE)
 
     assert current.searchable_count() == 0
-    assert current.search(np.ones((1, SPACE.dimension), np.float32), 5, -1.0) == [[]]
+    assert current.search(row_query(np.ones(SPACE.dimension, np.float32)), 5, -1.0) == [[]]
     assert len(current.records()) == 5  # kept, for the reconciliation to re-embed
     current.close()
 
@@ -163,12 +177,10 @@ def test_hnsw_search_finds_most_of_the_exact_neighbours(database: str) -> None:
         ]
     ).astype(np.float32)
 
-    approximate = store.search(queries, 10, -1.0)
-    truth = exact.search(queries, 10, -1.0)
+    approximate = search_rows(store, queries, 10)
+    truth = search_rows(exact, queries, 10)
 
-    found = sum(
-        len({i for i, _ in a} & {i for i, _ in t}) for a, t in zip(approximate, truth, strict=True)
-    )
+    found = sum(len(a & t) for a, t in zip(approximate, truth, strict=True))
     assert found / (10 * len(queries)) >= 0.9
     # The store's query uses the index even as a prepared statement's generic plan.
     with psycopg.connect(database) as connection:
@@ -246,11 +258,10 @@ def test_a_larger_hnsw_ef_search_finds_more_of_the_exact_neighbours(
         store = open_store(settings, SPACE)
         if not store.searchable_count():
             store.save(entries)
-        found = store.search(queries, 10, -1.0)
+        found = search_rows(store, queries, 10)
         store.close()
         recalls[ef_search] = sum(
-            len({image_id for image_id, _ in hits} & expected)
-            for hits, expected in zip(found, truth, strict=True)
+            len(hits & expected) for hits, expected in zip(found, truth, strict=True)
         ) / (10 * len(queries))
 
     assert recalls[400] >= 0.95

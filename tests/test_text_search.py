@@ -17,14 +17,14 @@ from transformers import (
     CLIPModel,
 )
 
-from app.embedding import model as model_module
 from app.embedding import onnx_tower
-from app.embedding.text import TextEmbedder, text_graph_of
+from app.embedding.loading import HubAccess
+from app.embedding.text import TextTower, text_graph_of
 from app.errors import ModelLoadError
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from app.main import create_app
-from tests.conftest import BOTH_STORES
+from tests.conftest import BOTH_STORES, tower_options
 
 pytestmark = BOTH_STORES
 
@@ -53,11 +53,11 @@ def clip_text_features(model_dir: Path, texts: list[str]) -> np.ndarray:
 def test_a_texts_vector_equals_clips_text_features_of_the_same_checkpoint(
     inference: str, tiny_model_dir: Path, onnx_cache_dir: Path
 ) -> None:
-    embedder = TextEmbedder.load(str(tiny_model_dir), "cpu", inference, 0, onnx_cache_dir)
+    embedder = TextTower.load(str(tiny_model_dir), tower_options(inference, onnx_cache_dir))
     expected = clip_text_features(tiny_model_dir, TEXTS)
 
-    one_by_one = np.stack([embedder.embed(text) for text in TEXTS])
-    in_one_call = embedder.embed_tokens([embedder.tokens(text).ids for text in TEXTS])
+    one_by_one = np.stack([embedder.embed_text(text) for text in TEXTS])
+    in_one_call = embedder.embed([embedder.tokens(text).ids for text in TEXTS])
 
     assert embedder.inference == inference
     np.testing.assert_allclose(one_by_one, expected, atol=1e-5)
@@ -178,13 +178,13 @@ def test_text_search_off_loads_no_text_tower_and_answers_404_saying_how_to_enabl
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[str] = []
-    real_load = TextEmbedder.load.__func__  # type: ignore[attr-defined]
+    real_load = TextTower.load.__func__  # type: ignore[attr-defined]
 
-    def counting_load(cls: type[TextEmbedder], name: str, *args: object) -> TextEmbedder:
+    def counting_load(cls: type[TextTower], name: str, *args: object) -> TextTower:
         loads.append(name)
         return real_load(cls, name, *args)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(TextEmbedder, "load", classmethod(counting_load))
+    monkeypatch.setattr(TextTower, "load", classmethod(counting_load))
     client = make_client(text_search=False)
 
     response = client.post(SEARCH_BY_TEXT, json={"text": "toro"})
@@ -209,21 +209,21 @@ def test_a_text_export_that_differs_from_the_model_is_not_used(
         for parameter in other.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     other.save_pretrained(other_dir)
-    other_graph = text_graph_of(str(other_dir))
+    other_graph = text_graph_of(str(other_dir), HubAccess("https://huggingface.co", True))
     real_export = onnx_tower.export
 
     def export_of_other_weights(graph: onnx_tower.TowerGraph, path: Path) -> None:
         real_export(other_graph, path)
 
     monkeypatch.setattr(onnx_tower, "export", export_of_other_weights)
-    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
+    options = tower_options("onnx", tmp_path / "cache", export_in_child=False)
 
-    embedder = TextEmbedder.load(str(tiny_model_dir), "cpu", "onnx", 0, tmp_path / "cache")
+    embedder = TextTower.load(str(tiny_model_dir), options)
 
     assert embedder.inference == "torch"
     assert not any(path.name.startswith("clip-text-") for path in (tmp_path / "cache").iterdir())
     np.testing.assert_allclose(
-        embedder.embed(TEXTS[0]), clip_text_features(tiny_model_dir, TEXTS[:1])[0], atol=1e-5
+        embedder.embed_text(TEXTS[0]), clip_text_features(tiny_model_dir, TEXTS[:1])[0], atol=1e-5
     )
 
 
@@ -238,14 +238,14 @@ def test_the_text_tower_is_exported_once_and_reused_by_the_next_start(
         real_export(graph, path)
 
     monkeypatch.setattr(onnx_tower, "export", counting_export)
-    monkeypatch.setattr(model_module, "EXPORT_IN_CHILD", False)
+    options = tower_options("onnx", tmp_path, export_in_child=False)
 
-    first = TextEmbedder.load(str(tiny_model_dir), "cpu", "onnx", 0, tmp_path)
-    second = TextEmbedder.load(str(tiny_model_dir), "cpu", "onnx", 0, tmp_path)
+    first = TextTower.load(str(tiny_model_dir), options)
+    second = TextTower.load(str(tiny_model_dir), options)
 
     assert exported == ["text"]
     assert (first.inference, second.inference) == ("onnx", "onnx")
-    np.testing.assert_array_equal(first.embed(TEXTS[1]), second.embed(TEXTS[1]))
+    np.testing.assert_array_equal(first.embed_text(TEXTS[1]), second.embed_text(TEXTS[1]))
 
 
 def test_the_openapi_documents_text_search_with_an_example(client: TestClient) -> None:

@@ -1,6 +1,6 @@
-"""Typed FastAPI dependencies: the settings and the collection built in the lifespan, the
-search a request asks for, the image an id names, and the rule for who may change the
-collection."""
+"""Typed FastAPI dependencies: the settings and what the lifespan built (the service, its
+search, collection and encoder), the search a request asks for, the image an id names,
+and the rule for who may change the collection."""
 
 import hmac
 import ipaddress
@@ -13,7 +13,10 @@ from fastapi.security import APIKeyHeader
 from app.api.image_ids import file_name_of
 from app.collection import Collection
 from app.config import Settings
+from app.encoder import Encoder
 from app.ranking import SearchMode, SearchQuery
+from app.search import Search
+from app.service import Service
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -29,17 +32,34 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_collection(request: Request) -> Collection:
-    collection: Collection = request.app.state.collection
-    return collection
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_search(service: ServiceDep) -> Search:
+    return service.search
+
+
+def get_collection(service: ServiceDep) -> Collection:
+    return service.collection
+
+
+def get_encoder(service: ServiceDep) -> Encoder:
+    return service.encoder
+
+
+SearchDep = Annotated[Search, Depends(get_search)]
 CollectionDep = Annotated[Collection, Depends(get_collection)]
+EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 
 
 def get_search_query(
-    settings: SettingsDep,
+    search: SearchDep,
     top_k: Annotated[
         int | None,
         Query(ge=1, description="How many results at most (default TOP_K; capped at MAX_TOP_K)."),
@@ -70,31 +90,10 @@ def get_search_query(
     ] = False,
 ) -> SearchQuery:
     """The ranking a request asks for, completed with the settings' defaults."""
-    return SearchQuery(
-        top_k=min(top_k or settings.top_k, settings.max_top_k),
-        min_similarity=settings.similarity_threshold if min_similarity is None else min_similarity,
-        mode=mode or settings.search_mode,
-        turns=turns,
-        concept_weight=settings.hybrid_concept_weight,
-    )
+    return search.defaults.query(top_k, min_similarity, mode, turns)
 
 
 SearchQueryDep = Annotated[SearchQuery, Depends(get_search_query)]
-
-# A text search's default threshold: none. CLIP's text-to-image cosines sit far below
-# its image-to-image ones (about 0.1 to 0.4), so SIMILARITY_THRESHOLD does not apply.
-TEXT_MIN_SIMILARITY = -1.0
-
-
-def text_search_query(
-    settings: Settings, top_k: int | None, min_similarity: float | None
-) -> SearchQuery:
-    """A text search's ranking: the concept part only, completed with the defaults."""
-    return SearchQuery(
-        top_k=min(top_k or settings.top_k, settings.max_top_k),
-        min_similarity=TEXT_MIN_SIMILARITY if min_similarity is None else min_similarity,
-        mode=SearchMode.CONCEPT,
-    )
 
 
 def get_file_name(

@@ -50,6 +50,10 @@ BUSY_RESPONSE: dict[int | str, dict[str, object]] = {
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No image with this id."}
 }
+WRITE_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "API_KEY is set and X-API-Key is wrong."},
+    403: {"model": ErrorResponse, "description": "API_KEY is unset and the client is remote."},
+}
 
 
 def status_for(error: ServiceError) -> int:

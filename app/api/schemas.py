@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.collection import MAX_TEXT_CHARS
+from app.encoder import MAX_TEXT_CHARS
 
 
 class SearchResult(BaseModel):

@@ -1,5 +1,5 @@
 """The model's one worker thread: concurrent requests that arrive together share one model
-call, and admission is bounded so overload answers 503 instead of queueing forever.
+call (admission, which bounds how many searches wait, is ``app.search.Admission``).
 
 Why one thread: the runtime (ONNX Runtime or torch) already spreads one forward pass over
 every core, so two passes at once only fight for them; and on a CPU a batch costs less
@@ -17,85 +17,48 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.errors import ServiceBusyError
-from app.metrics import (
-    MODEL_BATCH_IMAGES,
-    MODEL_BATCH_SECONDS,
-    SEARCHES_IN_PROGRESS,
-    SEARCHES_REFUSED,
-)
+from app.metrics import MODEL_BATCH_IMAGES, MODEL_BATCH_SECONDS
 
 logger = logging.getLogger(__name__)
 
-# One tower's model call: the inputs of several requests (n_i items each: pixel values
-# (n_i, 3, side, side), token ids (n_i, tokens)) to their sum(n_i) vectors, in order.
-EmbedFunction = Callable[[list[NDArray[Any]]], NDArray[np.float32]]
-IMAGE_TOWER = "image"
-TEXT_TOWER = "text"
-# What a client is told to wait when every search slot is taken.
-BUSY_RETRY_AFTER_S = 1
 
+class BatchedTower(Protocol):
+    """A tower's model call: the inputs of several requests (n_i items each: pixel values
+    (n_i, 3, side, side), token ids (n_i, tokens)) to their sum(n_i) vectors, in order
+    (``app.embedding.tower.Tower.embed``)."""
 
-class QueueFullError(ServiceBusyError):
-    """Every search slot is taken."""
+    def embed(self, inputs: list[NDArray[Any]]) -> NDArray[np.float32]: ...
 
 
 @dataclass
 class _Job:
-    tower: str
+    tower: BatchedTower
     inputs: NDArray[Any]
     result: "Future[NDArray[np.float32]]"
 
 
 class EmbeddingBatcher:
-    """Runs every embedding on one worker thread, merging queued single requests for one
-    tower into batches of up to ``max_batch`` items; at most ``max_pending`` searches may
-    be in flight (see ``search_slot``)."""
+    """Runs every embedding on one worker thread, merging queued requests for one tower
+    into batches of up to ``max_batch`` items."""
 
-    def __init__(
-        self, towers: Mapping[str, EmbedFunction], max_batch: int, max_pending: int
-    ) -> None:
-        self._towers = dict(towers)
+    def __init__(self, max_batch: int) -> None:
         self.max_batch = max_batch
-        self.max_pending = max_pending
-        self._slots = threading.BoundedSemaphore(max_pending)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         # Jobs taken off the queue that wait for a batch of their tower, oldest first.
         self._waiting: deque[_Job] = deque()
         self._worker = threading.Thread(target=self._run, name="embedding-worker", daemon=True)
         self._worker.start()
 
-    @contextmanager
-    def search_slot(self) -> Iterator[None]:
-        """Hold one of ``max_pending`` search slots, or raise ``QueueFullError`` at once."""
-        if not self._slots.acquire(blocking=False):
-            SEARCHES_REFUSED.inc()
-            raise QueueFullError(
-                f"The service is busy ({self.max_pending} searches in progress, "
-                "SEARCH_QUEUE_SIZE); retry shortly.",
-                retry_after_s=BUSY_RETRY_AFTER_S,
-            )
-        SEARCHES_IN_PROGRESS.inc()
-        try:
-            yield
-        finally:
-            SEARCHES_IN_PROGRESS.dec()
-            self._slots.release()
-
-    def embed(self, inputs: NDArray[Any], tower: str = IMAGE_TOWER) -> NDArray[np.float32]:
-        """Embed ``inputs`` (a tower's input for n items) on the worker, blocking until
+    def embed(self, tower: BatchedTower, inputs: NDArray[Any]) -> NDArray[np.float32]:
+        """Embed ``inputs`` (the tower's input for n items) on the worker, blocking until
         done; small calls made at the same time share a model call."""
-        if tower not in self._towers:
-            raise ValueError(f"no {tower} tower is loaded")
         job = _Job(tower, inputs, Future())
         self._jobs.put(job)
         return job.result.result()
@@ -108,7 +71,7 @@ class EmbeddingBatcher:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             try:
-                vectors = self._towers[batch[0].tower]([job.inputs for job in batch])
+                vectors = batch[0].tower.embed([job.inputs for job in batch])
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for job in batch:
                     job.result.set_exception(exc)
@@ -143,7 +106,7 @@ class EmbeddingBatcher:
         left: deque[_Job] = deque()
         for job in self._waiting:
             fits = not batch or size + len(job.inputs) <= self.max_batch
-            if job.tower == tower and fits:
+            if job.tower is tower and fits:
                 batch.append(job)
                 size += len(job.inputs)
             else:

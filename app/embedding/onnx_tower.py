@@ -33,6 +33,8 @@ import torch
 from numpy.typing import NDArray
 from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
+from app.embedding.normalisation import unit_rows
+
 logger = logging.getLogger(__name__)
 
 # Largest difference allowed between the two paths' unit vectors: float32 reordering
@@ -63,12 +65,13 @@ class OnnxTower:
         return np.asarray(outputs[0], np.float32)
 
 
-class _ImageEmbeds(torch.nn.Module):
-    """The image tower with a tensor output, which is what the exporter traces."""
+class ClipImageEmbeds(torch.nn.Module):
+    """CLIP's image tower with a tensor output, which is what the exporter traces."""
 
     def __init__(self, model: CLIPVisionModelWithProjection) -> None:
         super().__init__()
         self.model = model
+        self.dimension = int(model.visual_projection.out_features)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         embeds: torch.Tensor = self.model(pixel_values=pixel_values).image_embeds
@@ -106,12 +109,12 @@ class TowerGraph:
             return np.asarray(self.module(torch.from_numpy(probe)).float().numpy(), np.float32)
 
 
-def image_graph(model: CLIPVisionModelWithProjection) -> TowerGraph:
-    side = model.config.image_size
+def image_graph(module: ClipImageEmbeds) -> TowerGraph:
+    side = module.model.config.image_size
     assert isinstance(side, int)  # CLIP's patch embedding is built for a square int size
     generator = np.random.default_rng(PROBE_SEED)
     pixels = generator.standard_normal((PROBE_BATCH, 3, side, side), np.float32)
-    return TowerGraph("vision", _ImageEmbeds(model).eval(), "pixel_values", ("batch",), (pixels,))
+    return TowerGraph("vision", module.eval(), "pixel_values", ("batch",), (pixels,))
 
 
 def text_graph(
@@ -209,10 +212,6 @@ def open_session(folder: Path, threads: int) -> onnxruntime.InferenceSession:
     )
 
 
-def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
-
-
 def cached_tower(
     cache_dir: Path, kind: str, name: str, checkpoint: Path, threads: int
 ) -> OnnxTower | None:
@@ -249,7 +248,7 @@ def export_tower(
                 shutil.rmtree(older, ignore_errors=True)
         tower = OnnxTower(open_session(path, threads))
         difference = max(
-            float(np.abs(_unit(tower(probe)) - _unit(want)).max())
+            float(np.abs(unit_rows(tower(probe)) - unit_rows(want)).max())
             for probe, want in zip(graph.probes, expected, strict=True)
         )
     except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure: torch still works

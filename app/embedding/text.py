@@ -1,4 +1,4 @@
-"""Text embedder, for searching the collection by words: the checkpoint's own CLIP text
+"""The text tower, for searching the collection by words: the checkpoint's own CLIP text
 tower and tokenizer, or a sentence-transformers encoder trained into the same space
 (``TEXT_MODEL_NAME``, ``app.embedding.sentence_encoder``), whose unit vectors share the
 space of the image tower's.
@@ -7,14 +7,12 @@ Pipeline: text -> the tokenizer's ids, start and end tokens included (more than 
 tower's ``max_tokens``: cut to that many, the end token kept, and reported) -> the
 texts of one model call padded to the longest -> the text tower (ONNX Runtime on a CPU,
 exported once and checked against transformers like the image tower; transformers
-otherwise) -> L2-normalised vectors.
+otherwise) -> unit vectors (``app.embedding.tower``).
 """
 
 import functools
-import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,18 +24,9 @@ from transformers import (
 )
 
 from app.embedding import onnx_tower, sentence_encoder
-from app.embedding.model import (
-    TEXT,
-    Tower,
-    load_from,
-    onnx_tower_for,
-    quiet_loading,
-    resolve_device,
-    tower_config,
-)
+from app.embedding.loading import GraphOf, HubAccess, load_from, quiet_loading, tower_config
+from app.embedding.tower import Tower
 from app.errors import ModelLoadError
-
-logger = logging.getLogger(__name__)
 
 # CLIP's text towers read at most 77 tokens (their position embeddings).
 MAX_TOKENS = 77
@@ -112,11 +101,11 @@ def _text_from_pretrained(name: str, local_files_only: bool) -> tuple[torch.nn.M
 
 
 def load_text_checkpoint(
-    name: str, setting: str = "TEXT_MODEL_NAME"
+    name: str, hub: HubAccess, setting: str = "TEXT_MODEL_NAME"
 ) -> tuple[torch.nn.Module, TextReader]:
     """The text tower and how it reads, from a local folder, the cache, or the hub;
     errors name ``setting``, the variable ``name`` was set in."""
-    return load_from(name, _text_from_pretrained, setting)
+    return load_from(name, _text_from_pretrained, hub, setting)
 
 
 def load_text_reader(name: str) -> TextReader:
@@ -127,70 +116,18 @@ def load_text_reader(name: str) -> TextReader:
     return TextReader.of(tokenizer, MAX_TOKENS)
 
 
-def text_graph_of(name: str, setting: str = "TEXT_MODEL_NAME") -> onnx_tower.TowerGraph:
-    module, reader = load_text_checkpoint(name, setting)
+def text_graph_of(
+    name: str, hub: HubAccess, setting: str = "TEXT_MODEL_NAME"
+) -> onnx_tower.TowerGraph:
+    module, reader = load_text_checkpoint(name, hub, setting)
     vocabulary = len(reader.tokenizer)
     return onnx_tower.text_graph(module, vocabulary, reader.end, reader.pad, reader.max_tokens)
 
 
-class TorchTextTower:
-    """Token ids to text embeddings with the transformers model."""
+class TextTower(Tower[TextReader]):
+    """Texts to unit vectors of CLIP's image space; its reader is the tokenizer."""
 
-    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
-        self.module = module.to(device).eval()
-        self.device = device
-
-    def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            embeds = self.module(torch.from_numpy(ids).to(self.device))
-        return np.asarray(embeds.float().cpu().numpy(), np.float32)
-
-
-class TextEmbedder:
-    """Embeds texts into L2-normalised vectors of CLIP's image space."""
-
-    def __init__(
-        self, tower: Tower, reader: TextReader, name: str, dimension: int, inference: str
-    ) -> None:
-        self.tower = tower
-        self.reader = reader
-        self.name = name
-        self.dimension = dimension
-        self.inference = inference
-
-    @classmethod
-    def load(
-        cls,
-        name: str,
-        device: str = "auto",
-        inference: str = "torch",
-        threads: int = 0,
-        onnx_cache_dir: Path | None = None,
-        setting: str = "TEXT_MODEL_NAME",
-    ) -> "TextEmbedder":
-        """Load ``name``'s text tower and tokenizer; ``inference`` as for
-        ``ImageEmbedder.load`` (int8 runs the text tower in float32: texts are short);
-        errors name ``setting``, the variable ``name`` was set in."""
-        torch_device = resolve_device(device)
-        if inference == "auto":
-            inference = "onnx" if torch_device.type == "cpu" else "torch"
-        if inference == "onnx":
-            if onnx_cache_dir is None:
-                raise ValueError("inference='onnx' needs onnx_cache_dir")
-            cores = threads or os.cpu_count() or 1
-            graph_of = functools.partial(text_graph_of, setting=setting)
-            tower = onnx_tower_for(TEXT, graph_of, name, onnx_cache_dir, cores)
-            if tower:
-                embedder = cls(tower, load_text_reader(name), name, tower.dimension, "onnx")
-                logger.info("Loaded the text tower of %s (onnx)", name)
-                return embedder
-        module, reader = load_text_checkpoint(name, setting)
-        if inference != "torch":
-            torch_device = torch.device("cpu")
-        dimension = int(getattr(module, "dimension"))  # noqa: B009 - set by both towers
-        embedder = cls(TorchTextTower(module, torch_device), reader, name, dimension, "torch")
-        logger.info("Loaded the text tower of %s on %s (torch)", name, torch_device)
-        return embedder
+    kind = "text"
 
     def tokens(self, text: str) -> Tokens:
         """The tower's input for ``text``: at most ``max_tokens`` ids, the end one last."""
@@ -203,22 +140,32 @@ class TextEmbedder:
         words = sum(token not in special for token in ids)
         return Tokens(np.asarray([ids], np.int64), truncated, words)
 
-    def embed_tokens(self, texts: list[NDArray[np.int64]]) -> NDArray[np.float32]:
-        """Unit vectors of several texts' ids (``(n_i, tokens_i)`` each), one model call:
-        padded to the longest with the padding token, which CLIP's causal attention and a
-        mean-pooled encoder's mask leave out."""
-        rows = [row for ids in texts for row in ids]
-        if not rows:
-            return np.empty((0, self.dimension), np.float32)
-        longest = max(len(row) for row in rows)
+    def embed_text(self, text: str) -> NDArray[np.float32]:
+        """The unit vector of one text (truncated to ``max_tokens``)."""
+        vector: NDArray[np.float32] = self.embed([self.tokens(text).ids])[0]
+        return vector
+
+    @classmethod
+    def _graph_of(cls, setting: str) -> GraphOf:
+        return functools.partial(text_graph_of, setting=setting)
+
+    @classmethod
+    def _from_checkpoint(
+        cls, name: str, hub: HubAccess, setting: str
+    ) -> tuple[torch.nn.Module, TextReader]:
+        return load_text_checkpoint(name, hub, setting)
+
+    @classmethod
+    def _reader(cls, name: str) -> TextReader:
+        return load_text_reader(name)
+
+    def _batch(self, inputs: list[NDArray[Any]]) -> NDArray[Any]:
+        """Several texts' ids (``(n_i, tokens_i)`` each) padded to the longest with the
+        padding token, which CLIP's causal attention and a mean-pooled encoder's mask
+        leave out."""
+        rows = [row for ids in inputs for row in ids]
+        longest = max((len(row) for row in rows), default=0)
         padded = np.full((len(rows), longest), self.reader.pad, np.int64)
         for number, row in enumerate(rows):
             padded[number, : len(row)] = row
-        features = self.tower(padded)
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return np.asarray(features / np.maximum(norms, 1e-12), np.float32)
-
-    def embed(self, text: str) -> NDArray[np.float32]:
-        """The unit vector of one text (truncated to ``max_tokens``)."""
-        vector: NDArray[np.float32] = self.embed_tokens([self.tokens(text).ids])[0]
-        return vector
+        return padded

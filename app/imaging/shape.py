@@ -90,13 +90,6 @@ def shape_descriptor(framed: RGBImage) -> NDArray[np.float32]:
     return np.asarray(vector / norm if norm > 0 else vector, np.float32)
 
 
-def turned_image(image: RGBImage, turn: str) -> RGBImage:
-    """``image`` turned: mirrored first when the turn says so, then quarter turns
-    counter-clockwise (``np.rot90``)."""
-    mirrored = np.fliplr(image) if turn.startswith("mirror") else image
-    return np.ascontiguousarray(np.rot90(mirrored, _quarter_turns(turn)))
-
-
 def turned_descriptor(vector: NDArray[np.float32], turn: str) -> NDArray[np.float32]:
     """The descriptor of the turned drawing, from the upright one: cells move as the image
     does; a mirror reverses orientations, a quarter turn shifts them by 90 degrees."""

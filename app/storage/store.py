@@ -1,81 +1,24 @@
-"""The storage interface the collection uses: the catalog of image records, their vectors,
-and similarity search over them. Two implementations sit behind it:
+"""The storage interface the domain uses: the catalog of image records, their vectors,
+and similarity search over them. Two implementations sit behind it, opened by
+``app.storage.factory.open_store``:
 
 - ``app.storage.embedded.store.EmbeddedStore`` (STORE=embedded, the default): SQLite
   under INDEX_DIR and FAISS in memory; nothing to install; one machine;
 - ``app.storage.postgres.store.PostgresStore`` (STORE=postgres): PostgreSQL with
   pgvector; search runs in the database, so replicas on several machines share it.
 
-The image files themselves are IMAGES_DIR for both (``app.storage.embedded.image_store``):
+The image files themselves are IMAGES_DIR for both (``app.storage.image_folder``):
 replicas of the Postgres store mount one folder (README: Postgres).
 """
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.config import Settings
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    id: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    original_filename: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class EmbeddingKey:
-    """What a vector depends on besides the bytes: what made it (a model's name, or the
-    shape descriptor's version) and the preprocessing, and its length."""
-
-    model: str
-    preprocessing: str
-    dimension: int
-
-
-# The vectors of one file's bytes, by what they are keyed under.
-Vectors = dict[EmbeddingKey, NDArray[np.float32]]
-
-
-@dataclass(frozen=True)
-class VectorSpace:
-    """What the collection searches: each image as ``[concept | shape]``, the
-    concatenation of its two unit vectors (``app.ranking``)."""
-
-    concept: EmbeddingKey
-    shape: EmbeddingKey
-
-    @property
-    def dimension(self) -> int:
-        return self.concept.dimension + self.shape.dimension
-
-    @property
-    def name(self) -> str:
-        """Names the space in a store, so vectors of another model or pipeline never mix."""
-        return f"{self.concept.model} + {self.shape.model} ({self.concept.preprocessing})"
-
-    def join(self, vectors: Vectors) -> NDArray[np.float32]:
-        return np.concatenate([vectors[self.concept], vectors[self.shape]]).astype(np.float32)
-
-    def split(self, joined: NDArray[np.float32]) -> Vectors:
-        concept, shape = np.split(joined, [self.concept.dimension])
-        return {self.concept: concept, self.shape: shape}
-
-    def holds(self, vectors: Vectors) -> bool:
-        return self.concept in vectors and self.shape in vectors
-
-
-# Up to top_k (id, similarity) pairs per query row, best first.
-Hits = list[list[tuple[str, float]]]
+from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
 
 
 class Store(ABC):
@@ -104,10 +47,6 @@ class Store(ABC):
     def get(self, image_id: str) -> ImageRecord | None: ...
 
     @abstractmethod
-    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
-        """The records of ``ids``; ids not in the catalog are left out."""
-
-    @abstractmethod
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         """The oldest record of these bytes."""
 
@@ -126,7 +65,7 @@ class Store(ABC):
         concepts = self.vectors(self.space.concept, wanted)
         shapes = self.vectors(self.space.shape, wanted)
         return {
-            sha256: {self.space.concept: concepts[sha256], self.space.shape: shapes[sha256]}
+            sha256: self.space.vectors(concepts[sha256], shapes[sha256])
             for sha256 in concepts.keys() & shapes.keys()
         }
 
@@ -153,33 +92,17 @@ class Store(ABC):
     # Search
 
     @abstractmethod
-    def search(self, rows: NDArray[np.float32], top_k: int, min_similarity: float) -> Hits:
-        """For each query row of the space, up to ``top_k`` ``(id, similarity)`` pairs
-        with similarity (inner product) at least ``min_similarity``, best first."""
+    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
+        """For each turn of the query, up to ``top_k`` hits whose similarity (the
+        weighted inner product) is at least ``min_similarity``, best first, each with its
+        record and both halves' similarities: everything a result shows, in one call."""
 
     @abstractmethod
-    def searchable(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
-        """The joined vectors of those ``ids`` that are searchable."""
+    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
+        """The vectors of those ``ids`` that are searchable."""
 
     @abstractmethod
     def searchable_ids(self) -> set[str]: ...
 
     @abstractmethod
     def searchable_count(self) -> int: ...
-
-
-def open_store(settings: Settings, space: VectorSpace) -> Store:
-    """The store STORE names, opened for ``space``."""
-    if settings.store == "postgres":
-        from app.storage.postgres.store import PostgresStore
-
-        assert settings.database_url is not None  # Settings requires it for postgres
-        return PostgresStore(
-            settings.database_url.get_secret_value(),
-            space,
-            settings.pg_hnsw,
-            settings.hnsw_ef_search,
-        )
-    from app.storage.embedded.store import EmbeddedStore
-
-    return EmbeddedStore(settings.index_dir, space, settings.index_factory, settings.hnsw_ef_search)

@@ -12,7 +12,7 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
 
 - ``changes``: the id of every row written or deleted, in order (NULL: all deleted), so
   that several processes on one catalog (``uvicorn --workers N``) bring their in-memory
-  index in step before each search (``Collection.catch_up``).
+  index in step before each search (``EmbeddedStore``'s catch-up).
 
 Crash safety: every change is one transaction in write-ahead-log mode with full
 synchronisation, so a process killed at any moment leaves the last committed state,
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from app.storage.store import EmbeddingKey, ImageRecord, Vectors
+from app.storage.types import EmbeddingKey, ImageRecord, Vectors
 
 CATALOG_FILE = "catalog.sqlite3"
 

@@ -17,8 +17,10 @@ from filelock import FileLock
 from numpy.typing import NDArray
 
 from app.storage.embedded.catalog import Catalog
-from app.storage.embedded.vector_index import HNSW_EF_SEARCH, VectorIndex
-from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
+from app.storage.embedded.vector_index import VectorIndex
+from app.storage.search_index import HNSW_EF_SEARCH
+from app.storage.store import Store
+from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
 
 RECONCILE_LOCK = "reconcile.lock"
 
@@ -56,9 +58,6 @@ class EmbeddedStore(Store):
     def get(self, image_id: str) -> ImageRecord | None:
         return self.catalog.get(image_id)
 
-    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
-        return self.catalog.records_of(ids)
-
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         return self.catalog.find_sha256(sha256)
 
@@ -95,13 +94,29 @@ class EmbeddedStore(Store):
 
     # Search
 
-    def search(self, rows: NDArray[np.float32], top_k: int, min_similarity: float) -> Hits:
+    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
+        """FAISS finds the ids; their vectors come from the index and their records from
+        the catalog, read after it: an image deleted in between is left out."""
         self._catch_up()
-        return self.index.search(rows, top_k, min_similarity)
+        found = self.index.search(self.space.rows(query), top_k, min_similarity)
+        ids = list(dict.fromkeys(image_id for hits in found for image_id, _ in hits))
+        joined = self.index.vectors(ids)
+        records = self.catalog.records_of(ids)
+        return [
+            [
+                self.space.hit(records[image_id], score, joined[image_id], query, turn)
+                for image_id, score in hits
+                if image_id in joined and image_id in records
+            ]
+            for turn, hits in enumerate(found)
+        ]
 
-    def searchable(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
+    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
         self._catch_up()
-        return self.index.vectors(ids)
+        return {
+            image_id: self.space.split(joined)
+            for image_id, joined in self.index.vectors(ids).items()
+        }
 
     def searchable_ids(self) -> set[str]:
         self._catch_up()

@@ -11,11 +11,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-# HNSW explores this many candidates per query by default (HNSW_EF_SEARCH; FAISS's
-# default of 16 misses neighbours once top_k approaches it); exact indexes ignore it.
-HNSW_EF_SEARCH = 128
-# pgvector's largest hnsw.ef_search; one setting serves both stores.
-MAX_EF_SEARCH = 1000
+from app.storage.search_index import HNSW_EF_SEARCH
 
 
 def make_faiss_index(dimension: int, factory: str, ef_search: int = HNSW_EF_SEARCH) -> faiss.Index:

@@ -26,9 +26,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from app.errors import StoreUnavailableError
-from app.storage.embedded.vector_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migrate
-from app.storage.store import EmbeddingKey, Hits, ImageRecord, Store, Vectors, VectorSpace
+from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
+from app.storage.store import Store
+from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ class PostgresStore(Store):
         else:
             order = sql.SQL("embedding <#> %s")
         return sql.SQL(
-            "SELECT id, -(embedding <#> %s) FROM images WHERE space = {} ORDER BY {} LIMIT %s"
-        ).format(sql.Literal(space.name), order)
+            "SELECT {}, -(embedding <#> %s), embedding FROM images WHERE space = {} "
+            "ORDER BY {} LIMIT %s"
+        ).format(sql.SQL(_COLUMNS), sql.Literal(space.name), order)
 
     @staticmethod
     def _configure(connection: Connection) -> None:
@@ -140,14 +142,11 @@ class PostgresStore(Store):
         return {row[0]: _record(row) for row in rows}
 
     def get(self, image_id: str) -> ImageRecord | None:
-        return self.records_of([image_id]).get(image_id)
-
-    def records_of(self, ids: Iterable[str]) -> dict[str, ImageRecord]:
         with self._connection() as connection:
-            rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM images WHERE id = ANY(%s)", (list(ids),)
-            ).fetchall()
-        return {row[0]: _record(row) for row in rows}
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id = %s", (image_id,)
+            ).fetchone()
+        return _record(row) if row else None
 
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         with self._connection() as connection:
@@ -251,35 +250,36 @@ class PostgresStore(Store):
 
     # Search
 
-    def search(self, rows: NDArray[np.float32], top_k: int, min_similarity: float) -> Hits:
-        queries = np.ascontiguousarray(rows.reshape(-1, self.space.dimension), dtype=np.float32)
+    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
+        """One query per turn, answering the records and vectors with the scores."""
+        queries = self.space.rows(query)
         if top_k < 1:
             return [[] for _ in queries]
-        hits: Hits = []
+        hits: list[list[Hit]] = []
         with self._connection() as connection, connection.transaction():
             # HNSW returns at most ef_search rows.
             connection.execute(
                 "SELECT set_config('hnsw.ef_search', %s, true)",
                 (str(min(max(self._ef_search, top_k), MAX_EF_SEARCH)),),
             )
-            for row in queries:
-                found = connection.execute(self._search_query, (row, row, top_k)).fetchall()
+            for turn, vector in enumerate(queries):
+                found = connection.execute(self._search_query, (vector, vector, top_k)).fetchall()
                 hits.append(
                     [
-                        (image_id, float(score))
-                        for image_id, score in found
-                        if score >= min_similarity
+                        self.space.hit(_record(row), float(row[6]), _numpy(row[7]), query, turn)
+                        for row in found
+                        if row[6] >= min_similarity
                     ]
                 )
         return hits
 
-    def searchable(self, ids: list[str]) -> dict[str, NDArray[np.float32]]:
+    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
         with self._connection() as connection:
             rows = connection.execute(
                 "SELECT id, embedding FROM images WHERE space = %s AND id = ANY(%s)",
                 (self.space.name, ids),
             ).fetchall()
-        return {image_id: _numpy(vector) for image_id, vector in rows}
+        return {image_id: self.space.split(_numpy(vector)) for image_id, vector in rows}
 
     def searchable_ids(self) -> set[str]:
         with self._connection() as connection:

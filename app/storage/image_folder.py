@@ -45,7 +45,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-class ImageStore:
+class ImageFolder:
     """A flat folder of image files; an image's id is its file name."""
 
     def __init__(self, root: Path) -> None:

@@ -1,8 +1,8 @@
 """Command line for the collection's store, without starting the server.
 
-    python -m app.index build
-    python -m app.index export FOLDER
-    python -m app.index import FOLDER
+    python -m app.cli.index build
+    python -m app.cli.index export FOLDER
+    python -m app.cli.index import FOLDER
 
 read the same settings as the service (environment and ``.env``). ``build`` embeds new
 and changed files of IMAGES_DIR into the store with a progress bar in the log, drops
@@ -19,14 +19,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from app.archive import export_collection, import_collection
-from app.collection import Collection
 from app.config import load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
+from app.service import Service
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.index", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m app.cli.index", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build or update the store's index of IMAGES_DIR")
     for name, text in (
@@ -38,17 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
-        collection = Collection.open(settings)
+        service = Service.open(settings)
         try:
             if args.command == "export":
-                print(f"exported={export_collection(collection, args.folder)}")
+                print(f"exported={export_collection(service, args.folder)}")
                 return 0
             if args.command == "import":
-                imported = import_collection(collection, args.folder)
+                imported = import_collection(service, args.folder)
                 print(" ".join(f"{name}={value}" for name, value in asdict(imported).items()))
-            report = collection.reconcile()
+            report = service.reconciler.reconcile()
         finally:
-            collection.close()
+            service.close()
     except ServiceError as exc:
         print(f"error: {exc.for_operator()}", file=sys.stderr)
         return 1

@@ -1,12 +1,12 @@
 """Measure ranking on your own data, with the running configuration:
 
-    .venv/bin/python -m app.evaluate QUERIES_DIR LABELS.csv [--turns]
+    .venv/bin/python -m app.cli.evaluate QUERIES_DIR LABELS.csv [--turns]
 
 LABELS.csv has a header and one row per query file: ``query,expected`` where
 ``expected`` is the id (file name in IMAGES_DIR) of the collection image the query should
 find, several separated by ``;``. The command reads the same settings as the service
 (environment and ``.env``), brings the stored index up to date with IMAGES_DIR (as
-``python -m app.index build``), ranks the whole collection for every query in every mode
+``python -m app.cli.index build``), ranks the whole collection for every query in every mode
 (concept, shape, hybrid with HYBRID_CONCEPT_WEIGHT) and prints, per mode, top-1, top-5,
 MRR and NAR, then precision and recall of "same brand?" at a range of ``min_similarity``
 thresholds (``app.evaluation``). Exit code 0, 1 on a configuration error, 2 on bad input.
@@ -18,7 +18,6 @@ import logging
 import sys
 from pathlib import Path
 
-from app.collection import Collection
 from app.config import load_settings
 from app.errors import ServiceError
 from app.evaluation import (
@@ -29,6 +28,8 @@ from app.evaluation import (
     threshold_table,
 )
 from app.ranking import SearchMode, SearchQuery
+from app.search import Search
+from app.service import Service
 
 
 def read_labels(path: Path) -> dict[str, frozenset[str]]:
@@ -45,19 +46,20 @@ def read_labels(path: Path) -> dict[str, frozenset[str]]:
 
 
 def evaluate(
-    collection: Collection,
+    search: Search,
+    size: int,
     queries: dict[Path, frozenset[str]],
     turns: bool,
     concept_weight: float,
 ) -> tuple[str, str]:
-    """The metrics table and the threshold table for ``queries`` in every mode."""
-    size = collection.current_count()
+    """The metrics table and the threshold table for ``queries`` in every mode, ranking
+    the whole collection (``size`` images)."""
     metrics, thresholds = {}, {}
     for mode in SearchMode:
         query = SearchQuery(size, -1.0, mode, turns, concept_weight)
         ranked = [
             RankedQuery(
-                [(m.id, m.similarity) for m in collection.search(path.read_bytes(), query)],
+                [(m.id, m.similarity) for m in search.search(path.read_bytes(), query)],
                 expected,
             )
             for path, expected in queries.items()
@@ -69,7 +71,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.evaluate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.cli.evaluate", description=__doc__)
     parser.add_argument("queries_dir", type=Path, help="folder of query images")
     parser.add_argument("labels", type=Path, help="CSV: query,expected (ids joined by ;)")
     parser.add_argument("--turns", action="store_true", help="also match turned queries")
@@ -86,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        collection = Collection.open(settings)
+        service = Service.open(settings)
         try:
-            collection.reconcile()
-            searchable = collection.store.searchable_ids()
+            service.reconciler.reconcile()
+            searchable = service.store.searchable_ids()
             unknown = sorted(
                 image_id
                 for expected in labels.values()
@@ -101,10 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             queries = {args.queries_dir / name: expected for name, expected in labels.items()}
             ranking, thresholds = evaluate(
-                collection, queries, args.turns, settings.hybrid_concept_weight
+                service.search,
+                service.collection.count(),
+                queries,
+                args.turns,
+                settings.hybrid_concept_weight,
             )
         finally:
-            collection.close()
+            service.close()
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -1,0 +1,44 @@
+"""Operations routes: liveness and indexing (/health), and reconciling by hand."""
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.api.dependencies import ServiceDep, require_write_access
+from app.api.http_errors import WRITE_RESPONSES
+from app.api.schemas import HealthResponse, IndexingStatus, ReindexResponse
+
+router = APIRouter()
+
+
+@router.post(
+    "/reindex",
+    response_model=ReindexResponse,
+    dependencies=[Depends(require_write_access)],
+    responses=WRITE_RESPONSES,
+    summary="Reconcile the index with IMAGES_DIR (for files copied there by hand)",
+)
+async def reindex(service: ServiceDep) -> ReindexResponse:
+    report = await run_in_threadpool(service.reconciler.reconcile)
+    return ReindexResponse(**asdict(report))
+
+
+@router.get("/health", response_model=HealthResponse, summary="Liveness, index size, indexing")
+async def health(service: ServiceDep) -> HealthResponse:
+    progress = service.progress
+    encoder = service.encoder
+    return HealthResponse(
+        status="ok" if progress.ready else "indexing",
+        model=service.settings.model_name,
+        inference=encoder.image_tower.inference,
+        embedding_dimension=encoder.image_tower.dimension,
+        text_search=encoder.text_tower is not None,
+        indexed_images=await run_in_threadpool(service.collection.count),
+        indexing=IndexingStatus(
+            running=progress.running,
+            done=progress.done,
+            total=progress.total,
+            seconds_left=progress.seconds_left(),
+        ),
+    )

@@ -1,0 +1,134 @@
+"""The encoder: untrusted bytes (an image, a text) into what the store holds and
+searches with.
+
+Pipeline of an image: bytes -> decoded, reduced (``app.imaging.decoding``) -> grid
+removed, framed, square (``app.imaging.preprocessing``) -> its concept vector (the image
+tower, on the model's worker) and its shape descriptor (``app.imaging.shape``), keyed
+by the vector space. A text: characters -> the text tower's tokens -> its concept
+vector, on the same worker.
+
+Every method blocks (decoding, OpenCV, the model); the HTTP layer calls them from
+worker threads, never on the event loop.
+"""
+
+import io
+import threading
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from app.embedding.batching import EmbeddingBatcher
+from app.embedding.image import ImageTower
+from app.embedding.text import TextTower, Tokens
+from app.errors import InvalidTextError, TextSearchDisabledError
+from app.imaging.decoding import decode_image
+from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
+from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
+from app.storage.types import EmbeddingKey, Vectors, VectorSpace
+
+# Images are decoded reduced to at least this many times the working side (to_working_size
+# then averages the rest): the reduction bounds memory, the margin keeps thin strokes.
+DECODE_SIDE_FACTOR = 2
+# Longest text a text search reads, in characters: far more than the tower's 77 tokens,
+# so a long description is cut (and said so) rather than refused, while the tokenizer's
+# work stays bounded.
+MAX_TEXT_CHARS = 1000
+
+
+def vector_space(tower: ImageTower, preprocessing: PreprocessingOptions) -> VectorSpace:
+    """The vectors this tower and this preprocessing make, as the store keys them."""
+    fingerprint = preprocessing.fingerprint
+    return VectorSpace(
+        EmbeddingKey(tower.fingerprint, fingerprint, tower.dimension),
+        EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
+    )
+
+
+class Encoder:
+    """Embeds images the same way for indexing and for queries, and texts for search."""
+
+    def __init__(
+        self,
+        image_tower: ImageTower,
+        text_tower: TextTower | None,
+        text_off_reason: str,
+        batcher: EmbeddingBatcher,
+        preprocessing: PreprocessingOptions,
+        max_image_pixels: int,
+        decode_concurrency: int,
+    ) -> None:
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+        # Why text search answers 404 when there is no text tower.
+        self.text_off_reason = text_off_reason
+        self.batcher = batcher
+        self.preprocessing = preprocessing
+        self.space = vector_space(image_tower, preprocessing)
+        self.max_image_pixels = max_image_pixels
+        self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    # Images
+
+    def prepare(self, data: bytes) -> Image.Image:
+        """Decode untrusted bytes and preprocess them into what the image tower sees; at
+        most DECODE_CONCURRENCY at once across every endpoint and the indexing, since a
+        large image's decoding holds hundreds of megabytes until it is reduced."""
+        with self._decode_slots:
+            image = decode_image(
+                data, self.max_image_pixels, DECODE_SIDE_FACTOR * self.preprocessing.working_side
+            )
+            return prepare_for_embedding(image, self.preprocessing)
+
+    @staticmethod
+    def shape_of(framed: Image.Image) -> NDArray[np.float32]:
+        return shape_descriptor(np.asarray(framed, np.uint8))
+
+    def model_input(self, framed: Image.Image) -> NDArray[np.float32]:
+        """The image tower's input for one prepared image."""
+        return self.image_tower.pixels([framed])
+
+    def concepts(self, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The concept vectors of model inputs, on the model's worker."""
+        return self.batcher.embed(self.image_tower, pixels)
+
+    def encode(self, data: bytes) -> Vectors:
+        """The concept and shape vectors of untrusted image bytes: decoding, framing and
+        the shape in the caller's thread, only the model on its worker."""
+        framed = self.prepare(data)
+        concept = self.concepts(self.model_input(framed))[0]
+        return self.space.vectors(concept, self.shape_of(framed))
+
+    def preview_png(self, data: bytes) -> bytes:
+        """The PNG of what the image tower sees for an uploaded image."""
+        buffer = io.BytesIO()
+        self.prepare(data).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    # Texts
+
+    def tokens(self, text: str) -> Tokens:
+        """The text tower's input for a text search's text; refuses what it cannot read."""
+        if self.text_tower is None:
+            raise TextSearchDisabledError(self.text_off_reason)
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidTextError(
+                f"The text has {len(text)} characters; a text search reads at most "
+                f"{MAX_TEXT_CHARS} (and the model only its first 77 tokens)."
+            )
+        tokens = self.text_tower.tokens(text)
+        if not tokens.words:
+            raise InvalidTextError(
+                "The text is empty: describe the drawing in words, for example "
+                "'a circle crossed by a vertical bar'."
+            )
+        return tokens
+
+    def text_concept(self, tokens: Tokens) -> NDArray[np.float32]:
+        """A text's concept vector, on the model's worker."""
+        assert self.text_tower is not None  # tokens() refused the text otherwise
+        vector: NDArray[np.float32] = self.batcher.embed(self.text_tower, tokens.ids)[0]
+        return vector

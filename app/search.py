@@ -1,0 +1,188 @@
+"""Search: what a request asks for (its query, completed with the settings' defaults),
+whether it may run now (readiness, admission), and its answer.
+
+Pipeline of an image search: admission (a search slot, or 503 at once) -> the encoder
+(bytes -> concept and shape vectors) -> the query in every turn asked
+(``app.ranking``) -> one store call answering hits with their records and both halves'
+similarities -> each image once, at its best turn -> ``Match``es, best first.
+
+Every method blocks; the HTTP layer calls them from worker threads.
+"""
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from app.encoder import Encoder
+from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
+from app.metrics import SEARCHES_IN_PROGRESS, SEARCHES_REFUSED
+from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_query
+from app.reconciliation import IndexingProgress
+from app.storage.image_folder import ImageFolder
+from app.storage.store import Store
+from app.storage.types import VectorQuery, Vectors
+
+# What a client is told to wait when every search slot is taken.
+BUSY_RETRY_AFTER_S = 1
+# A text search's default threshold: none. CLIP's text-to-image cosines sit far below
+# its image-to-image ones (about 0.1 to 0.4), so SIMILARITY_THRESHOLD does not apply.
+TEXT_MIN_SIMILARITY = -1.0
+# What a client is told to wait while the first indexing has not estimated its end.
+INDEXING_RETRY_AFTER_S = 5
+MAX_INDEXING_RETRY_AFTER_S = 60
+
+
+class QueueFullError(ServiceBusyError):
+    """Every search slot is taken."""
+
+
+class Admission:
+    """At most ``max_pending`` searches in flight (SEARCH_QUEUE_SIZE): overload answers
+    503 at once instead of queueing forever."""
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self._slots = threading.BoundedSemaphore(max_pending)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one search slot, or raise ``QueueFullError`` at once."""
+        if not self._slots.acquire(blocking=False):
+            SEARCHES_REFUSED.inc()
+            raise QueueFullError(
+                f"The service is busy ({self.max_pending} searches in progress, "
+                "SEARCH_QUEUE_SIZE); retry shortly.",
+                retry_after_s=BUSY_RETRY_AFTER_S,
+            )
+        SEARCHES_IN_PROGRESS.inc()
+        try:
+            yield
+        finally:
+            SEARCHES_IN_PROGRESS.dec()
+            self._slots.release()
+
+
+@dataclass(frozen=True)
+class QueryDefaults:
+    """What a request leaves out (from ``Settings``): TOP_K, capped at MAX_TOP_K,
+    SIMILARITY_THRESHOLD, SEARCH_MODE and HYBRID_CONCEPT_WEIGHT."""
+
+    top_k: int
+    max_top_k: int
+    min_similarity: float
+    mode: SearchMode
+    concept_weight: float
+
+    def query(
+        self, top_k: int | None, min_similarity: float | None, mode: SearchMode | None, turns: bool
+    ) -> SearchQuery:
+        """An image search's ranking, completed with the defaults."""
+        return SearchQuery(
+            top_k=min(top_k or self.top_k, self.max_top_k),
+            min_similarity=self.min_similarity if min_similarity is None else min_similarity,
+            mode=mode or self.mode,
+            turns=turns,
+            concept_weight=self.concept_weight,
+        )
+
+    def text_query(self, top_k: int | None, min_similarity: float | None) -> SearchQuery:
+        """A text search's ranking: the concept part only, and no threshold by default."""
+        threshold = TEXT_MIN_SIMILARITY if min_similarity is None else min_similarity
+        return self.query(top_k, threshold, SearchMode.CONCEPT, turns=False)
+
+
+@dataclass(frozen=True)
+class Match:
+    id: str
+    similarity: float  # the mode's score
+    path: str
+    original_filename: str | None
+    concept_similarity: float
+    shape_similarity: float | None  # None for a text search: words have no shape
+    turn: str | None  # the query's turn that matched, when turns were searched
+
+
+class Search:
+    """Searches the store with what the encoder makes of a drawing or a text."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: Store,
+        folder: ImageFolder,
+        progress: IndexingProgress,
+        admission: Admission,
+        defaults: QueryDefaults,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.folder = folder
+        self.progress = progress
+        self.admission = admission
+        self.defaults = defaults
+
+    def search(self, data: bytes, query: SearchQuery) -> list[Match]:
+        """Up to ``top_k`` collection images at least ``min_similarity`` similar to the
+        uploaded image in the query's mode (and best turn), best first."""
+        self._require_ready()
+        with self.admission.slot():
+            vectors = self.encoder.encode(data)
+        return self.by_vectors(vectors, query)
+
+    def search_text(self, text: str, query: SearchQuery) -> tuple[list[Match], bool]:
+        """Up to ``top_k`` collection images whose CLIP vectors are nearest the text's,
+        at least ``min_similarity``, best first (concept only: words have no shape); and
+        whether the text was cut to the text tower's tokens."""
+        tokens = self.encoder.tokens(text)
+        self._require_ready()
+        with self.admission.slot():
+            concept = self.encoder.text_concept(tokens)
+        concept_only = replace(query, mode=SearchMode.CONCEPT, turns=False)
+        return self._matches(words_query(concept), concept_only, words=True), tokens.truncated
+
+    def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
+        """The images most similar to a collection image, from its stored vectors; the
+        image itself is left out."""
+        if self.store.get(image_id) is None:
+            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
+        stored = self.store.searchable([image_id]).get(image_id)
+        if stored is None:
+            raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
+        wider = replace(query, top_k=query.top_k + 1)
+        matches = self.by_vectors(stored, wider)
+        return [match for match in matches if match.id != image_id][: query.top_k]
+
+    def by_vectors(self, vectors: Vectors, query: SearchQuery) -> list[Match]:
+        """The images most similar to a drawing's vectors."""
+        space = self.store.space
+        vector_query = image_query(vectors[space.concept], vectors[space.shape], query)
+        return self._matches(vector_query, query, words=False)
+
+    def _matches(self, vectors: VectorQuery, query: SearchQuery, words: bool) -> list[Match]:
+        hits_per_turn = self.store.search(vectors, query.top_k, query.min_similarity)
+        return [
+            Match(
+                id=turned.hit.record.id,
+                similarity=turned.hit.similarity,
+                path=self.folder.display_path(turned.hit.record.id),
+                original_filename=turned.hit.record.original_filename,
+                concept_similarity=turned.hit.concept_similarity,
+                shape_similarity=None if words else turned.hit.shape_similarity,
+                turn=turned.turn if query.turns else None,
+            )
+            for turned in best_turns(query.turn_names, hits_per_turn)[: query.top_k]
+        ]
+
+    def _require_ready(self) -> None:
+        progress = self.progress
+        if not progress.ready:
+            left = progress.seconds_left()
+            raise IndexNotReadyError(
+                f"The collection is being indexed ({progress.done}/{progress.total} "
+                "images); retry shortly.",
+                retry_after_s=max(1, min(MAX_INDEXING_RETRY_AFTER_S, math.ceil(left)))
+                if left is not None
+                else INDEXING_RETRY_AFTER_S,
+            )

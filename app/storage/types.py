@@ -1,0 +1,116 @@
+"""What the storage layer holds and answers, shared by the interface (``app.storage.store``),
+both backends and the domain: image records, the keys vectors are stored under, the
+vector space a collection searches, and a search's query and hits."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    original_filename: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EmbeddingKey:
+    """What a vector depends on besides the bytes: what made it (a model's name, or the
+    shape descriptor's version) and the preprocessing, and its length."""
+
+    model: str
+    preprocessing: str
+    dimension: int
+
+
+# The vectors of one file's bytes, by what they are keyed under.
+Vectors = dict[EmbeddingKey, NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """A search in the space: the query's concept (CLIP) vector, its shape vector in
+    each turn searched (one list of hits per turn), and the concept half's weight."""
+
+    concept: NDArray[np.float32]
+    shapes: tuple[NDArray[np.float32], ...]
+    weight: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One image a search found: its record, the query's score (the weighted inner
+    product) and the two halves' cosine similarities to the query."""
+
+    record: ImageRecord
+    similarity: float
+    concept_similarity: float
+    shape_similarity: float
+
+
+@dataclass(frozen=True)
+class VectorSpace:
+    """What the collection searches: each image as ``[concept | shape]``, the
+    concatenation of its two unit vectors. A query row is ``[w * concept | (1 - w) *
+    shape]``, so one inner product gives ``w * concept_similarity + (1 - w) *
+    shape_similarity`` for any weight without indexing again.
+
+    The only code that joins, splits or weights the two halves."""
+
+    concept: EmbeddingKey
+    shape: EmbeddingKey
+
+    @property
+    def dimension(self) -> int:
+        return self.concept.dimension + self.shape.dimension
+
+    @property
+    def name(self) -> str:
+        """Names the space in a store, so vectors of another model or pipeline never mix."""
+        return f"{self.concept.model} + {self.shape.model} ({self.concept.preprocessing})"
+
+    def vectors(self, concept: NDArray[np.float32], shape: NDArray[np.float32]) -> Vectors:
+        return {self.concept: concept, self.shape: shape}
+
+    def holds(self, vectors: Vectors) -> bool:
+        return self.concept in vectors and self.shape in vectors
+
+    def join(self, vectors: Vectors) -> NDArray[np.float32]:
+        return np.concatenate([vectors[self.concept], vectors[self.shape]]).astype(np.float32)
+
+    def split(self, joined: NDArray[np.float32]) -> Vectors:
+        concept, shape = np.split(joined, [self.concept.dimension])
+        return self.vectors(concept, shape)
+
+    def rows(self, query: VectorQuery) -> NDArray[np.float32]:
+        """One weighted row per turn, in ``query.shapes``' order."""
+        weight = query.weight
+        return np.stack(
+            [
+                np.concatenate([weight * query.concept, (1 - weight) * shape])
+                for shape in query.shapes
+            ]
+        ).astype(np.float32)
+
+    def hit(
+        self,
+        record: ImageRecord,
+        similarity: float,
+        joined: NDArray[np.float32],
+        query: VectorQuery,
+        turn: int,
+    ) -> Hit:
+        """The hit of a stored vector found by the query's row for ``turn``."""
+        dimension = self.concept.dimension
+        return Hit(
+            record,
+            similarity,
+            float(joined[:dimension] @ query.concept),
+            float(joined[dimension:] @ query.shapes[turn]),
+        )
