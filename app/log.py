@@ -14,6 +14,9 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 def configure_logging(level: str, request_log: bool = False) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    # basicConfig leaves the level alone where the root logger has handlers already (a
+    # host application's, pytest's).
+    logging.getLogger().setLevel(level)
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

@@ -1,6 +1,7 @@
 """What the log tells an operator: timestamps on every line, one line per request, the
 progress bar once at 100%, and a reconciliation report that counts what was stored."""
 
+import logging
 import os
 import re
 import subprocess
@@ -76,6 +77,7 @@ def test_the_progress_bar_reaches_100_percent_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(reconciliation, "PROGRESS_LOG_INTERVAL_S", 0.0)
+    caplog.set_level(logging.INFO)  # no app configured the log here
     service = Service.open(make_settings(embed_batch_size=3))
     try:
         service.reconciler.reconcile()
