@@ -10,7 +10,8 @@ brand on a page:
 1. the brand is turned (one of the 8 turns of a square), then re-traced: a smooth random
    warp, a few degrees of rotation and shear, a new pen width;
 2. it is placed anywhere on a new page at 40-85% of its side;
-3. the page gets squared paper (dark broken lines, light grey, blue, or none), and, like
+3. the page gets squared paper (dark broken lines, light grey, blue, grey paper with
+   darker lines, or none), and, like
    real registry scans, sometimes a page border line near an edge and dashes in a corner;
 4. scan artefacts: uneven light, blur, noise, JPEG.
 """
@@ -26,8 +27,13 @@ from numpy.typing import NDArray
 from bench.synthetic_scans import grid_distances, scan_artefacts
 
 Stroke = NDArray[np.float64]  # (n, 2) points in the unit square
-PAPER_STYLES = ("dark_broken", "light_grey", "blue", "none")
+PAPER_STYLES = ("dark_broken", "light_grey", "blue", "none", "grey")
 GRID_COLOURS = {"dark_broken": (60, 60, 66), "light_grey": (190, 190, 190), "blue": (125, 165, 225)}
+# Grey paper: lines only somewhat darker than the paper, and, as a scanner's threshold
+# leaves them, dark dots and small crosses where they meet, all over the page.
+GREY_PAPER = (178, 178, 172)
+GREY_LINE_SHADE = 0.8
+CROSS_COLOUR = (70, 70, 70)
 INKS = ((22, 22, 28), (30, 45, 150), (70, 70, 75))
 # The 8 turns of a square, named as the service names them.
 TURNS = ("upright", "rot90", "rot180", "rot270", "mirror", "mirror_rot90", "mirror_rot180",
@@ -145,16 +151,23 @@ def draw_scan(strokes: list[Stroke], redraw: Redraw) -> NDArray[np.uint8]:
 
     paper = np.array(rng.choice([(250, 250, 247), (243, 239, 226)]), np.float32)
     page = np.empty((side, side, 3), np.float32)
-    page[:] = paper
+    page[:] = GREY_PAPER if redraw.paper == "grey" else paper
     if redraw.paper != "none":
         pitch = side * rng.uniform(0.025, 0.07)
         grid_width = max(1.0, pen * rng.uniform(0.25, 0.45))
         du, dv = grid_distances(side, pitch, math.radians(rng.uniform(-2, 2)), 0.0, rng)
-        grid = (du < grid_width / 2) | (dv < grid_width / 2)
+        across, along = du < grid_width / 2, dv < grid_width / 2
+        grid = across | along
         if redraw.paper == "dark_broken":
             gaps = cv2.GaussianBlur(rng.random((side, side)).astype(np.float32), (0, 0), pitch / 5)
             grid &= gaps > np.quantile(gaps, 0.2)
-        page[grid] = GRID_COLOURS[redraw.paper]
+        if redraw.paper == "grey":
+            page[grid] *= GREY_LINE_SHADE
+            arm = max(1.0, pitch * rng.uniform(0.05, 0.2))
+            crosses = (across & (dv < arm)) | (along & (du < arm))
+            page[crosses] = CROSS_COLOUR
+        else:
+            page[grid] = GRID_COLOURS[redraw.paper]
     if redraw.border:
         _draw_border_and_dashes(page, np.random.default_rng([redraw.seed, 13]))
     colour = np.array(INKS[int(rng.integers(len(INKS)))], np.float32)

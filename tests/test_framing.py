@@ -71,3 +71,30 @@ def test_thin_pencil_strokes_on_a_light_grey_grid_keep_their_strokes_and_lose_th
         assert (out[beside] < 220).mean() < 0.002  # no grid stubs along the strokes
         away = cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0
         assert (out[away] < 220).mean() < 0.001
+
+
+def test_a_drawing_on_grey_paper_with_darker_grid_lines_is_framed_like_on_plain_paper() -> None:
+    for seed in range(3):
+        strokes = make_brand(seed)
+        plain = seen(draw_scan(strokes, Redraw(seed=seed, paper="none", fill=0.5)))
+        grey = seen(draw_scan(strokes, Redraw(seed=seed, paper="grey", fill=0.5)))
+
+        assert np.abs(np.subtract(ink_box(plain), ink_box(grey))).max() <= 6, seed
+        # No grid dot or cross survives on the paper around the drawing.
+        assert np.count_nonzero(grey[:12] < 128) + np.count_nonzero(grey[-12:] < 128) == 0
+
+
+def test_a_grid_stub_beside_a_drawing_corner_does_not_move_its_frame() -> None:
+    for seed in range(3):
+        strokes = make_brand(seed)
+        page = draw_scan(strokes, Redraw(seed=seed, paper="none", fill=0.5))
+        left, top, _, _ = cv2.boundingRect(
+            (cv2.cvtColor(page, cv2.COLOR_RGB2GRAY) < 128).astype(np.uint8)
+        )
+        stubbed = page.copy()
+        # A dark grid stub, as thick as the pen, just off the drawing's top-left corner.
+        gap, length = round(0.02 * page.shape[0]), round(0.06 * page.shape[0])
+        start, end = (left - gap, top - gap), (left - gap - length, top - gap)
+        cv2.line(stubbed, start, end, (35, 35, 40), 9)
+
+        assert np.abs(np.subtract(ink_box(seen(page)), ink_box(seen(stubbed)))).max() <= 3, seed

@@ -5,10 +5,11 @@ Pipeline (``frame_drawing``), on a (grid-free) RGB drawing on paper:
 1. ink: pixels ``INK_CONTRAST`` darker than the paper (the median pixel);
 2. page borders: long straight runs along an edge of the page are not the drawing;
 3. marks: the ink's connected pieces, pieces a pen lift apart counted as one;
-4. the drawing: the largest mark, and every mark within reach of it, grown until nothing
-   more joins: large marks join from up to ``LARGE_MARK_REACH`` of the drawing's side
-   away, small ones (grid stubs, dashes, specks) only from ``SMALL_MARK_REACH``; what does
-   not join is painted over with paper, so it leaves both the frame and the image;
+4. the drawing: the largest mark, and every large mark within ``LARGE_MARK_REACH`` of
+   the drawing's side, grown until nothing more joins; the frame is theirs alone, so a
+   fragment much smaller than the drawing (a grid stub, a dash, a speck) cannot move it:
+   small marks inside the frame stay, the others, like marks out of reach, are painted
+   over with paper and leave both the frame and the image;
 5. crop to the drawing's bounding box with a margin, pad to a square on the paper colour,
    resize to ``EMBEDDER_SIDE``.
 
@@ -32,14 +33,13 @@ FRAME_MARGIN_FRACTION = 0.08
 PEN_LIFT_FRACTION = 0.008
 # A mark this much smaller than the largest one (in ink pixels) is small.
 SMALL_MARK_FRACTION = 0.05
-# How far from the drawing so far, as a fraction of its longer side, a mark may lie to
-# join it: large marks are parts of the brand, small ones only when they touch it.
+# How far from the drawing so far, as a fraction of its longer side, a large mark may lie
+# to join it (a brand's separate parts, an addition beside it).
 LARGE_MARK_REACH = 0.35
-SMALL_MARK_REACH = 0.06
 # Page borders: straight runs of ink at least BORDER_LENGTH_FRACTION of the page long,
 # along an edge and within BORDER_BAND_FRACTION of the side from it.
 BORDER_BAND_FRACTION = 0.05
-BORDER_LENGTH_FRACTION = 0.2
+BORDER_LENGTH_FRACTION = 0.4
 
 
 @dataclass(frozen=True)
@@ -80,24 +80,34 @@ def drawing_mask(ink: Mask) -> Mask:
         for label in range(1, count)
     }
     largest = max(candidates, key=lambda label: candidates[label].area)
+    small_area = SMALL_MARK_FRACTION * candidates[largest].area
+    large = {label for label, mark in candidates.items() if mark.area >= small_area}
     kept = {largest}
     box = _box(candidates[largest])
-    small_area = SMALL_MARK_FRACTION * candidates[largest].area
     grew = True
     while grew:
         grew = False
         side = max(box[2] - box[0], box[3] - box[1])
-        for label, mark in candidates.items():
-            if label in kept:
-                continue
-            reach_fraction = SMALL_MARK_REACH if mark.area < small_area else LARGE_MARK_REACH
-            if mark.gap(box) <= reach_fraction * side:
+        for label in large - kept:
+            if candidates[label].gap(box) <= LARGE_MARK_REACH * side:
                 kept.add(label)
-                box = _union(box, _box(mark))
+                box = _union(box, _box(candidates[label]))
                 grew = True
+    # Small marks never move the frame: they stay where they lie within it (a dot, a
+    # short dash of the brand) and go where they do not (grid stubs, specks).
+    kept |= {
+        label
+        for label in candidates.keys() - large
+        if candidates[label].gap(box) == 0 and _inside(candidates[label], box)
+    }
     keep = np.zeros(count, bool)
     keep[list(kept)] = True
     return np.asarray(ink & keep[labels], bool)
+
+
+def _inside(mark: _Mark, box: tuple[int, int, int, int]) -> bool:
+    left, top, right, bottom = box
+    return mark.left >= left and mark.top >= top and mark.right <= right and mark.bottom <= bottom
 
 
 def _page_borders(ink: Mask) -> Mask:

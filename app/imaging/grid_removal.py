@@ -10,8 +10,8 @@ horizontal and vertical lines. The method uses both facts:
    than half of it (ink, and grid lines dark enough to matter) is "dark".
 3. Grid test: a mask holds a grid when, in most vertical and horizontal strips of the
    page, long thin runs stack up as several separate parallel lines (a drawing has a few
-   long strokes, a grid has one line per pitch). Strips keep lines rotated by a few
-   degrees or gently curved separate.
+   long strokes, a grid has one line per pitch, across the whole page). Strips keep lines
+   rotated by a few degrees or gently curved separate.
 4. Thickness: grow a disc from 3 pixels until an opening of the dark mask with it no
    longer holds a grid: that disc is wider than the grid's lines and crossings, and the
    strokes are wider still. Light grids never reach the dark mask and need no disc; a
@@ -22,7 +22,10 @@ horizontal and vertical lines. The method uses both facts:
 5. Removal: a morphological closing of the brightness with that disc fills every thin
    dark structure with paper, whatever its colour, angle, breaks or hairs; strokes wider
    than the disc, straight ones lying on grid lines included, keep their shape.
-6. Specks: small components much thinner than the strokes (grid dots, noise) go.
+6. Specks: small components much thinner than the strokes (grid dots, noise) go. A page
+   without grid lines but strewn with many of them (dots and crosses where faint lines
+   met) is closed like a grid with a disc wider than they are, so that those touching a
+   stroke go too.
 7. Output: the ink pixels, lighting-corrected, on white paper.
 """
 
@@ -45,16 +48,30 @@ MIN_INK_DARKNESS = 0.25
 # Ink is what is darker than this fraction of the ink level.
 INK_THRESHOLD_FRACTION = 0.5
 # Grid test: strips of this fraction of the side; runs at least this fraction long; a
-# grid shows at least MIN_GRID_LINES separate lines in at least half of the strips.
+# grid shows at least MIN_GRID_LINES separate lines
 GRID_STRIP_FRACTION = 0.2
 GRID_RUN_FRACTION = 0.08
 MIN_GRID_LINES = 4
+# ... in at least this share of the strips: a grid covers the page, while a figure of
+# many parallel strokes fills only the strips it stands in.
+GRID_STRIP_SHARE = 0.75
 # Largest disc tried for the closing, as a fraction of the image side.
 MAX_DISC_FRACTION = 0.03
+# The closing's disc: this many pixels wider than the smallest that removes the grid, at
+# most this fraction of the strokes' width (twice this percentile of the distance to the
+# paper over the stroke pixels).
+DISC_MARGIN = 2
+MAX_DISC_OF_STROKE = 0.6
+STROKE_WIDTH_PERCENTILE = 95
 # Specks: components under this fraction of the image area whose thickness is under
 # this fraction of the thickest stroke's.
 SPECK_AREA_FRACTION = 0.0005
 SPECK_THICKNESS_FRACTION = 0.6
+# At least this many specks are the debris of a grid (dots and crosses at intersections):
+# their thickness, this percentile of theirs, sizes the closing that removes the debris
+# touching the strokes too.
+MIN_DEBRIS_SPECKS = 20
+SPECK_THICKNESS_PERCENTILE = 90
 # A grid whose mean darkness is under this fraction of the ink's is lighter than the
 # ink: the ink is then told from it by darkness, not by thickness.
 LIGHT_GRID_FRACTION = 0.7
@@ -110,7 +127,7 @@ def holds_grid(mask: Mask, min_lines: int = MIN_GRID_LINES) -> bool:
     thick = np.asarray(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)), np.uint8)
     for oriented in (thick, np.ascontiguousarray(thick.T)):
         counts = _parallel_lines_per_strip(oriented, run, strip)
-        if not counts or np.median(counts) < min_lines:
+        if not counts or np.mean(np.asarray(counts) >= min_lines) < GRID_STRIP_SHARE:
             return False
     return True
 
@@ -133,12 +150,45 @@ def grid_disc(dark: Mask, params: GridRemovalParams) -> tuple[int, Mask]:
     return largest, opening(largest)
 
 
-def _without_specks(mask: Mask) -> Mask:
+def _with_margin(diameter: int, strokes: Mask) -> int:
+    """The closing's disc: ``DISC_MARGIN`` pixels wider than the smallest that removes the
+    grid, since a scanner's broken, hairy grid lines are locally thicker than they are
+    on average and would survive it as stubs; but never over ``MAX_DISC_OF_STROKE`` of
+    the strokes' width, so that the strokes keep their shape."""
+    if not strokes.any():
+        return diameter
+    widest = int(MAX_DISC_OF_STROKE * _stroke_width(strokes)) | 1
+    return max(diameter, min(diameter + DISC_MARGIN, widest))
+
+
+def _stroke_width(strokes: Mask) -> float:
+    """Twice ``STROKE_WIDTH_PERCENTILE`` of the distance to the paper over ``strokes``."""
+    distance = cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 5)
+    return 2 * float(np.percentile(distance[strokes], STROKE_WIDTH_PERCENTILE))
+
+
+def _debris_disc(dark: Mask) -> tuple[int, Mask]:
+    """The disc that closes a grid's debris away (``(0, dark)`` when there is too little
+    debris, or the strokes are too thin for it), and the opening of ``dark`` with it."""
+    specks, thickness = _specks(dark)
+    if not thickness or not (dark & ~specks).any():
+        return 0, dark
+    diameter = round(2 * thickness) | 1
+    if diameter > MAX_DISC_OF_STROKE * _stroke_width(dark & ~specks):
+        return 0, dark
+    opened = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_OPEN, _disc(diameter)) > 0
+    return diameter, np.asarray(opened, bool)
+
+
+def _specks(mask: Mask) -> tuple[Mask, float]:
+    """The specks of ``mask``: small components much thinner than the strokes (grid dots
+    and crosses, noise); and their thickness (the largest distance to the paper within
+    them, at ``SPECK_THICKNESS_PERCENTILE`` of the specks)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         mask.astype(np.uint8), connectivity=8
     )
     if count <= 1:
-        return mask
+        return np.zeros_like(mask), 0.0
     distance = np.asarray(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3))
     small = stats[:, cv2.CC_STAT_AREA] < SPECK_AREA_FRACTION * mask.size
     # Thickness (largest distance to the background) is only needed for small components;
@@ -146,10 +196,13 @@ def _without_specks(mask: Mask) -> Mask:
     in_small = small[labels] & mask
     thickness = np.zeros(count, np.float32)
     np.maximum.at(thickness, labels[in_small], distance[in_small])
-    thin = thickness < SPECK_THICKNESS_FRACTION * distance.max()
-    keep = ~(small & thin)
-    keep[0] = False
-    return np.asarray(keep[labels], bool)
+    speck = small & (thickness < SPECK_THICKNESS_FRACTION * distance.max())
+    speck[0] = False
+    if speck.sum() < MIN_DEBRIS_SPECKS:
+        return np.asarray(speck[labels], bool), 0.0
+    return np.asarray(speck[labels], bool), float(
+        np.percentile(thickness[speck], SPECK_THICKNESS_PERCENTILE)
+    )
 
 
 def _threshold_above_a_lighter_grid(
@@ -193,12 +246,19 @@ def ink_mask(
             dark = dark & (cv2.dilate(cores, np.ones((3, 3), np.uint8)) > 0)
             diameter = 0
     if diameter:
+        diameter = _with_margin(diameter, strokes)
+    else:
+        # No grid lines, but maybe a page strewn with what a scanner left of them (dots
+        # and crosses at intersections, as on grey paper): those touching a stroke are
+        # not specks, and go with a closing like a grid's when the strokes are wide enough.
+        diameter, strokes = _debris_disc(dark)
+    if diameter:
         brightness = cv2.morphologyEx(1.0 - darkness, cv2.MORPH_CLOSE, _disc(diameter))
         # The closing leaves fillets where grid lines meet a stroke; the opening of the
         # dark mask with the same disc has none, and a pixel's growth restores the edges.
         near_strokes = cv2.dilate(strokes.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         dark = ((1.0 - brightness) > threshold) & near_strokes
-    return _without_specks(dark), paper
+    return dark & ~_specks(dark)[0], paper
 
 
 def remove_grid(image: RGBImage, params: GridRemovalParams = GridRemovalParams()) -> RGBImage:
