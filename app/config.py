@@ -29,6 +29,10 @@ from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+# A search verifies at most this many candidates (about a second of work).
+MAX_RERANK_CANDIDATES = 300
+
+
 class Settings(BaseSettings):
     """All knobs of the service; environment variable names are the upper-case field names."""
 
@@ -77,6 +81,10 @@ class Settings(BaseSettings):
     # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see README.
     search_mode: SearchMode = Field(default=SearchMode.HYBRID)
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)
+    # The verification stage: how many of the first stage's best candidates of a shape or
+    # hybrid search are aligned on the query and re-ranked by overlap (0: none); each
+    # costs about 3 ms (6 with turns=true); see README.
+    rerank_candidates: int = Field(default=16, ge=0, le=MAX_RERANK_CANDIDATES)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     # Images decoded at once across all requests and indexing; each may hold a few

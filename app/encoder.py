@@ -3,9 +3,9 @@ searches with.
 
 Pipeline of an image: bytes -> decoded, reduced (``app.imaging.decoding``) -> grid
 removed, framed, square (``app.imaging.preprocessing``) -> its concept vector (the image
-tower, on the model's worker) and its shape descriptor (``app.imaging.shape``), keyed
-by the vector space. A text: characters -> the text tower's tokens -> its concept
-vector, on the same worker.
+tower, on the model's worker), its shape descriptor (``app.imaging.shape``) and its
+stroke mask (``app.imaging.verification``), keyed by the vector space. A text:
+characters -> the text tower's tokens -> its concept vector, on the same worker.
 
 Every method blocks (decoding, OpenCV, the model); the HTTP layer calls them from
 worker threads, never on the event loop.
@@ -25,6 +25,7 @@ from app.errors import InvalidTextError, TextSearchDisabledError
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
+from app.imaging.verification import STROKES_DIMENSION, STROKES_VERSION, pack, stroke_mask
 from app.storage.types import EmbeddingKey, Vectors, VectorSpace
 
 # Images are decoded reduced to at least this many times the working side (to_working_size
@@ -43,6 +44,12 @@ def vector_space(tower: ImageTower, preprocessing: PreprocessingOptions) -> Vect
         EmbeddingKey(tower.fingerprint, fingerprint, tower.dimension),
         EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
     )
+
+
+def strokes_key(preprocessing: PreprocessingOptions) -> EmbeddingKey:
+    """What an image's stroke mask (for the verification stage) is stored under, beside
+    its vectors: recomputed without the model when ``STROKES_VERSION`` changes."""
+    return EmbeddingKey(f"strokes-v{STROKES_VERSION}", preprocessing.fingerprint, STROKES_DIMENSION)
 
 
 class Encoder:
@@ -65,6 +72,7 @@ class Encoder:
         self.batcher = batcher
         self.preprocessing = preprocessing
         self.space = vector_space(image_tower, preprocessing)
+        self.strokes = strokes_key(preprocessing)
         self.max_image_pixels = max_image_pixels
         self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
 
@@ -83,9 +91,11 @@ class Encoder:
             )
             return prepare_for_embedding(image, self.preprocessing)
 
-    @staticmethod
-    def shape_of(framed: Image.Image) -> NDArray[np.float32]:
-        return shape_descriptor(np.asarray(framed, np.uint8))
+    def drawing_of(self, framed: Image.Image) -> Vectors:
+        """What the store keeps of a prepared image besides its concept vector, all
+        computed without the model: the shape descriptor and the packed stroke mask."""
+        pixels = np.asarray(framed, np.uint8)
+        return {self.space.shape: shape_descriptor(pixels), self.strokes: pack(stroke_mask(pixels))}
 
     def model_input(self, framed: Image.Image) -> NDArray[np.float32]:
         """The image tower's input for one prepared image."""
@@ -96,11 +106,12 @@ class Encoder:
         return self.batcher.embed(self.image_tower, pixels)
 
     def encode(self, data: bytes) -> Vectors:
-        """The concept and shape vectors of untrusted image bytes: decoding, framing and
-        the shape in the caller's thread, only the model on its worker."""
+        """The concept and shape vectors and the stroke mask of untrusted image bytes:
+        decoding, framing, the shape and the strokes in the caller's thread, only the
+        model on its worker."""
         framed = self.prepare(data)
         concept = self.concepts(self.model_input(framed))[0]
-        return self.space.vectors(concept, self.shape_of(framed))
+        return {self.space.concept: concept, **self.drawing_of(framed)}
 
     def preview_png(self, data: bytes) -> bytes:
         """The PNG of what the image tower sees for an uploaded image."""

@@ -2,8 +2,9 @@
 
 New and changed files are embedded in batches (a progress bar in the log), removed ones
 drop out, and every stored vector is reused: a file whose concept (CLIP) vector is
-stored but whose shape vector is not (the shape descriptor changed) is decoded and framed
-again for its shape alone, without the model.
+stored but whose shape vector or stroke mask is not (the shape descriptor or the
+verification's mask changed) is decoded and framed again for those alone, without the
+model.
 
 Blocking (file I/O, decoding, OpenCV, the model, the store): called from worker threads.
 """
@@ -89,8 +90,9 @@ class _Work:
     concept: NDArray[np.float32] | None
 
 
-# A file's model input (None when its concept vector is stored) and shape vector.
-_Prepared = tuple[NDArray[np.float32] | None, NDArray[np.float32]]
+# A file's model input (None when its concept vector is stored) and what the encoder
+# makes of its drawing without the model (shape descriptor, stroke mask).
+_Prepared = tuple[NDArray[np.float32] | None, Vectors]
 
 
 class Reconciler:
@@ -157,7 +159,15 @@ class Reconciler:
 
         current = [self._current_record(image_id, files[image_id], known) for image_id in files]
         records = [record for record in current if record is not None]
-        stored = store.stored({record.sha256 for record in records})
+        sha256s = {record.sha256 for record in records}
+        strokes = store.vectors(self.encoder.strokes, sha256s)
+        # Complete: searchable, and verifiable; a missing stroke mask (a new
+        # STROKES_VERSION) is made again with the shape, without the model.
+        stored = {
+            sha256: {**vectors, self.encoder.strokes: strokes[sha256]}
+            for sha256, vectors in store.stored(sha256s).items()
+            if sha256 in strokes
+        }
         searchable = store.searchable_ids()
         self.save_present(
             [
@@ -168,7 +178,7 @@ class Reconciler:
             ]
         )
 
-        concepts = store.vectors(store.space.concept, {record.sha256 for record in records})
+        concepts = store.vectors(store.space.concept, sha256s)
         work: dict[str, _Work] = {}
         for record in records:
             if record.sha256 not in stored:
@@ -263,10 +273,10 @@ class Reconciler:
                     self.encoder.concepts(np.concatenate(to_embed)) if to_embed else []
                 )
                 entries: list[tuple[ImageRecord, Vectors]] = []
-                for entry, (pixels, shape) in readable:
+                for entry, (pixels, drawing) in readable:
                     concept = next(concepts) if pixels is not None else entry.concept
                     assert concept is not None
-                    vectors = self.store.space.vectors(concept, shape)
+                    vectors = {self.store.space.concept: concept, **drawing}
                     entries.extend((record, vectors) for record in entry.records)
                 self.save_present(entries)
                 embedded.update(record.id for record, _ in entries)
@@ -283,8 +293,9 @@ class Reconciler:
         return embedded, set(unreadable)
 
     def _prepare_file(self, entry: _Work) -> _Prepared | None:
-        """The model's input (unless the concept vector is stored) and the shape vector of
-        a collection file; ``None`` (and a warning) when it cannot be read or decoded."""
+        """The model's input (unless the concept vector is stored), the shape vector and
+        the stroke mask of a collection file; ``None`` (and a warning) when it cannot be
+        read or decoded."""
         image_id = entry.records[0].id
         try:
             framed = self.encoder.prepare(self.folder.read_bytes(image_id))
@@ -293,4 +304,4 @@ class Reconciler:
             logger.warning("Skipping %s: %s", image_id, message)
             return None
         pixels = self.encoder.model_input(framed) if entry.concept is None else None
-        return pixels, self.encoder.shape_of(framed)
+        return pixels, self.encoder.drawing_of(framed)

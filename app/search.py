@@ -17,12 +17,15 @@ from dataclasses import dataclass, replace
 
 from app.encoder import Encoder
 from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
+from app.imaging.grid_removal import Mask
+from app.imaging.verification import pack
 from app.metrics import SEARCHES_IN_PROGRESS, SEARCHES_REFUSED
 from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_query
 from app.reconciliation import IndexingProgress
 from app.storage.image_folder import ImageFolder
 from app.storage.store import Store
 from app.storage.types import VectorQuery, Vectors
+from app.verifier import Verified, Verifier
 
 # What a client is told to wait when every search slot is taken.
 BUSY_RETRY_AFTER_S = 1
@@ -102,6 +105,12 @@ class Match:
     concept_similarity: float
     shape_similarity: float | None  # None for a text search: words have no shape
     turn: str | None  # the query's turn that matched, when turns were searched
+    # The verification stage's, when it aligned this image on the query (else None):
+    # the share of the registered drawing's strokes the query covers, the converse, and
+    # their harmonic mean, by which verified results are ranked.
+    registered_covered: float | None = None
+    query_covered: float | None = None
+    overlap: float | None = None
 
 
 class Search:
@@ -115,8 +124,10 @@ class Search:
         progress: IndexingProgress,
         admission: Admission,
         defaults: QueryDefaults,
+        verifier: Verifier,
     ) -> None:
         self.encoder = encoder
+        self.verifier = verifier
         self.store = store
         self.folder = folder
         self.progress = progress
@@ -140,40 +151,60 @@ class Search:
         with self.admission.slot():
             concept = self.encoder.text_concept(tokens)
         concept_only = replace(query, mode=SearchMode.CONCEPT, turns=False)
-        return self._matches(words_query(concept), concept_only, words=True), tokens.truncated
+        matches = self._matches(words_query(concept), concept_only, None, words=True)
+        return matches, tokens.truncated
 
     def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
         if self.store.get(image_id) is None:
             raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
+        record = self.store.get(image_id)
         stored = self.store.searchable([image_id]).get(image_id)
-        if stored is None:
+        if record is None or stored is None:
             raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
+        masks = self.verifier.masks({record.sha256})
+        if record.sha256 in masks:
+            stored = {**stored, self.verifier.key: pack(masks[record.sha256])}
         wider = replace(query, top_k=query.top_k + 1)
         matches = self.by_vectors(stored, wider)
         return [match for match in matches if match.id != image_id][: query.top_k]
 
     def by_vectors(self, vectors: Vectors, query: SearchQuery) -> list[Match]:
-        """The images most similar to a drawing's vectors."""
+        """The images most similar to a drawing's vectors (and stroke mask, when they
+        hold one: shape and hybrid searches are then verified)."""
         space = self.store.space
         vector_query = image_query(vectors[space.concept], vectors[space.shape], query)
-        return self._matches(vector_query, query, words=False)
+        strokes = self.verifier.query_mask(vectors) if query.mode != SearchMode.CONCEPT else None
+        return self._matches(vector_query, query, strokes)
 
-    def _matches(self, vectors: VectorQuery, query: SearchQuery, words: bool) -> list[Match]:
-        hits_per_turn = self.store.search(vectors, query.top_k, query.min_similarity)
-        return [
-            Match(
-                id=turned.hit.record.id,
-                similarity=turned.hit.similarity,
-                path=self.folder.display_path(turned.hit.record.id),
-                original_filename=turned.hit.record.original_filename,
-                concept_similarity=turned.hit.concept_similarity,
-                shape_similarity=None if words else turned.hit.shape_similarity,
-                turn=turned.turn if query.turns else None,
-            )
-            for turned in best_turns(query.turn_names, hits_per_turn)[: query.top_k]
-        ]
+    def _matches(
+        self, vectors: VectorQuery, query: SearchQuery, strokes: Mask | None, words: bool = False
+    ) -> list[Match]:
+        """The first stage (one store call), then, for a drawing with its stroke mask, the
+        verification of its first candidates (one more)."""
+        verifying = strokes is not None and self.verifier.candidates > 0
+        wanted = max(query.top_k, self.verifier.candidates) if verifying else query.top_k
+        hits_per_turn = self.store.search(vectors, wanted, query.min_similarity)
+        first = best_turns(query.turn_names, hits_per_turn)[:wanted]
+        ranked = self.verifier.rerank(strokes, first, query.turn_names)
+        return [self._match(item, query, words) for item in ranked[: query.top_k]]
+
+    def _match(self, item: Verified, query: SearchQuery, words: bool) -> Match:
+        hit, alignment = item.turned.hit, item.alignment
+        turn = alignment.turn if alignment is not None else item.turned.turn
+        return Match(
+            id=hit.record.id,
+            similarity=hit.similarity,
+            path=self.folder.display_path(hit.record.id),
+            original_filename=hit.record.original_filename,
+            concept_similarity=hit.concept_similarity,
+            shape_similarity=None if words else hit.shape_similarity,
+            turn=turn if query.turns else None,
+            registered_covered=None if alignment is None else alignment.registered_covered,
+            query_covered=None if alignment is None else alignment.query_covered,
+            overlap=None if alignment is None else alignment.overlap,
+        )
 
     def _require_ready(self) -> None:
         progress = self.progress

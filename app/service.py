@@ -27,6 +27,7 @@ from app.search import Admission, QueryDefaults, Search
 from app.storage.factory import open_store
 from app.storage.image_folder import ImageFolder
 from app.storage.store import Store
+from app.verifier import Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +131,15 @@ class Service:
             settings.search_mode,
             settings.hybrid_concept_weight,
         )
+        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates)
         search = Search(
-            encoder, store, folder, progress, Admission(settings.search_queue_size), defaults
+            encoder,
+            store,
+            folder,
+            progress,
+            Admission(settings.search_queue_size),
+            defaults,
+            verifier,
         )
         write_lock = threading.Lock()
         reconciler = Reconciler(

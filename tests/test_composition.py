@@ -65,7 +65,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStore]:
     [{}, {"mode": "shape"}, {"mode": "concept"}, {"turns": "true"}],
     ids=["hybrid", "shape", "concept", "turns"],
 )
-def test_an_image_search_asks_the_store_once(
+def test_an_image_search_asks_the_store_once_and_once_more_for_the_candidates_strokes(
     make_client: Callable[..., TestClient],
     recorded: list[RecordingStore],
     params: dict[str, str],
@@ -81,7 +81,9 @@ def test_an_image_search_asks_the_store_once(
     assert first["id"] == "imagen4.jpg" and first["original_filename"] is None
     assert first["concept_similarity"] == pytest.approx(1.0, abs=1e-4)
     assert first["shape_similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert recorded[0].calls == ["search"]
+    verified = params.get("mode") != "concept"
+    assert recorded[0].calls == (["search", "vectors"] if verified else ["search"])
+    assert (first["overlap"] == pytest.approx(1.0)) if verified else first["overlap"] is None
 
 
 @BOTH_STORES

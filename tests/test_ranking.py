@@ -73,8 +73,13 @@ def test_a_redrawn_brand_ranks_its_original_first_in_shape_mode(brands: TestClie
 def test_each_mode_ranks_by_its_own_score_and_reports_both_components(
     make_client: Callable[..., TestClient], brands_dir: Path
 ) -> None:
+    # Without the verification stage, which re-orders its candidates by overlap.
     client = make_client(
-        images_dir=brands_dir, similarity_threshold=-1, top_k=BRANDS, hybrid_concept_weight=0.25
+        images_dir=brands_dir,
+        similarity_threshold=-1,
+        top_k=BRANDS,
+        hybrid_concept_weight=0.25,
+        rerank_candidates=0,
     )
     data = redrawn(4, 7)
 

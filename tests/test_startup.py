@@ -163,6 +163,9 @@ def test_uvicorn_with_an_invalid_setting_exits_with_one_clear_line(
         ("HNSW_EF_SEARCH", "5000"),
         ("INFERENCE", "fast"),
         ("MODEL_THREADS", "-1"),
+        ("RERANK_CANDIDATES", "-1"),
+        ("RERANK_CANDIDATES", "many"),
+        ("RERANK_CANDIDATES", "5000"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(

@@ -17,7 +17,9 @@ class SearchResult(BaseModel):
     similarity: float = Field(
         description="The search mode's score, -1 to 1 (1 = identical): concept_similarity "
         "(mode=concept), shape_similarity (mode=shape), or HYBRID_CONCEPT_WEIGHT x concept "
-        "+ (1 - HYBRID_CONCEPT_WEIGHT) x shape (mode=hybrid); results are ranked by it.",
+        "+ (1 - HYBRID_CONCEPT_WEIGHT) x shape (mode=hybrid); the first stage ranks by it, "
+        "and results the verification stage did not align follow the aligned ones in its "
+        "order.",
         examples=[0.92],
     )
     distance: float = Field(
@@ -38,6 +40,27 @@ class SearchResult(BaseModel):
         "rot180, rot270 (counter-clockwise), mirror, mirror_rot90, mirror_rot180, "
         "mirror_rot270 (mirrored left-right, then turned); null otherwise.",
         examples=[None],
+    )
+    registered_covered: float | None = Field(
+        default=None,
+        description="Verification stage (shape and hybrid searches, the first "
+        "RERANK_CANDIDATES results): with the two drawings aligned, the share of the "
+        "registered brand's strokes that the query's strokes cover, 0 to 1; null when not "
+        "verified. High with query_covered lower: the query is this brand plus something.",
+        examples=[0.97],
+    )
+    query_covered: float | None = Field(
+        default=None,
+        description="The converse: the share of the query's strokes that the registered "
+        "brand's cover. High with registered_covered lower: the registered brand is the "
+        "query plus something.",
+        examples=[0.81],
+    )
+    overlap: float | None = Field(
+        default=None,
+        description="The harmonic mean of registered_covered and query_covered (1 = the "
+        "same drawing); verified results are ranked by it, ahead of the others.",
+        examples=[0.88],
     )
     path: str = Field(
         description="RESULT_PATH=file (default): the image's path under IMAGES_DIR as "

@@ -1,0 +1,239 @@
+"""Verification: two drawings aligned, and how much of each one's strokes the other covers.
+
+Model-free and deterministic, on what the embedder sees (the framed square), kept per
+image as a small stroke mask (``stroke_mask``, ``STROKES_SIDE`` pixels a side, stored
+packed). Pipeline of ``verify(query, registered)``:
+
+1. tolerance: each mask is widened by ``TOLERANCE_PX`` (a re-drawn hand's wobble);
+2. alignment: the registered mask is scaled (``SCALES``, from half to twice: a brand
+   drawn with an addition beside it is framed smaller) and rotated by a few degrees
+   (``ANGLES``); every translation is scored at once by template matching: at half size
+   for every scale (and the turns of the query that align best unscaled, when turns are
+   asked), then at full size for the best scale at every angle;
+3. coverage, for the best alignment: ``registered_covered`` is the share of the
+   registered strokes that fall on the query's widened strokes, ``query_covered`` the
+   converse; ``overlap`` is their harmonic mean (both must be high for a copy, while a
+   brand with an addition covers the other fully and is covered only in part).
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from app.imaging.grid_removal import Mask, RGBImage
+
+# Bump whenever the stroke mask changes: stored masks carry it and are recomputed
+# (without the model) when it differs.
+STROKES_VERSION: Final = 1
+STROKES_SIDE: Final = 64
+# Darkness (0-1) above which a pixel of the reduced square is a stroke.
+STROKE_DARKNESS: Final = 0.35
+# A mask is stored as floats, each holding this many bits exactly.
+BITS_PER_VALUE: Final = 16
+STROKES_DIMENSION: Final = STROKES_SIDE * STROKES_SIDE // BITS_PER_VALUE
+TOLERANCE_PX: Final = 2
+SCALES: Final = tuple(float(2 ** (step / 4)) for step in range(-4, 5))
+ANGLES: Final = (-5.0, 0.0, 5.0)
+# How far past the query's square edge an aligned drawing may reach (fraction of side).
+SHIFT_MARGIN: Final = 0.15
+# With every turn searched, the turns whose unscaled coarse alignment is best are the
+# only ones tried at every scale.
+TURN_SHORTLIST: Final = 2
+
+# The 8 turns of a square, as ``app.imaging.shape.TURNS`` names them: quarter turns
+# counter-clockwise, "mirror" swaps left and right first.
+_QUARTERS: Final = {"rot90": 1, "rot180": 2, "rot270": 3}
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The best alignment of a registered drawing on a query, and its coverages."""
+
+    registered_covered: float
+    query_covered: float
+    turn: str
+    scale: float  # of the registered drawing, on the query's square
+    angle: float  # degrees, counter-clockwise
+    shift: tuple[int, int]  # of the scaled registered mask's top-left corner (x, y)
+
+    @property
+    def overlap(self) -> float:
+        return _harmonic(self.registered_covered, self.query_covered)
+
+
+def stroke_mask(framed: RGBImage) -> Mask:
+    """The strokes of a framed drawing, ``STROKES_SIDE`` pixels a side."""
+    grey = cv2.cvtColor(framed, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (STROKES_SIDE, STROKES_SIDE), interpolation=cv2.INTER_AREA)
+    return np.asarray(small < 255 * (1 - STROKE_DARKNESS), bool)
+
+
+def pack(mask: Mask) -> NDArray[np.float32]:
+    """A stroke mask as ``STROKES_DIMENSION`` floats (16 bits each, exact in float32)."""
+    bits = mask.reshape(-1, BITS_PER_VALUE).astype(np.uint32)
+    weights = np.left_shift(np.uint32(1), np.arange(BITS_PER_VALUE, dtype=np.uint32))
+    return np.asarray(bits @ weights, np.float32)
+
+
+def unpack(values: NDArray[np.float32]) -> Mask:
+    integers = np.asarray(np.rint(values), np.uint32)[:, None]
+    bits = (integers >> np.arange(BITS_PER_VALUE, dtype=np.uint32)) & 1
+    return np.asarray(bits.reshape(STROKES_SIDE, STROKES_SIDE), bool)
+
+
+def turned_mask(mask: Mask, turn: str) -> Mask:
+    """The mask turned as ``app.imaging.shape.turned_descriptor`` turns a descriptor."""
+    turned = mask[:, ::-1] if turn.startswith("mirror") else mask
+    return np.ascontiguousarray(np.rot90(turned, _QUARTERS.get(turn.removeprefix("mirror_"), 0)))
+
+
+def verify(query: Mask, registered: Mask, turns: tuple[str, ...] = ("upright",)) -> Alignment:
+    """The best alignment of ``registered`` on ``query`` turned each of ``turns`` ways."""
+    empty = Alignment(0.0, 0.0, turns[0], 1.0, 0.0, (0, 0))
+    if not query.any() or not registered.any():
+        return empty
+    half = _half(registered)
+    halves = {turn: _half(turned_mask(query, turn)) for turn in turns}
+    if len(turns) > TURN_SHORTLIST:
+        upright_scale = {
+            turn: _overlap_of(_best_shift(small, half, 1.0, 0.0)) for turn, small in halves.items()
+        }
+        turns = tuple(sorted(turns, key=lambda turn: -upright_scale[turn])[:TURN_SHORTLIST])
+    coarse = [
+        (_overlap_of(_best_shift(halves[turn], half, scale, 0.0)), turn, scale)
+        for turn in turns
+        for scale in SCALES
+    ]
+    _, turn, scale = max(coarse, key=lambda candidate: candidate[0])
+    best = empty
+    turned = turned_mask(query, turn)
+    for angle in ANGLES:
+        found = _best_shift(turned, registered, scale, angle)
+        if found is not None and found.overlap > best.overlap:
+            best = Alignment(
+                found.registered_covered, found.query_covered, turn, scale, angle, found.shift
+            )
+    return best
+
+
+def _overlap_of(found: "_Found | None") -> float:
+    return -1.0 if found is None else found.overlap
+
+
+def warped(mask: Mask, scale: float, angle: float) -> Mask:
+    """``mask`` scaled and rotated about its centre, on a canvas just large enough."""
+    side = mask.shape[0]
+    canvas = int(np.ceil(side * scale * 1.1)) + 2 * TOLERANCE_PX
+    matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
+    matrix[:, 2] += (canvas - side) / 2
+    out = cv2.warpAffine(mask.astype(np.uint8) * 255, matrix, (canvas, canvas))
+    return np.asarray(out > 127, bool)
+
+
+def overlay(query: Mask, registered: Mask, alignment: Alignment) -> NDArray[np.uint8]:
+    """The two masks laid over each other as aligned: 0 paper, 1 the registered
+    drawing's strokes alone, 2 the query's alone, 3 where they coincide (within the
+    tolerance). On the query's square, or, when the registered drawing was matched the
+    other way round (scaled up), on the registered drawing's."""
+    query = turned_mask(query, alignment.turn)
+    if alignment.scale > 1:
+        moving, fixed = warped(query, 1 / alignment.scale, -alignment.angle), registered
+    else:
+        moving, fixed = warped(registered, alignment.scale, alignment.angle), query
+    cropped = _cropped(moving)
+    side = fixed.shape[0]
+    placed = np.zeros((side, side), bool)
+    if cropped is not None:
+        piece = cropped[0]
+        x, y = alignment.shift
+        top, left = max(0, y), max(0, x)
+        bottom, right = min(side, y + piece.shape[0]), min(side, x + piece.shape[1])
+        if bottom > top and right > left:
+            placed[top:bottom, left:right] = piece[top - y : bottom - y, left - x : right - x]
+    registered_layer, query_layer = (fixed, placed) if alignment.scale > 1 else (placed, fixed)
+    both = (registered_layer & _widened(query_layer)) | (query_layer & _widened(registered_layer))
+    codes = np.zeros((side, side), np.uint8)
+    codes[registered_layer] = 1
+    codes[query_layer] = 2
+    codes[both] = 3
+    return codes
+
+
+@dataclass(frozen=True)
+class _Found:
+    registered_covered: float
+    query_covered: float
+    shift: tuple[int, int]
+
+    @property
+    def overlap(self) -> float:
+        return _harmonic(self.registered_covered, self.query_covered)
+
+
+def _best_shift(query: Mask, registered: Mask, scale: float, angle: float) -> _Found | None:
+    """The translation of the scaled, rotated ``registered`` that covers best, scored at
+    every translation that keeps it within ``SHIFT_MARGIN`` of the query's square (both
+    are framed) by template matching. A template larger than the square is matched the
+    other way round: the query, scaled by the inverse, on the registered drawing."""
+    if scale > 1:
+        found = _best_shift(registered, query, 1 / scale, -angle)
+        if found is None:
+            return None
+        return _Found(found.query_covered, found.registered_covered, found.shift)
+    cropped = _cropped(warped(registered, scale, angle))
+    if cropped is None:
+        return None
+    template, wide_template = cropped
+    height, width = template.shape
+    side = query.shape[0]
+    pad_y = max(0, height - side) + _margin(side)
+    pad_x = max(0, width - side) + _margin(side)
+    pad = ((pad_y, pad_y), (pad_x, pad_x))
+    covered_registered = cv2.matchTemplate(
+        np.pad(_widened(query), pad).astype(np.float32), template.astype(np.float32), cv2.TM_CCORR
+    )
+    covered_query = cv2.matchTemplate(
+        np.pad(query, pad).astype(np.float32), wide_template.astype(np.float32), cv2.TM_CCORR
+    )
+    registered_share = covered_registered / float(template.sum())
+    query_share = covered_query / float(query.sum())
+    combined = 2 * registered_share * query_share / np.maximum(registered_share + query_share, 1e-9)
+    y, x = np.unravel_index(int(np.argmax(combined)), combined.shape)
+    return _Found(
+        float(min(1.0, registered_share[y, x])),
+        float(min(1.0, query_share[y, x])),
+        (int(x) - pad_x, int(y) - pad_y),
+    )
+
+
+def _cropped(mask: Mask) -> tuple[Mask, Mask] | None:
+    """``mask`` and its widened self, cropped to the mask's bounding box."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    return mask[top:bottom, left:right], _widened(mask)[top:bottom, left:right]
+
+
+def _margin(side: int) -> int:
+    return max(TOLERANCE_PX, round(SHIFT_MARGIN * side))
+
+
+def _widened(mask: Mask) -> Mask:
+    disc = cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * TOLERANCE_PX + 1, 2 * TOLERANCE_PX + 1)
+    )
+    return np.asarray(cv2.dilate(mask.astype(np.uint8), disc) > 0, bool)
+
+
+def _half(mask: Mask) -> Mask:
+    side = mask.shape[0] // 2
+    small = cv2.resize(mask.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)
+    return np.asarray(small > 0.25, bool)
+
+
+def _harmonic(a: float, b: float) -> float:
+    return 2 * a * b / (a + b) if a + b > 0 else 0.0

@@ -1,0 +1,220 @@
+"""The verification stage as a client sees it: near-copies told apart, brands with an
+addition found both ways, the coverages on every verified result, switched off by
+RERANK_CANDIDATES=0, and stroke masks stored and recomputed without the model."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app import encoder as encoder_module
+from app.imaging import verification
+from app.imaging.verification import overlay, pack, stroke_mask, turned_mask, unpack, verify
+from bench.brand_scans import Redraw, Stroke, draw_scan, make_brand, redraw_like_another_hand
+from tests.conftest import BOTH_STORES, encode
+from tests.test_persistence import EmbedCounter
+
+SEARCH = "/search-similar-images/"
+DISTRACTORS = 8
+
+
+def omega(inner: list[Stroke]) -> list[Stroke]:
+    """An open ring (like the registry's Omega brands) around an inner mark."""
+    angles = np.radians(np.linspace(120, 420, 80))
+    ring = np.stack([0.5 + 0.45 * np.cos(angles), 0.5 + 0.45 * np.sin(angles)], axis=1)
+    return [ring, *inner]
+
+
+def line(*points: tuple[float, float]) -> Stroke:
+    return np.array(points, np.float64)
+
+
+# Two siblings: the same ring, a different mark inside.
+WITH_BAR = omega([line((0.5, 0.25), (0.5, 0.75))])
+WITH_ANGLE = omega([line((0.35, 0.3), (0.5, 0.7), (0.65, 0.3))])
+
+
+def png(strokes: list[Stroke], redraw: Redraw) -> bytes:
+    return encode(Image.fromarray(draw_scan(strokes, redraw)), "PNG")
+
+
+def _bounds(strokes: list[Stroke]) -> tuple[np.ndarray, np.ndarray]:
+    points = np.concatenate(strokes)
+    return points.min(axis=0), points.max(axis=0)
+
+
+def plus_a_bar(strokes: list[Stroke]) -> list[Stroke]:
+    """A brand with a standard addition: a vertical bar beside it, on its right."""
+    low, high = _bounds(strokes)
+    x, size = high[0] + 0.12 * (high - low).max(), high[1] - low[1]
+    return [*strokes, line((x, low[1] + 0.1 * size), (x, high[1] - 0.1 * size))]
+
+
+def plus_a_circle(strokes: list[Stroke]) -> list[Stroke]:
+    """A brand with a standard addition: a small circle beside it, on its right."""
+    low, high = _bounds(strokes)
+    radius = 0.2 * (high - low).max()
+    angles = np.radians(np.linspace(0, 360, 60))
+    centre = (high[0] + 0.1 * (high - low).max() + radius, (low[1] + high[1]) / 2)
+    circle = np.stack([centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)], 1)
+    return [*strokes, circle]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "with_bar.png").write_bytes(png(WITH_BAR, Redraw(seed=1, paper="light_grey")))
+    (folder / "with_angle.png").write_bytes(png(WITH_ANGLE, Redraw(seed=2, paper="light_grey")))
+    for brand in range(DISTRACTORS):
+        (folder / f"brand{brand}.png").write_bytes(
+            png(make_brand(brand), Redraw(seed=10 + brand, paper="light_grey"))
+        )
+    (folder / "brand0_plus_circle.png").write_bytes(
+        png(plus_a_circle(make_brand(0)), Redraw(seed=30, paper="dark_broken"))
+    )
+    return folder
+
+
+def search(client: TestClient, data: bytes, **params: object) -> list[dict[str, object]]:
+    response = client.post(SEARCH, params=params, files={"file": ("q.png", data, "image/png")})
+    assert response.status_code == 200, response.text
+    results: list[dict[str, object]] = response.json()["results"]
+    return results
+
+
+def redrawn(strokes: list[Stroke], seed: int, **changes: object) -> bytes:
+    rng = np.random.default_rng(seed)
+    return png(strokes, redraw_like_another_hand(seed, rng, **changes))
+
+
+@BOTH_STORES
+def test_a_redrawn_near_copy_ranks_the_right_sibling_first_after_verification(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry, similarity_threshold=-1)
+    for strokes, expected in ((WITH_BAR, "with_bar.png"), (WITH_ANGLE, "with_angle.png")):
+        for seed in (101, 102):
+            results = search(client, redrawn(strokes, seed, paper="dark_broken"), mode="shape")
+
+            assert results[0]["id"] == expected, [(r["id"], r["overlap"]) for r in results[:3]]
+            overlaps = [float(r["overlap"]) for r in results if r["overlap"] is not None]  # type: ignore[arg-type]
+            assert overlaps == sorted(overlaps, reverse=True)
+
+
+@BOTH_STORES
+def test_a_brand_plus_a_bar_finds_the_brand_in_the_top_3_covering_it_and_the_converse(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry, similarity_threshold=-1)
+
+    plus = search(client, redrawn(plus_a_bar(make_brand(3)), 7, paper="none"), mode="shape")
+    # brand3 is registered without the bar.
+    found = next(r for r in plus[:3] if r["id"] == "brand3.png")
+    assert found["registered_covered"] > found["query_covered"]  # type: ignore[operator]
+    assert float(found["registered_covered"]) > 0.8  # type: ignore[arg-type]
+
+    alone = search(client, redrawn(make_brand(0), 8, paper="none"), mode="shape")
+    # brand0 with a circle beside it is registered: it covers the query, not the converse.
+    found = next(r for r in alone[:3] if r["id"] == "brand0_plus_circle.png")
+    assert found["query_covered"] > found["registered_covered"]  # type: ignore[operator]
+
+
+def test_rerank_candidates_0_gives_the_first_stage_ranking_without_coverages(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    query = redrawn(WITH_ANGLE, 5, paper="dark_broken")
+    verified = search(
+        make_client(images_dir=registry, similarity_threshold=-1), query, mode="shape"
+    )
+    off = make_client(images_dir=registry, similarity_threshold=-1, rerank_candidates=0)
+
+    first_stage = search(off, query, mode="shape")
+
+    scores = [float(r["similarity"]) for r in first_stage]  # type: ignore[arg-type]
+    assert scores == sorted(scores, reverse=True)
+    assert all(r["overlap"] is None and r["registered_covered"] is None for r in first_stage)
+    assert {r["id"] for r in first_stage} == {r["id"] for r in verified}
+    assert all(r["overlap"] is not None for r in verified[:10])
+
+
+def test_a_concept_search_is_not_verified(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    results = search(make_client(images_dir=registry), redrawn(WITH_BAR, 3), mode="concept")
+
+    assert results and all(r["overlap"] is None for r in results)
+
+
+def test_stroke_masks_are_stored_and_a_new_version_recomputes_them_without_the_model(
+    make_client: Callable[..., TestClient], registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embeds = EmbedCounter(monkeypatch)
+    masks: list[int] = []
+    real_mask = verification.stroke_mask
+
+    def counting_mask(framed: np.ndarray) -> np.ndarray:
+        masks.append(1)
+        return real_mask(framed)
+
+    monkeypatch.setattr(encoder_module, "stroke_mask", counting_mask)
+    images = len(list(registry.iterdir()))
+    make_client(images_dir=registry).__exit__(None, None, None)
+    assert embeds.images == images and len(masks) == images
+
+    embeds.images, masks[:] = 0, []
+    make_client(images_dir=registry).__exit__(None, None, None)
+    assert (embeds.images, len(masks)) == (0, 0)  # reused across a restart
+
+    monkeypatch.setattr(encoder_module, "STROKES_VERSION", 999)
+    client = make_client(images_dir=registry, similarity_threshold=-1)
+    assert embeds.images == 0  # no model call
+    assert len(masks) == images  # every mask made again
+    results = search(client, redrawn(WITH_BAR, 9), mode="shape")
+    assert results[0]["id"] == "with_bar.png" and results[0]["overlap"] is not None
+
+
+def drawn_mask(strokes: list[Stroke], seed: int = 1) -> np.ndarray:
+    from app.imaging.preprocessing import prepare_for_embedding
+
+    page = draw_scan(strokes, Redraw(seed=seed, paper="none"))
+    return stroke_mask(np.asarray(prepare_for_embedding(Image.fromarray(page)), np.uint8))
+
+
+def test_a_stroke_mask_survives_packing_into_floats() -> None:
+    mask = drawn_mask(WITH_BAR)
+
+    assert mask.any() and np.array_equal(unpack(pack(mask)), mask)
+    assert pack(mask).shape == (verification.STROKES_DIMENSION,)
+
+
+def test_a_turned_drawing_is_aligned_in_its_turn_and_the_overlay_marks_both() -> None:
+    registered = drawn_mask(make_brand(4))
+    query = turned_mask(registered, "rot90")
+
+    upright_only = verify(query, registered)
+    every_turn = verify(query, registered, ("upright", "rot90", "rot180", "rot270",
+                                            "mirror", "mirror_rot90", "mirror_rot180",
+                                            "mirror_rot270"))  # fmt: skip
+
+    assert every_turn.overlap > 0.95 > upright_only.overlap
+    # The query turned back by a quarter turn (rot270 undoes rot90) lies on the original.
+    assert every_turn.turn == "rot270"
+    codes = overlay(query, registered, every_turn)
+    assert np.count_nonzero(codes == 3) > 0.9 * np.count_nonzero(codes)
+
+
+def test_coverage_tolerates_a_redrawn_hand() -> None:
+    registered = drawn_mask(WITH_BAR, seed=1)
+    page = draw_scan(WITH_BAR, redraw_like_another_hand(5, np.random.default_rng(5), paper="none"))
+    from app.imaging.preprocessing import prepare_for_embedding
+
+    query = stroke_mask(np.asarray(prepare_for_embedding(Image.fromarray(page)), np.uint8))
+    other = drawn_mask(make_brand(2))
+
+    assert verify(query, registered).overlap > verify(other, registered).overlap + 0.15
+    assert cv2.countNonZero(query.astype(np.uint8)) > 0
