@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from app.collection import Collection
+from app.comparison import Comparison
 from app.config import Settings
 from app.embedding.batching import EmbeddingBatcher
 from app.embedding.image import ImageTower
@@ -103,6 +104,7 @@ class Service:
     search: Search
     collection: Collection
     reconciler: Reconciler
+    comparison: Comparison
 
     @classmethod
     def open(cls, settings: Settings) -> "Service":
@@ -161,6 +163,7 @@ class Service:
             search,
             Collection(encoder, folder, store, search, write_lock),
             reconciler,
+            Comparison(encoder, store, verifier),
         )
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 addition found both ways, the coverages on every verified result, switched off by
 RERANK_CANDIDATES=0, and stroke masks stored and recomputed without the model."""
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,3 +219,40 @@ def test_coverage_tolerates_a_redrawn_hand() -> None:
 
     assert verify(query, registered).overlap > verify(other, registered).overlap + 0.15
     assert cv2.countNonZero(query.astype(np.uint8)) > 0
+
+
+@BOTH_STORES
+def test_compare_answers_the_scores_and_a_png_whose_colours_mark_both_drawings(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry)
+    upload = {"file": ("q.png", redrawn(plus_a_bar(make_brand(3)), 7, paper="none"), "image/png")}
+
+    scores = client.post("/images/brand3.png/compare", files=upload)
+    picture = client.post("/images/brand3.png/compare", params={"format": "png"}, files=upload)
+    audit = client.get("/images/brand0.png/compare/brand0_plus_circle.png")
+
+    assert scores.status_code == 200, scores.text
+    body = scores.json()
+    assert body["registered_id"] == "brand3.png" and body["other_id"] is None
+    assert body["registered_covered"] > 0.8 > body["query_covered"]
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(picture.content)).convert("RGB")).reshape(-1, 3)
+    colours = {tuple(colour) for colour in np.unique(pixels, axis=0)}
+    # Black where both drawings coincide, orange for the query's addition.
+    assert {(20, 20, 20), (240, 130, 20), (255, 255, 255)} <= colours
+    assert audit.status_code == 200
+    assert audit.json()["other_id"] == "brand0_plus_circle.png"
+    assert audit.json()["registered_covered"] > audit.json()["query_covered"]
+
+
+def test_compare_with_an_unknown_brand_is_404(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry)
+
+    assert client.get("/images/brand0.png/compare/nothing.png").status_code == 404
+    response = client.post(
+        "/images/nothing.png/compare", files={"file": ("q.png", redrawn(WITH_BAR, 1), "image/png")}
+    )
+    assert response.status_code == 404 and "nothing.png" in response.json()["detail"]

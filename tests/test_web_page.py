@@ -109,6 +109,27 @@ def test_a_search_with_an_upload_shows_result_cards_with_loaded_thumbnails(
     assert tab.console_errors == [] and tab.page_errors == []
 
 
+def test_opening_a_result_shows_the_two_drawings_laid_over_each_other(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    first = page.locator("#results li").first
+    expect(first).to_contain_text("covers 1.000 of it")
+
+    first.get_by_role("button", name="Compare your drawing with imagen3.jpg").click()
+
+    dialog = page.locator("#compare-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#compare-scores")).to_contain_text("overlap 1.000")
+    wait_loaded(page, "#compare-image")
+    assert page.eval_on_selector("#compare-image", "i => i.naturalWidth") == 256
+    page.locator("#compare-close").click()
+    expect(dialog).to_be_hidden()
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
 def test_the_mode_switch_and_the_threshold_search_again(visit: Callable[..., Visit]) -> None:
     tab = visit()
     page = tab.page

@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader
 
 from app.api.image_ids import file_name_of
 from app.collection import Collection
+from app.comparison import Comparison
 from app.config import Settings
 from app.encoder import Encoder
 from app.ranking import SearchMode, SearchQuery
@@ -53,7 +54,12 @@ def get_encoder(service: ServiceDep) -> Encoder:
     return service.encoder
 
 
+def get_comparison(service: ServiceDep) -> Comparison:
+    return service.comparison
+
+
 SearchDep = Annotated[Search, Depends(get_search)]
+ComparisonDep = Annotated[Comparison, Depends(get_comparison)]
 CollectionDep = Annotated[Collection, Depends(get_collection)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 

@@ -77,6 +77,39 @@ class SearchResult(BaseModel):
     )
 
 
+class CompareResponse(BaseModel):
+    """Two drawings aligned: a registered brand and an upload, or another registered one."""
+
+    registered_id: str = Field(description="The registered brand's id.", examples=["marca7.png"])
+    other_id: str | None = Field(
+        description="The other registered brand's id; null when the other is an upload.",
+        examples=[None],
+    )
+    registered_covered: float = Field(
+        description="Share of the registered brand's strokes the other drawing covers, 0-1.",
+        examples=[0.97],
+    )
+    query_covered: float = Field(
+        description="Share of the other drawing's strokes the registered brand covers, 0-1.",
+        examples=[0.81],
+    )
+    overlap: float = Field(
+        description="Harmonic mean of the two (1 = the same drawing).", examples=[0.88]
+    )
+    turn: str = Field(
+        description="The other drawing's turn that aligned best (upright unless turns=true).",
+        examples=["upright"],
+    )
+    scale: float = Field(
+        description="The registered drawing's scale on the other's framed square.",
+        examples=[0.84],
+    )
+    angle: float = Field(
+        description="The registered drawing's rotation, degrees counter-clockwise.",
+        examples=[0.0],
+    )
+
+
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(description="Best match first.")
 

@@ -103,7 +103,7 @@ function nameOf(item) {
   return item.original_filename || decodeURIComponent(item.id);
 }
 
-function resultCard(result, rank) {
+function resultCard(result, rank, comparable) {
   const card = element("li", "card result");
   const name = nameOf(result);
   card.append(thumbnail(result.url, `${name}, ranked ${rank}`));
@@ -119,14 +119,54 @@ function resultCard(result, rank) {
   if (result.shape_similarity !== null) parts += ` · shape ${score(result.shape_similarity)}`;
   if (result.turn && result.turn !== "upright") parts += ` · ${result.turn}`;
   meta.append(element("small", "muted", parts));
+  if (result.overlap !== null && result.overlap !== undefined) {
+    meta.append(element("small", "coverage", coverage(result)));
+  }
+  if (comparable) {
+    const open = element("button", "compare", "Compare");
+    open.type = "button";
+    open.setAttribute("aria-label", `Compare your drawing with ${name}`);
+    open.addEventListener("click", () => compare(result, name));
+    meta.append(open);
+  }
   card.append(meta);
   return card;
 }
 
-function showResults(title, results) {
+function coverage(result) {
+  return `covers ${score(result.registered_covered)} of it · it covers ` +
+    `${score(result.query_covered)} of yours`;
+}
+
+function showResults(title, results, comparable = false) {
   $("results-title").textContent = title;
   $("results-title").hidden = false;
-  $("results").replaceChildren(...results.map((result, index) => resultCard(result, index + 1)));
+  $("results").replaceChildren(
+    ...results.map((result, index) => resultCard(result, index + 1, comparable)));
+}
+
+// The drawing laid over a result: POST /images/{id}/compare, as scores and as a PNG.
+function compare(result, name) {
+  const dialog = $("compare-dialog");
+  $("compare-title").textContent = `Your drawing over ${name}`;
+  $("compare-image").removeAttribute("src");
+  $("compare-scores").textContent = "";
+  show($("compare-message"), "Aligning…");
+  dialog.showModal();
+  const turns = $("turns").checked ? "&turns=true" : "";
+  const path = `/images/${encodeURIComponent(result.id)}/compare?format=`;
+  return guarded($("compare-message"), async () => {
+    const [scores, picture] = await Promise.all([
+      api("POST", `${path}json${turns}`, { body: upload() }),
+      api("POST", `${path}png${turns}`, { body: upload(), as: "blob" }),
+    ]);
+    const url = URL.createObjectURL(picture);
+    state.previewUrls.push(url);
+    $("compare-image").src = url;
+    $("compare-scores").textContent = `${coverage(scores)} · overlap ${score(scores.overlap)}` +
+      (scores.turn !== "upright" ? ` · ${scores.turn}` : "");
+    show($("compare-message"), "");
+  });
 }
 
 // Search and add
@@ -160,7 +200,7 @@ function search() {
   show(message, "Searching…");
   return guarded(message, async () => {
     const answer = await api("POST", `/search-similar-images/?${searchParams()}`, { body: upload() });
-    showResults("Results", answer.results);
+    showResults("Results", answer.results, true);
     show(message, answer.results.length
       ? `${answer.results.length} similar images, best first.`
       : "No image of the collection is above the threshold.");
@@ -280,6 +320,7 @@ function start() {
   key.addEventListener("input", () => sessionStorage.setItem(API_KEY_STORAGE, key.value.trim()));
 
   $("file").addEventListener("change", (event) => pick(event.target.files[0]));
+  $("compare-close").addEventListener("click", () => $("compare-dialog").close());
   const drop = $("drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();

@@ -3,9 +3,10 @@ thread, answer with a schema."""
 
 from fastapi import APIRouter
 
-from app.api.routes import images, operations, search
+from app.api.routes import compare, images, operations, search
 
 router = APIRouter()
 router.include_router(search.router)
 router.include_router(images.router)
+router.include_router(compare.router)
 router.include_router(operations.router)
