@@ -148,7 +148,15 @@ def draw_scan(strokes: list[Stroke], redraw: Redraw) -> NDArray[np.uint8]:
     for stroke in bent:
         pixels = ((stroke - low) * scale + origin).round().astype(np.int32)
         cv2.polylines(ink, [pixels], False, 255, pen, cv2.LINE_AA)
+    return ink_on_paper(ink, redraw, rng, pen)
 
+
+def ink_on_paper(
+    ink: NDArray[np.uint8], redraw: Redraw, rng: np.random.Generator, pen: int
+) -> NDArray[np.uint8]:
+    """An RGB scan of an ink mask (0-255, the page's size): squared paper as ``redraw``
+    says, with grid lines about a third of ``pen`` wide, then scan artefacts."""
+    side = ink.shape[0]
     paper = np.array(rng.choice([(250, 250, 247), (243, 239, 226)]), np.float32)
     page = np.empty((side, side, 3), np.float32)
     page[:] = GREY_PAPER if redraw.paper == "grey" else paper

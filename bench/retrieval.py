@@ -34,8 +34,12 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
+from app.config import Settings
 from app.evaluation import RankedQuery, metrics_table, ranking_metrics
 from bench.brand_scans import TURNS, draw_scan, make_brand, redraw_like_another_hand
+from bench.original_hybrid import baseline_rankings
+from bench.registry_retrieval import run as run_real_scans
+from bench.registry_scans import freeze_masks
 from bench.service_bench import full_size_checkpoint, running_server
 
 MODES = ("concept", "shape", "hybrid")
@@ -69,36 +73,8 @@ def make_data(folder: Path, brands: int, redrawn: int, turned: int) -> list[Quer
     return queries
 
 
-def original_descriptor(data: bytes) -> NDArray[np.float32]:
-    """The original authors' hybrid vector without its CLIP part: an 8x8 map of dark-pixel
-    density and a 64-bit difference hash of the raw page, each unit length, weighted
-    0.4 and 0.3 as they weighted them."""
-    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    _, dark = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    density = cv2.resize(dark.astype(np.float32), (8, 8), interpolation=cv2.INTER_AREA).ravel()
-    small = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    dhash = np.where(small[:, 1:] > small[:, :-1], 1.0, -1.0).ravel()
-
-    def unit(vector: NDArray[np.float64]) -> NDArray[np.float64]:
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-    return np.concatenate([0.4 * unit(density), 0.3 * unit(dhash)]).astype(np.float32)
-
-
-def baseline_rankings(collection: dict[str, bytes], queries: list[Query]) -> list[RankedQuery]:
-    ids = list(collection)
-    vectors = np.stack([original_descriptor(collection[image_id]) for image_id in ids])
-    ranked = []
-    for query in queries:
-        scores = vectors @ original_descriptor(query.data)
-        order = np.argsort(-scores)
-        ranked.append(
-            RankedQuery(
-                [(ids[i], float(scores[i])) for i in order],
-                frozenset({f"brand{query.brand:04d}.jpg"}),
-            )
-        )
-    return ranked
+def answers(queries: list[Query]) -> list[tuple[bytes, str]]:
+    return [(query.data, f"brand{query.brand:04d}.jpg") for query in queries]
 
 
 def service_rankings(
@@ -126,7 +102,27 @@ def main() -> None:
     parser.add_argument("--redrawn", type=int, default=3, help="upright queries per brand")
     parser.add_argument("--turned", type=int, default=1, help="turned queries per brand")
     parser.add_argument("--model", help="MODEL_NAME (default: random-weight ViT-B/32)")
+    parser.add_argument(
+        "--real-scans",
+        type=Path,
+        help="the real scans' folder: run the registry-scale benchmark on them instead",
+    )
+    parser.add_argument("--distractors", type=int, default=2000)
+    parser.add_argument("--rerank-candidates", type=int, default=Settings().rerank_candidates)
+    parser.add_argument("--scale-size", type=int, default=10_000)
+    parser.add_argument(
+        "--freeze-masks",
+        action="store_true",
+        help="write the real scans' clean stroke masks under bench/data/real_brands/ first",
+    )
     args = parser.parse_args()
+    if args.real_scans:
+        if args.freeze_masks:
+            freeze_masks(args.real_scans)
+        run_real_scans(
+            args.real_scans, args.distractors, args.rerank_candidates, args.scale_size, args.model
+        )
+        return
 
     with tempfile.TemporaryDirectory() as work:
         images = Path(work) / "images"
@@ -160,11 +156,11 @@ def main() -> None:
                 ranked, _ = service_rankings(client, turned, args.brands, "shape", False)
                 rows["turned, mode=shape, turns=false"] = ranking_metrics(ranked, args.brands)
         rows["re-drawn, original hybrid (density + dhash, raw page)"] = ranking_metrics(
-            baseline_rankings(collection, upright), args.brands
+            baseline_rankings(collection, answers(upright)), args.brands
         )
         if turned:
             rows["turned, original hybrid"] = ranking_metrics(
-                baseline_rankings(collection, turned), args.brands
+                baseline_rankings(collection, answers(turned)), args.brands
             )
 
     print(f"{args.brands} brands; {len(upright)} re-drawn and {len(turned)} turned queries")

@@ -1,0 +1,156 @@
+"""Is the right brand first on real paper, at registry scale? The retrieval benchmark's
+``--real-scans`` part (``bench/retrieval.py``), on ``bench/registry_scans.py``'s registry.
+
+In one run: the service under uvicorn (random-weight ViT-B/32, ``mode=shape``: the shape
+ranking does not depend on CLIP) with the verification stage (``RERANK_CANDIDATES``) and
+without it (``RERANK_CANDIDATES=0``, the first stage alone, on the same stored vectors);
+the original authors' hybrid baseline on the same files; the first stage's recall at
+``RERANK_CANDIDATES``, on this registry through the service and, computed in-process with
+the same preprocessing and shape descriptor (exact inner product, as the service's
+``Flat`` index), at ``--scale-size`` images.
+"""
+
+import os
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from numpy.typing import NDArray
+
+from app.evaluation import RankedQuery
+from app.imaging.shape import shape_descriptor
+from bench.original_hybrid import baseline_rankings
+from bench.registry_scans import (
+    Query,
+    chimera,
+    glyph_brand,
+    load_masks,
+    make_registry,
+    on_page,
+    preprocessed,
+    redraw_mask,
+)
+from bench.service_bench import full_size_checkpoint, running_server
+
+KINDS = ("redrawn", "addition", "converse", "turned")
+
+
+def _row(label: str, ranked: list[RankedQuery], size: int) -> str:
+    ranks = np.array([query.rank for query in ranked])
+    return (
+        f"| {label} | {len(ranks)} | {np.mean(ranks == 1):.3f} | {np.mean(ranks <= 3):.3f} | "
+        f"{np.mean(ranks <= 5):.3f} | {np.mean((ranks - 1) / size):.4f} |"
+    )
+
+
+def _rankings(
+    client: httpx.Client, queries: Iterable[Query], size: int, turns: bool
+) -> list[RankedQuery]:
+    params = {"top_k": size, "min_similarity": -1, "mode": "shape", "turns": str(turns).lower()}
+    ranked = []
+    for query in queries:
+        response = client.post(
+            "/search-similar-images/", params=params, files={"file": ("q.png", query.data)}
+        )
+        response.raise_for_status()
+        results = response.json()["results"]
+        ranking = [(result["id"], result["similarity"]) for result in results]
+        ranked.append(RankedQuery(ranking, frozenset({query.answer})))
+    return ranked
+
+
+def _shape_of(data: bytes) -> NDArray[np.float32]:
+    return shape_descriptor(np.asarray(preprocessed(data), np.uint8))
+
+
+def _distractor_shape(number: int) -> NDArray[np.float32]:
+    rng = np.random.default_rng([number, 31])
+    masks = list(load_masks().values())
+    if number % 10 == 0:
+        first, second = rng.choice(len(masks), 2, replace=False)
+        drawing = chimera(masks[first], masks[second])
+    else:
+        drawing = glyph_brand(number)
+    return _shape_of(on_page(redraw_mask(drawing, rng), rng))
+
+
+def recall_at_scale(
+    images: Path, queries: list[Query], size: int, candidates: int
+) -> tuple[float, int]:
+    """The first stage's recall at ``candidates`` among ``size`` images (this registry's
+    and new distractors), for the upright queries; and the count of images."""
+    files = sorted(images.iterdir())
+    upright = [query for query in queries if query.kind != "turned"]
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) as pool:
+        stored = list(pool.map(_shape_of, [path.read_bytes() for path in files], chunksize=16))
+        extra = list(
+            pool.map(_distractor_shape, range(10**6, 10**6 + size - len(files)), chunksize=16)
+        )
+        asked = list(pool.map(_shape_of, [query.data for query in upright], chunksize=8))
+    matrix = np.stack(stored + extra)
+    names = [path.name for path in files]
+    found = 0
+    for query, vector in zip(upright, asked, strict=True):
+        order = np.argsort(-(matrix @ vector))[:candidates]
+        found += any(index < len(names) and names[index] == query.answer for index in order)
+    return found / max(1, len(upright)), len(matrix)
+
+
+def run(scans: Path, distractors: int, candidates: int, scale_size: int, model: str | None) -> None:
+    with tempfile.TemporaryDirectory() as work:
+        images = Path(work) / "images"
+        images.mkdir()
+        queries = make_registry(scans, images, distractors)
+        size = len(list(images.iterdir()))
+        environment = {
+            **os.environ,
+            "MODEL_NAME": model or str(full_size_checkpoint()),
+            "IMAGES_DIR": str(images),
+            "INDEX_DIR": str(Path(work) / "index"),
+            "MAX_TOP_K": str(size),
+            "LOG_LEVEL": "WARNING",
+            "SEARCH_MODE": "shape",
+        }
+        lines = [
+            f"{size} images ({distractors} distractors); mode=shape; "
+            f"RERANK_CANDIDATES={candidates}",
+            "",
+            "| set | queries | top-1 | top-3 | top-5 | NAR |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        first_stage_recall = {}
+        for verified in (True, False):
+            environment["RERANK_CANDIDATES"] = str(candidates if verified else 0)
+            label = "verified" if verified else "first stage only"
+            with (
+                running_server(environment) as server,
+                httpx.Client(base_url=server.url, timeout=120) as client,
+            ):
+                for kind in KINDS:
+                    chosen = [query for query in queries if query.kind == kind]
+                    ranked = _rankings(client, chosen, size, turns=kind == "turned")
+                    lines.append(_row(f"{kind}, {label}", ranked, size))
+                    if not verified:
+                        first_stage_recall[kind] = float(
+                            np.mean([query.rank <= candidates for query in ranked])
+                        )
+        collection = {path.name: path.read_bytes() for path in sorted(images.iterdir())}
+        for kind in ("redrawn", "addition"):
+            chosen = [query for query in queries if query.kind == kind]
+            baseline = baseline_rankings(
+                collection, [(query.data, query.answer) for query in chosen]
+            )
+            lines.append(_row(f"{kind}, original hybrid (density + dhash)", baseline, size))
+        recall, scaled = recall_at_scale(images, queries, scale_size, candidates)
+    lines += ["", f"| first stage's recall at {candidates} | {size} images | {scaled} images |"]
+    lines.append("| --- | --- | --- |")
+    recall_here = np.mean(
+        [first_stage_recall[kind] for kind in ("redrawn", "addition", "converse")]
+    )
+    lines.append(f"| upright queries | {recall_here:.3f} | {recall:.3f} |")
+    lines.append(f"| turned, turns=true | {first_stage_recall['turned']:.3f} | |")
+    print("\n".join(lines))
