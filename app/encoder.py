@@ -23,7 +23,8 @@ from app.embedding.image import ImageTower
 from app.embedding.text import TextTower, Tokens
 from app.errors import InvalidTextError, TextSearchDisabledError
 from app.imaging.decoding import decode_image
-from app.imaging.preprocessing import PreprocessingOptions, prepare_for_embedding
+from app.imaging.framing import inset
+from app.imaging.preprocessing import PreprocessingOptions, prepare_with_core
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.imaging.verification import STROKES_DIMENSION, STROKES_VERSION, pack, stroke_mask
 from app.storage.types import EmbeddingKey, Vectors, VectorSpace
@@ -82,14 +83,18 @@ class Encoder:
     # Images
 
     def prepare(self, data: bytes) -> Image.Image:
-        """Decode untrusted bytes and preprocess them into what the image tower sees; at
-        most DECODE_CONCURRENCY at once across every endpoint and the indexing, since a
-        large image's decoding holds hundreds of megabytes until it is reduced."""
+        """Decode untrusted bytes and preprocess them into what the image tower sees."""
+        return self._prepared(data)[0]
+
+    def _prepared(self, data: bytes) -> tuple[Image.Image, Image.Image | None]:
+        """What the image tower sees, and the drawing's core; decoding at most
+        DECODE_CONCURRENCY at once across every endpoint and the indexing, since a large
+        image's decoding holds hundreds of megabytes until it is reduced."""
         with self._decode_slots:
             image = decode_image(
                 data, self.max_image_pixels, DECODE_SIDE_FACTOR * self.preprocessing.working_side
             )
-            return prepare_for_embedding(image, self.preprocessing)
+            return prepare_with_core(image, self.preprocessing)
 
     def drawing_of(self, framed: Image.Image) -> Vectors:
         """What the store keeps of a prepared image besides its concept vector, all
@@ -109,9 +114,19 @@ class Encoder:
         """The concept and shape vectors and the stroke mask of untrusted image bytes:
         decoding, framing, the shape and the strokes in the caller's thread, only the
         model on its worker."""
-        framed = self.prepare(data)
+        return self.encode_query(data)[0]
+
+    def encode_query(self, data: bytes) -> tuple[Vectors, tuple[NDArray[np.float32], ...]]:
+        """``encode``'s vectors, and the shape descriptors a search also looks for (a
+        brand registered with an addition, or without the one this drawing has): the
+        drawing's core when it has one, and the drawing inset as it would be framed beside
+        an addition (``app.imaging.framing``)."""
+        framed, core = self._prepared(data)
         concept = self.concepts(self.model_input(framed))[0]
-        return {self.space.concept: concept, **self.drawing_of(framed)}
+        parts = [np.asarray(core, np.uint8)] if core is not None else []
+        parts += inset(np.asarray(framed, np.uint8))
+        shapes = tuple(shape_descriptor(part) for part in parts)
+        return {self.space.concept: concept, **self.drawing_of(framed)}, shapes
 
     def preview_png(self, data: bytes) -> bytes:
         """The PNG of what the image tower sees for an uploaded image."""

@@ -10,6 +10,11 @@ without re-indexing: ``concept`` is ``w = 1``, ``shape`` is ``w = 0``, ``hybrid`
 Turns: the query's shape descriptor is turned 8 ways (no model, no image needed) while
 its concept part stays upright (the model is not run again: a turns search costs about
 what a plain one does); each image keeps its best turn.
+
+Parts: a drawing's search also looks, upright, for the shapes of its parts (its core
+without an addition beside it; the drawing as it would be framed beside one), so that a
+brand and the same brand with an addition find each other in the first stage; each image
+keeps its best row.
 """
 
 from dataclasses import dataclass
@@ -49,11 +54,19 @@ class SearchQuery:
 
 
 def image_query(
-    concept: NDArray[np.float32], shape: NDArray[np.float32], query: SearchQuery
-) -> VectorQuery:
-    """A drawing's search: its upright concept vector, its shape in every turn searched."""
+    concept: NDArray[np.float32],
+    shape: NDArray[np.float32],
+    query: SearchQuery,
+    parts: tuple[NDArray[np.float32], ...] = (),
+) -> tuple[VectorQuery, tuple[str, ...]]:
+    """A drawing's search: its upright concept vector, its shape in every turn searched,
+    then the shapes of its ``parts`` (upright, in a shape or hybrid search); and each
+    row's turn, for ``best_turns``."""
     shapes = tuple(turned_descriptor(shape, turn) for turn in query.turn_names)
-    return VectorQuery(concept, shapes, query.weight)
+    if query.mode == SearchMode.CONCEPT:
+        parts = ()
+    labels = query.turn_names + (UPRIGHT,) * len(parts)
+    return VectorQuery(concept, shapes + parts, query.weight), labels
 
 
 def words_query(concept: NDArray[np.float32]) -> VectorQuery:

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+import numpy as np
+from numpy.typing import NDArray
+
 from app.encoder import Encoder
 from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
 from app.imaging.grid_removal import Mask
@@ -139,8 +142,8 @@ class Search:
         uploaded image in the query's mode (and best turn), best first."""
         self._require_ready()
         with self.admission.slot():
-            vectors = self.encoder.encode(data)
-        return self.by_vectors(vectors, query)
+            vectors, parts = self.encoder.encode_query(data)
+        return self.by_vectors(vectors, query, parts)
 
     def search_text(self, text: str, query: SearchQuery) -> tuple[list[Match], bool]:
         """Up to ``top_k`` collection images whose CLIP vectors are nearest the text's,
@@ -151,7 +154,9 @@ class Search:
         with self.admission.slot():
             concept = self.encoder.text_concept(tokens)
         concept_only = replace(query, mode=SearchMode.CONCEPT, turns=False)
-        matches = self._matches(words_query(concept), concept_only, None, words=True)
+        matches = self._matches(
+            words_query(concept), concept_only.turn_names, concept_only, None, words=True
+        )
         return matches, tokens.truncated
 
     def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
@@ -170,23 +175,35 @@ class Search:
         matches = self.by_vectors(stored, wider)
         return [match for match in matches if match.id != image_id][: query.top_k]
 
-    def by_vectors(self, vectors: Vectors, query: SearchQuery) -> list[Match]:
-        """The images most similar to a drawing's vectors (and stroke mask, when they
-        hold one: shape and hybrid searches are then verified)."""
+    def by_vectors(
+        self,
+        vectors: Vectors,
+        query: SearchQuery,
+        parts: tuple[NDArray[np.float32], ...] = (),
+    ) -> list[Match]:
+        """The images most similar to a drawing's vectors and its parts' shapes (and
+        stroke mask, when they hold one: shape and hybrid searches are then verified)."""
         space = self.store.space
-        vector_query = image_query(vectors[space.concept], vectors[space.shape], query)
+        vector_query, labels = image_query(
+            vectors[space.concept], vectors[space.shape], query, parts
+        )
         strokes = self.verifier.query_mask(vectors) if query.mode != SearchMode.CONCEPT else None
-        return self._matches(vector_query, query, strokes)
+        return self._matches(vector_query, labels, query, strokes)
 
     def _matches(
-        self, vectors: VectorQuery, query: SearchQuery, strokes: Mask | None, words: bool = False
+        self,
+        vectors: VectorQuery,
+        labels: tuple[str, ...],
+        query: SearchQuery,
+        strokes: Mask | None,
+        words: bool = False,
     ) -> list[Match]:
         """The first stage (one store call), then, for a drawing with its stroke mask, the
         verification of its first candidates (one more)."""
         verifying = strokes is not None and self.verifier.candidates > 0
         wanted = max(query.top_k, self.verifier.candidates) if verifying else query.top_k
         hits_per_turn = self.store.search(vectors, wanted, query.min_similarity)
-        first = best_turns(query.turn_names, hits_per_turn)[:wanted]
+        first = best_turns(labels, hits_per_turn)[:wanted]
         ranked = self.verifier.rerank(strokes, first, query.turn_names)
         return [self._match(item, query, words) for item in ranked[: query.top_k]]
 

@@ -26,7 +26,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.imaging.decoding import decode_image
-from app.imaging.preprocessing import prepare_for_embedding
+from app.imaging.framing import inset
+from app.imaging.preprocessing import prepare_for_embedding, prepare_with_core
+from app.imaging.shape import shape_descriptor
 from bench.brand_scans import PAPER_STYLES, TURNS, Redraw, ink_on_paper
 
 DATA = Path(__file__).parent / "data" / "real_brands"
@@ -212,15 +214,18 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
         answer = f"real_{path.name}"
         mask = masks[stem]
         extended = f"real_{stem}_plus.png"
+        registered_addition = str(rng.choice(ADDITIONS))
         (folder / extended).write_bytes(
-            on_page(with_addition(mask, str(rng.choice(ADDITIONS)), rng), rng, "light_grey")
+            on_page(with_addition(mask, registered_addition, rng), rng, "light_grey")
         )
+        # A query's addition differs from the registered one's: its answer is the scan.
+        others = [kind for kind in ADDITIONS if kind != registered_addition]
         for _ in range(redrawn):
             data = on_page(redraw_mask(mask, rng), rng)
             queries.append(Query(data, answer, "redrawn"))
             queries.append(Query(data, extended, "converse"))
         for _ in range(2):
-            added = with_addition(mask, str(rng.choice(ADDITIONS)), rng)
+            added = with_addition(mask, str(rng.choice(others)), rng)
             queries.append(Query(on_page(redraw_mask(added, rng), rng), answer, "addition"))
         turn = str(rng.choice(TURNS[1:]))
         queries.append(Query(on_page(redraw_mask(mask, rng, turn), rng), answer, "turned"))
@@ -233,6 +238,16 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
             drawing = glyph_brand(number)
         (folder / f"other{number:05d}.png").write_bytes(on_page(redraw_mask(drawing, rng), rng))
     return queries
+
+
+def query_shapes(data: bytes) -> list[NDArray[np.float32]]:
+    """The shape rows a search sends for a drawing, upright: the whole drawing, its core
+    and its insets (``app.encoder.Encoder.encode_query``)."""
+    whole, core = prepare_with_core(decode_image(data, MAX_PIXELS, 896))
+    parts = [np.asarray(whole, np.uint8)]
+    parts += [np.asarray(core, np.uint8)] if core is not None else []
+    parts += inset(parts[0])
+    return [shape_descriptor(part) for part in parts]
 
 
 def preprocessed(data: bytes) -> Image.Image:

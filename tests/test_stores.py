@@ -92,7 +92,9 @@ def test_both_stores_give_the_same_ids_and_scores_for_the_same_vectors(
         store.save(entries)
     rng = np.random.default_rng(1)
     query = SearchQuery(10, -1.0, mode, turns, concept_weight=0.3)
-    vectors = image_query(unit_rows(rng, 1, CONCEPT.dimension)[0], unit_rows(rng, 1, 432)[0], query)
+    vectors, _ = image_query(
+        unit_rows(rng, 1, CONCEPT.dimension)[0], unit_rows(rng, 1, 432)[0], query
+    )
     rows = SPACE.rows(vectors)
 
     expected = embedded.search(vectors, 10, -1.0)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from app.imaging import grid_removal
-from app.imaging.framing import frame_drawing
+from app.imaging.framing import frame_parts
 from app.imaging.grid_removal import RGBImage
 from app.imaging.levels import median_level
 
@@ -77,7 +77,16 @@ def prepare_for_embedding(
     image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
 ) -> Image.Image:
     """Return the RGB image the embedder sees for the decoded RGB ``image``."""
+    return prepare_with_core(image, options)[0]
+
+
+def prepare_with_core(
+    image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
+) -> tuple[Image.Image, Image.Image | None]:
+    """What the embedder sees, and the drawing's core framed alike when it has one
+    (``app.imaging.framing.frame_parts``)."""
     pixels = dark_on_light(to_working_size(np.asarray(image, np.uint8), options.working_side))
     if options.remove_grid:
         pixels = grid_removal.remove_grid(pixels, options.grid)
-    return Image.fromarray(frame_drawing(pixels))
+    whole, core = frame_parts(pixels)
+    return Image.fromarray(whole), None if core is None else Image.fromarray(core)

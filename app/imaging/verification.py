@@ -7,9 +7,9 @@ packed). Pipeline of ``verify(query, registered)``:
 1. tolerance: each mask is widened by ``TOLERANCE_PX`` (a re-drawn hand's wobble);
 2. alignment: the registered mask is scaled (``SCALES``, from half to twice: a brand
    drawn with an addition beside it is framed smaller) and rotated by a few degrees
-   (``ANGLES``); every translation is scored at once by template matching: at half size
-   for every scale (and the turns of the query that align best unscaled, when turns are
-   asked), then at full size for the best scale at every angle;
+   (``ANGLES``); every translation is scored at once by template matching: every scale
+   unrotated (in the turns of the query that align best unscaled at half size, when
+   turns are asked), then the best ``REFINED`` of them rotated;
 3. coverage, for the best alignment: ``registered_covered`` is the share of the
    registered strokes that fall on the query's widened strokes, ``query_covered`` the
    converse; ``overlap`` is their harmonic mean (both must be high for a copy, while a
@@ -36,9 +36,11 @@ BITS_PER_VALUE: Final = 16
 STROKES_DIMENSION: Final = STROKES_SIDE * STROKES_SIDE // BITS_PER_VALUE
 TOLERANCE_PX: Final = 2
 SCALES: Final = tuple(float(2 ** (step / 4)) for step in range(-4, 5))
-ANGLES: Final = (-5.0, 0.0, 5.0)
+ANGLES: Final = (-5.0, 5.0)
 # How far past the query's square edge an aligned drawing may reach (fraction of side).
 SHIFT_MARGIN: Final = 0.15
+# The best unrotated alignments that are tried rotated by each of ``ANGLES``.
+REFINED: Final = 2
 # With every turn searched, the turns whose unscaled coarse alignment is best are the
 # only ones tried at every scale.
 TURN_SHORTLIST: Final = 2
@@ -61,7 +63,11 @@ class Alignment:
 
     @property
     def overlap(self) -> float:
-        return _harmonic(self.registered_covered, self.query_covered)
+        """Both coverages in one score: the mean of their harmonic mean (high when the
+        two drawings are the same) and the larger one (high when one is the other plus
+        an addition), so that a brand with an addition ranks beside a copy."""
+        covered = (self.registered_covered, self.query_covered)
+        return (_harmonic(*covered) + max(covered)) / 2
 
 
 def stroke_mask(framed: RGBImage) -> Mask:
@@ -95,28 +101,31 @@ def verify(query: Mask, registered: Mask, turns: tuple[str, ...] = ("upright",))
     empty = Alignment(0.0, 0.0, turns[0], 1.0, 0.0, (0, 0))
     if not query.any() or not registered.any():
         return empty
-    half = _half(registered)
-    halves = {turn: _half(turned_mask(query, turn)) for turn in turns}
     if len(turns) > TURN_SHORTLIST:
-        upright_scale = {
-            turn: _overlap_of(_best_shift(small, half, 1.0, 0.0)) for turn, small in halves.items()
+        half = _half(registered)
+        unscaled = {
+            turn: _overlap_of(_best_shift(_half(turned_mask(query, turn)), half, 1.0, 0.0))
+            for turn in turns
         }
-        turns = tuple(sorted(turns, key=lambda turn: -upright_scale[turn])[:TURN_SHORTLIST])
-    coarse = [
-        (_overlap_of(_best_shift(halves[turn], half, scale, 0.0)), turn, scale)
-        for turn in turns
-        for scale in SCALES
-    ]
-    _, turn, scale = max(coarse, key=lambda candidate: candidate[0])
-    best = empty
-    turned = turned_mask(query, turn)
-    for angle in ANGLES:
-        found = _best_shift(turned, registered, scale, angle)
-        if found is not None and found.overlap > best.overlap:
-            best = Alignment(
-                found.registered_covered, found.query_covered, turn, scale, angle, found.shift
-            )
-    return best
+        turns = tuple(sorted(turns, key=lambda turn: -unscaled[turn])[:TURN_SHORTLIST])
+    found: list[tuple[_Found, str, float, float]] = []
+    for turn in turns:
+        turned = turned_mask(query, turn)
+        for scale in SCALES:
+            unrotated = _best_shift(turned, registered, scale, 0.0)
+            if unrotated is not None:
+                found.append((unrotated, turn, scale, 0.0))
+    found.sort(key=lambda candidate: -candidate[0].overlap)
+    for _, turn, scale, _ in found[:REFINED]:
+        turned = turned_mask(query, turn)
+        for angle in ANGLES:
+            rotated = _best_shift(turned, registered, scale, angle)
+            if rotated is not None:
+                found.append((rotated, turn, scale, angle))
+    if not found:
+        return empty
+    best, turn, scale, angle = max(found, key=lambda candidate: candidate[0].overlap)
+    return Alignment(best.registered_covered, best.query_covered, turn, scale, angle, best.shift)
 
 
 def _overlap_of(found: "_Found | None") -> float:
