@@ -40,7 +40,7 @@ from bench.brand_scans import TURNS, draw_scan, make_brand, redraw_like_another_
 from bench.original_hybrid import baseline_rankings
 from bench.registry_retrieval import run as run_real_scans
 from bench.registry_scans import freeze_masks
-from bench.service_bench import full_size_checkpoint, running_server
+from bench.service_bench import REPO, full_size_checkpoint, running_server
 
 MODES = ("concept", "shape", "hybrid")
 
@@ -109,7 +109,15 @@ def main() -> None:
     )
     parser.add_argument("--distractors", type=int, default=2000)
     parser.add_argument("--rerank-candidates", type=int, default=Settings().rerank_candidates)
-    parser.add_argument("--scale-size", type=int, default=10_000)
+    parser.add_argument(
+        "--scale-size", type=int, default=10_000, help="0: no first-stage recall at scale"
+    )
+    parser.add_argument(
+        "--server-checkout",
+        type=Path,
+        default=REPO,
+        help="run the service of another checkout (a git worktree of the commit before)",
+    )
     parser.add_argument(
         "--freeze-masks",
         action="store_true",
@@ -120,7 +128,12 @@ def main() -> None:
         if args.freeze_masks:
             freeze_masks(args.real_scans)
         run_real_scans(
-            args.real_scans, args.distractors, args.rerank_candidates, args.scale_size, args.model
+            args.real_scans,
+            args.distractors,
+            args.rerank_candidates,
+            args.scale_size,
+            args.model,
+            args.server_checkout,
         )
         return
 
