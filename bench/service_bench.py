@@ -300,13 +300,16 @@ def running_server(
         process.wait(60)
 
 
-def search_ms(client: httpx.Client, data: bytes | str) -> float:
-    """One search's time: by image (bytes) or by words (a text)."""
+def search_ms(client: httpx.Client, data: bytes | str, turns: bool = False) -> float:
+    """One search's time: by image (bytes, with ``turns`` or not) or by words (a text)."""
     started = time.perf_counter()
     if isinstance(data, str):
         response = client.post("/search-by-text", json={"text": data})
     else:
-        response = client.post("/search-similar-images/", files={"file": ("q.jpg", data)})
+        params = {"turns": "true"} if turns else {}
+        response = client.post(
+            "/search-similar-images/", params=params, files={"file": ("q.jpg", data)}
+        )
     elapsed = (time.perf_counter() - started) * 1000
     if response.status_code != 200:
         raise RuntimeError(f"search answered {response.status_code}: {response.text}")
@@ -365,6 +368,7 @@ class ServiceFigures:
     restart_serving_s: float
     search_p50_ms: float
     search_p95_ms: float
+    turns_p50_ms: float
     concurrent_rps: float
     concurrent_p95_ms: float
     refused: int
@@ -394,20 +398,21 @@ def service_environment(
 
 
 def measure_service(
-    checkpoint: Path, size: int, work: Path, settings: dict[str, str]
+    checkpoint: Path, size: int, work: Path, settings: dict[str, str], checkout: Path = REPO
 ) -> ServiceFigures:
     images, index, scratch = work / f"images-{size}", work / f"index-{size}", work / "tmp"
     environment = service_environment(checkpoint, images, index, scratch, size, settings)
-    with running_server(environment) as cold:
+    with running_server(environment, checkout) as cold:
         cold_start = cold.ready_after_s
         indexing = (cold.ready_after_s - cold.serving_after_s) * 1000 / size
     data = queries()
-    with running_server(environment) as warm:
-        watched = (images, index, scratch, REPO / "app")
+    with running_server(environment, checkout) as warm:
+        watched = (images, index, scratch, checkout / "app")
         before = file_snapshot(*watched)
         with httpx.Client(base_url=warm.url, timeout=120) as client:
             search_ms(client, data[0])
             sequential = [search_ms(client, query) for query in data]
+            turned = [search_ms(client, query, turns=True) for query in data]
         rps, p95, refused = concurrent_load(warm.url, data)
         after = file_snapshot(*watched)
         written = sum(1 for path, stamp in after.items() if before.get(path) != stamp)
@@ -420,6 +425,7 @@ def measure_service(
             restart_serving_s=warm.serving_after_s,
             search_p50_ms=percentile(sequential, 0.5),
             search_p95_ms=percentile(sequential, 0.95),
+            turns_p50_ms=percentile(turned, 0.5),
             concurrent_rps=rps,
             concurrent_p95_ms=p95,
             refused=refused,
@@ -474,6 +480,12 @@ def report(model: ModelFigures, services: list[ServiceFigures]) -> None:
         [s.search_p50_ms for s in services],
         [s.search_p50_ms / floor for s in services],
         "<= 1.2 x floor",
+    )
+    row(
+        "search alone, turns=true, p50 (ms)",
+        [s.turns_p50_ms for s in services],
+        [s.turns_p50_ms / floor for s in services],
+        "",
     )
     row(
         "search alone p95 (ms)",
@@ -575,6 +587,12 @@ def main() -> None:
         "--settings", nargs="*", default=[], help="service settings, e.g. INFERENCE=int8"
     )
     parser.add_argument("--text", action="store_true", help="text search figures only")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=REPO,
+        help="run the service of another checkout (a git worktree of the commit before)",
+    )
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.settings)
     checkpoint = full_size_checkpoint()
@@ -584,7 +602,10 @@ def main() -> None:
         return
     model = measure_model(checkpoint)
     with tempfile.TemporaryDirectory(prefix="service-bench-") as work:
-        services = [measure_service(checkpoint, size, Path(work), settings) for size in args.sizes]
+        services = [
+            measure_service(checkpoint, size, Path(work), settings, args.checkout)
+            for size in args.sizes
+        ]
     model.late_floor_times_ms = late_floor_times_ms(checkpoint)
     print(
         f"settings: {settings or 'defaults'}; the service ran the model with "
