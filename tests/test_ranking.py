@@ -180,9 +180,9 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
 
     monkeypatch.setattr(encoder_module, "shape_descriptor", counting_shape)
     first = make_client(images_dir=brands_dir)
+    assert embeds.images == BRANDS and len(shapes) == BRANDS
     before = search(first, redrawn(3, 5), mode="shape", min_similarity=-1)
     first.__exit__(None, None, None)
-    assert embeds.images == BRANDS + 1 and len(shapes) == BRANDS + 1
 
     embeds.images, shapes[:] = 0, []
     make_client(images_dir=brands_dir).__exit__(None, None, None)
