@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 from app.encoder import Encoder
 from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
 from app.imaging.grid_removal import Mask
-from app.imaging.verification import pack
 from app.metrics import SEARCHES_IN_PROGRESS, SEARCHES_REFUSED
 from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_query
 from app.reconciliation import IndexingProgress
@@ -110,7 +109,7 @@ class Match:
     turn: str | None  # the query's turn that matched, when turns were searched
     # The verification stage's, when it aligned this image on the query (else None):
     # the share of the registered drawing's strokes the query covers, the converse, and
-    # their harmonic mean, by which verified results are ranked.
+    # both in one score (``Alignment.overlap``), by which verified results are ranked.
     registered_covered: float | None = None
     query_covered: float | None = None
     overlap: float | None = None
@@ -162,15 +161,16 @@ class Search:
     def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
-        if self.store.get(image_id) is None:
-            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         record = self.store.get(image_id)
+        if record is None:
+            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
         stored = self.store.searchable([image_id]).get(image_id)
-        if record is None or stored is None:
+        if stored is None:
             raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
-        masks = self.verifier.masks({record.sha256})
-        if record.sha256 in masks:
-            stored = {**stored, self.verifier.key: pack(masks[record.sha256])}
+        # Its stroke mask too, as stored (packed), so that the search is verified.
+        packed = self.store.vectors(self.verifier.key, {record.sha256})
+        if record.sha256 in packed:
+            stored = {**stored, self.verifier.key: packed[record.sha256]}
         wider = replace(query, top_k=query.top_k + 1)
         matches = self.by_vectors(stored, wider)
         return [match for match in matches if match.id != image_id][: query.top_k]

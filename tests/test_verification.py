@@ -256,3 +256,18 @@ def test_compare_with_an_unknown_brand_is_404(
         "/images/nothing.png/compare", files={"file": ("q.png", redrawn(WITH_BAR, 1), "image/png")}
     )
     assert response.status_code == 404 and "nothing.png" in response.json()["detail"]
+
+
+def test_similar_to_a_registered_brand_is_verified_from_its_stored_mask(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry, similarity_threshold=-1)
+
+    response = client.get("/images/brand0.png/similar", params={"mode": "shape"})
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert "brand0.png" not in [r["id"] for r in results]
+    # brand0 registered with a circle beside it: the converse of an addition.
+    assert results[0]["id"] == "brand0_plus_circle.png"
+    assert results[0]["query_covered"] > results[0]["registered_covered"]
