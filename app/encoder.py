@@ -84,17 +84,18 @@ class Encoder:
 
     def prepare(self, data: bytes) -> Image.Image:
         """Decode untrusted bytes and preprocess them into what the image tower sees."""
-        return self._prepared(data)[0]
+        return self._prepared(data, core=False)[0]
 
-    def _prepared(self, data: bytes) -> tuple[Image.Image, Image.Image | None]:
-        """What the image tower sees, and the drawing's core; decoding at most
+    def _prepared(self, data: bytes, core: bool) -> tuple[Image.Image, Image.Image | None]:
+        """What the image tower sees, and, with ``core``, the drawing's core (only a
+        query needs it: indexing does not frame it); decoding at most
         DECODE_CONCURRENCY at once across every endpoint and the indexing, since a large
         image's decoding holds hundreds of megabytes until it is reduced."""
         with self._decode_slots:
             image = decode_image(
                 data, self.max_image_pixels, DECODE_SIDE_FACTOR * self.preprocessing.working_side
             )
-            return prepare_with_core(image, self.preprocessing)
+            return prepare_with_core(image, self.preprocessing, core)
 
     def drawing_of(self, framed: Image.Image) -> Vectors:
         """What the store keeps of a prepared image besides its concept vector, all
@@ -121,7 +122,7 @@ class Encoder:
         brand registered with an addition, or without the one this drawing has): the
         drawing's core when it has one, and the drawing inset as it would be framed beside
         an addition (``app.imaging.framing``)."""
-        framed, core = self._prepared(data)
+        framed, core = self._prepared(data, core=True)
         concept = self.concepts(self.model_input(framed))[0]
         parts = [np.asarray(core, np.uint8)] if core is not None else []
         parts += inset(np.asarray(framed, np.uint8))

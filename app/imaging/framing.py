@@ -152,21 +152,23 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[
 def frame_drawing(image: RGBImage) -> RGBImage:
     """Keep the drawing alone, crop to it with a margin, pad to a square on the paper
     colour and resize to ``EMBEDDER_SIDE``. An image without ink is padded whole."""
-    return frame_parts(image)[0]
+    return frame_parts(image, core=False)[0]
 
 
-def frame_parts(image: RGBImage) -> tuple[RGBImage, RGBImage | None]:
-    """The framed drawing (``frame_drawing``), and its core framed the same way when it
-    has one (``drawing_mask``'s ``core``): what a search for a brand drawn with an
-    addition beside it also looks for."""
+def frame_parts(image: RGBImage, core: bool = True) -> tuple[RGBImage, RGBImage | None]:
+    """The framed drawing (``frame_drawing``), and, with ``core``, its core framed the
+    same way when it has one (``drawing_mask``'s ``core``): what a search for a brand
+    drawn with an addition beside it also looks for."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     paper_level = median_level(grey)
     light = np.asarray(grey >= paper_level, np.uint8)
     paper = [int(median_level(image[:, :, channel], light)) for channel in range(3)]
     ink = np.asarray(grey < paper_level - INK_CONTRAST, bool)
     whole = _framed(image, ink, drawing_mask(ink), paper)
-    core = drawing_mask(ink, core=True)
-    return whole, _framed(image, ink, core, paper) if core.any() else None
+    if not core:
+        return whole, None
+    largest = drawing_mask(ink, core=True)
+    return whole, _framed(image, ink, largest, paper) if largest.any() else None
 
 
 def _framed(image: RGBImage, ink: Mask, drawing: Mask, paper: list[int]) -> RGBImage:

@@ -77,16 +77,16 @@ def prepare_for_embedding(
     image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
 ) -> Image.Image:
     """Return the RGB image the embedder sees for the decoded RGB ``image``."""
-    return prepare_with_core(image, options)[0]
+    return prepare_with_core(image, options, core=False)[0]
 
 
 def prepare_with_core(
-    image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
+    image: Image.Image, options: PreprocessingOptions = PreprocessingOptions(), core: bool = True
 ) -> tuple[Image.Image, Image.Image | None]:
-    """What the embedder sees, and the drawing's core framed alike when it has one
-    (``app.imaging.framing.frame_parts``)."""
+    """What the embedder sees, and, with ``core``, the drawing's core framed alike when
+    it has one (``app.imaging.framing.frame_parts``)."""
     pixels = dark_on_light(to_working_size(np.asarray(image, np.uint8), options.working_side))
     if options.remove_grid:
         pixels = grid_removal.remove_grid(pixels, options.grid)
-    whole, core = frame_parts(pixels)
-    return Image.fromarray(whole), None if core is None else Image.fromarray(core)
+    whole, largest = frame_parts(pixels, core)
+    return Image.fromarray(whole), None if largest is None else Image.fromarray(largest)
