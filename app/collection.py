@@ -1,24 +1,44 @@
 """The live collection: the image folder (IMAGES_DIR) and the store kept in step: add,
 delete, and the reads a client makes of them.
 
-Order of writes, so that a crash at any point leaves a state the next reconciliation
-(``app.reconciliation``) repairs without losing an accepted file: an add writes the file
-(atomically), then the store; a delete removes the file, then the store's record.
+Whole writes: an add or a delete is fully applied or not at all, as clients and searches
+see it, whatever fails between its steps. The store's commit decides; the file follows
+it (``app.storage.image_folder`` keeps a file in the middle of a write hidden and locked):
+
+- **add**: stage the bytes (hidden) -> commit the record -> publish the file under its
+  id. A failed commit discards the staged file, unless the store answers that it holds
+  the record after all (its answer was lost): then the file is published and the add
+  succeeds. A full disk fails the staging, before anything is written to the store.
+- **delete**: withdraw the file (hidden) -> remove the record -> purge the file. A
+  failed removal restores the file when the store still holds the record, and finishes
+  the delete when it does not; when the store cannot say, the withdrawn file waits for
+  the next reconciliation, which settles it the same way.
+- a process killed between two steps leaves a hidden file whose lock died with it: the
+  next reconciliation publishes or restores it when its record is stored, and discards
+  or purges it otherwise. So a refused write never appears later, an acknowledged one
+  is never undone, and no file is registered without the metadata of its upload.
 
 Every method blocks (file I/O, the encoder, the store); the HTTP layer calls them from
 worker threads, never on the event loop.
 """
 
+import errno
 import logging
 import threading
+import unicodedata
 from datetime import UTC, datetime
 
 from app.encoder import Encoder
-from app.errors import DuplicateImageError, ImageNotFoundError
+from app.errors import (
+    DuplicateImageError,
+    ImageNotFoundError,
+    StorageFullError,
+    StoreUnavailableError,
+)
 from app.imaging.decoding import file_extension
 from app.ranking import SearchQuery
 from app.search import Match, Search
-from app.storage.image_folder import ImageFolder, sha256_hex
+from app.storage.image_folder import ImageFolder, PendingFile, sha256_hex
 from app.storage.store import Store
 from app.storage.types import ImageRecord
 
@@ -26,6 +46,21 @@ logger = logging.getLogger(__name__)
 
 # Longest upload file name kept as metadata.
 MAX_ORIGINAL_FILENAME = 255
+# Unicode categories removed from upload file names: control characters (NUL breaks
+# Postgres, newlines forge log lines), format characters (bidirectional overrides
+# disguise a name) and lone surrogates.
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def clean_filename(name: str | None) -> str | None:
+    """An upload's file name as stored: without unprintable characters, trimmed, at
+    most ``MAX_ORIGINAL_FILENAME`` characters; None when nothing is left."""
+    kept = "".join(
+        character
+        for character in name or ""
+        if unicodedata.category(character) not in UNPRINTABLE_CATEGORIES
+    )
+    return kept.strip()[:MAX_ORIGINAL_FILENAME] or None
 
 
 def _duplicate(holder: ImageRecord) -> DuplicateImageError:
@@ -69,24 +104,50 @@ class Collection:
         vectors = self.encoder.encode(data)
         extension = file_extension(data)
         similar = self.search.by_vectors(vectors, query)
+        name = clean_filename(original_filename)
         with self._write_lock:
-            image_id = self.folder.write_new(data, extension)
-            stat = self.folder.stat(image_id)
-            name = (original_filename or "").strip()[:MAX_ORIGINAL_FILENAME] or None
+            staged = self._stage(data, extension)
+            stat = staged.stat()
             record = ImageRecord(
-                image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC)
+                staged.image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC)
             )
-            # Check and insert in one transaction: an identical upload to this or another
-            # process may have won the race since the check above.
-            holder = self.store.save_upload(record, vectors)
-            if holder is not None and holder.id == image_id:
-                # Another process's reconciliation found the new file first: it is ours.
-                self.store.save([(record, vectors)])
-            elif holder is not None:
-                self.folder.delete([image_id])
+            try:
+                # Check and insert in one transaction: an identical upload to this or
+                # another process may have won the race since the check above.
+                holder = self.store.save_upload(record, vectors)
+            except Exception:
+                if not self._holds_record(record.id):
+                    self.folder.discard(staged)
+                    raise
+                holder = None
+            if holder is not None:
+                self.folder.discard(staged)
                 raise _duplicate(holder)
-        logger.info("Added %s (%s)", image_id, name)
+            self.folder.publish(staged)
+        logger.info("Added %s (%s)", record.id, name)
         return record, similar
+
+    def _stage(self, data: bytes, extension: str) -> PendingFile:
+        try:
+            return self.folder.stage(data, extension)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(
+                    "IMAGES_DIR is full: the image was not added; retry once an operator "
+                    "has freed space."
+                ) from exc
+            raise
+
+    def _holds_record(self, image_id: str) -> bool | None:
+        """Whether the store holds the image's record, after a write to it failed; None
+        when it cannot say (unreachable)."""
+        try:
+            return self.store.get(image_id) is not None
+        except StoreUnavailableError:
+            logger.warning(
+                "Cannot tell whether %s was committed; the next reconciliation settles it", image_id
+            )
+            return None
 
     def get(self, image_id: str) -> ImageRecord:
         record = self.store.get(image_id)
@@ -103,23 +164,51 @@ class Collection:
         return self.store.newest_first(page, page_size)
 
     def delete(self, image_id: str) -> None:
-        """Remove an image's file and record."""
+        """Remove an image's record and file."""
         with self._write_lock:
             self.get(image_id)
-            self.folder.delete([image_id])
-            removed = self.store.delete([image_id])
+            withdrawn = self.folder.withdraw(image_id)
+            try:
+                removed = self.store.delete([image_id])
+            except Exception:
+                held = self._holds_record(image_id)
+                if held is not False:
+                    if withdrawn is not None:
+                        self.folder.restore(withdrawn) if held else withdrawn.release()
+                    raise
+                removed = 1  # removed after all (its answer was lost)
+            if withdrawn is not None:
+                self.folder.purge(withdrawn)
         if not removed:  # another process deleted it first
             raise _not_found(image_id)
         logger.info("Deleted %s", image_id)
 
     def delete_all(self) -> int:
-        """Remove every image of the folder and every stored vector; return how many."""
-        with self._write_lock:
-            ids = list(self.folder.scan())
-            self.folder.delete(ids)
-            self.store.delete_all()
-        logger.warning("Deleted the whole collection (%d images)", len(ids))
-        return len(ids)
+        """Remove every image's record and file; return how many."""
+        with self._write_lock, self.folder.bulk():
+            withdrawn = self.folder.withdraw_all()
+            try:
+                self.store.delete_all()
+            except Exception:
+                try:
+                    held = self.store.records()
+                except StoreUnavailableError:
+                    logger.warning(
+                        "The store is unreachable; the next reconciliation "
+                        "settles the %d withdrawn images",
+                        len(withdrawn),
+                    )
+                    raise
+                for pending in withdrawn:
+                    if pending.image_id in held:
+                        self.folder.restore(pending)
+                    else:
+                        self.folder.purge(pending)
+                raise
+            for pending in withdrawn:
+                self.folder.purge(pending)
+        logger.warning("Deleted the whole collection (%d images)", len(withdrawn))
+        return len(withdrawn)
 
     def count(self) -> int:
         """The images searchable now, other processes' changes included."""

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     preprocess_threads: int = Field(default=0, ge=0)
     search_batch_size: int = Field(default=8, ge=1, le=256)
     search_queue_size: int = Field(default=32, ge=1, le=1024)
+    confirm_removals: bool = False
     grid_removal: bool = Field(default=True)
     grid_working_side: int = Field(default=448, ge=224, le=4096)
     grid_ink_threshold: float = Field(default=0.5, gt=0, lt=1, allow_inf_nan=False)

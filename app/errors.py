@@ -62,6 +62,10 @@ class DuplicateImageError(ServiceError):
         self.existing_id = existing_id
 
 
+class StorageFullError(ServiceError):
+    """IMAGES_DIR has no space left for an upload."""
+
+
 class ConfirmationRequiredError(ServiceError):
     """A destructive request was sent without its confirmation."""
 
@@ -78,8 +82,16 @@ class IndexNotReadyError(ServiceBusyError):
     """The collection is still being indexed for the first time."""
 
 
+class FolderUnavailableError(ServiceBusyError):
+    """IMAGES_DIR is missing while the service runs (an unmounted share)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=30)
+
+
 class StoreUnavailableError(ServiceBusyError):
-    """The database of STORE=postgres cannot be reached; the client may retry."""
+    """The store (its database, or the catalog's write lock) cannot be reached or
+    written now; the client may retry."""
 
     readme_section = "Postgres"
 

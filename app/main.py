@@ -67,7 +67,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stopping = threading.Event()
     service.progress.begin()  # so /health says "indexing" before the thread starts
     reconcile = service.reconciler.reconcile
-    indexing = asyncio.create_task(to_thread.run_sync(reconcile, stopping.is_set))
+    indexing = asyncio.create_task(
+        to_thread.run_sync(reconcile, stopping.is_set, settings.confirm_removals)
+    )
     indexing.add_done_callback(_log_failure)
     try:
         yield

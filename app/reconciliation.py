@@ -1,10 +1,12 @@
 """Reconciliation: bring the catalog and the index in step with IMAGES_DIR.
 
-New and changed files are embedded in batches (a progress bar in the log), removed ones
-drop out, and every stored vector is reused: a file whose concept (CLIP) vector is
-stored but whose shape vector or stroke mask is not (the shape descriptor or the
-verification's mask changed) is decoded and framed again for those alone, without the
-model.
+First, the writes a crash interrupted are settled by the store's record
+(``app.collection``'s protocol). Then new and changed files are embedded in batches (a
+progress bar in the log), removed ones drop out unless the folder guard withholds their
+removal (``app.folder_guard.removals_allowed``), and every stored vector is reused: a
+file whose concept (CLIP) vector is stored but whose shape vector or stroke mask is not
+(the shape descriptor or the verification's mask changed) is decoded and framed again for
+those alone, without the model.
 
 Blocking (file I/O, decoding, OpenCV, the model, the store): called from worker threads.
 """
@@ -21,7 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.encoder import Encoder
-from app.errors import ServiceError
+from app.errors import FolderUnavailableError, ServiceError
+from app.folder_guard import removals_allowed
 from app.metrics import INDEXING_DONE, INDEXING_TOTAL
 from app.storage.image_folder import FileStat, ImageFolder, sha256_hex
 from app.storage.store import Store
@@ -70,8 +73,9 @@ class IndexingProgress:
 @dataclass(frozen=True)
 class ReconcileReport:
     """What a reconciliation did: files added and updated (stored and searchable),
-    removed, unchanged, failed (unreadable), and pending (new or changed, not embedded
-    because it was stopped; the next reconciliation takes them)."""
+    removed, unchanged, failed (unreadable), pending (new or changed, not embedded
+    because it was stopped; the next reconciliation takes them), and withheld (gone from
+    the folder, their records kept: too many to remove unconfirmed)."""
 
     added: int
     updated: int
@@ -80,6 +84,7 @@ class ReconcileReport:
     failed: int
     pending: int
     indexed_images: int
+    withheld: int = 0
 
 
 @dataclass
@@ -134,8 +139,11 @@ class Reconciler:
         with self._write_lock:
             self.store.delete(ids)
 
-    def reconcile(self, should_stop: Callable[[], bool] = lambda: False) -> ReconcileReport:
-        """Embed new and changed files, drop removed ones, reuse every stored vector.
+    def reconcile(
+        self, should_stop: Callable[[], bool] = lambda: False, confirm_removals: bool = False
+    ) -> ReconcileReport:
+        """Settle interrupted writes, embed new and changed files, drop removed ones
+        (however many, with ``confirm_removals``), reuse every stored vector.
 
         Unreadable files are skipped with a warning so one bad file cannot stop start-up;
         they are tried again at the next reconciliation.
@@ -145,15 +153,37 @@ class Reconciler:
         with self._lock, self.store.exclusive():
             self.progress.begin()
             try:
-                return self._reconcile(should_stop)
+                return self._reconcile(should_stop, confirm_removals)
             finally:
                 self.progress.running = False
 
-    def _reconcile(self, should_stop: Callable[[], bool]) -> ReconcileReport:
-        store = self.store
-        files = self.folder.scan()
+    def _reconcile(
+        self, should_stop: Callable[[], bool], confirm_removals: bool
+    ) -> ReconcileReport:
+        store, folder = self.store, self.folder
+        # Records first, then files: a write in progress elsewhere commits its record
+        # before its file appears, and hides its file before its record goes.
         known = store.records()
-        removed = [image_id for image_id in known if image_id not in files]
+        if not folder.root.is_dir():
+            raise FolderUnavailableError(
+                f"IMAGES_DIR={str(folder.root)!r} is missing; nothing was removed: mount or "
+                "restore it."
+            )
+        self._settle_abandoned(known)
+        files = folder.scan()
+        in_progress = folder.pending_ids()
+        removed = [image_id for image_id in known if image_id not in files.keys() | in_progress]
+        withheld = 0
+        if removed and not confirm_removals and not removals_allowed(len(removed), len(known)):
+            logger.warning(
+                "%d of the %d images are missing from IMAGES_DIR %s; their records are kept. "
+                "If they were removed on purpose, reconcile with confirm_removals=true "
+                "(POST /reindex?confirm_removals=true, or CONFIRM_REMOVALS=true at start).",
+                len(removed),
+                len(known),
+                folder.root,
+            )
+            removed, withheld = [], len(removed)
         if removed:
             self._forget(removed)
 
@@ -205,9 +235,30 @@ class Reconciler:
                 for image_id in new + changed
             ),
             indexed_images=store.searchable_count(),
+            withheld=withheld,
         )
         logger.info("Reconciled %s with %s: %s", self.folder.root, store.location, report)
         return report
+
+    def _settle_abandoned(self, known: dict[str, ImageRecord]) -> None:
+        """Finish or undo what a killed process left halfway, by the store's record: a
+        staged add is published when its record was committed and discarded otherwise;
+        a withdrawn file is restored when its record is still there and purged
+        otherwise."""
+        folder = self.folder
+        for pending in folder.abandoned():
+            held = pending.image_id in known
+            if pending.adding:
+                (folder.publish if held else folder.discard)(pending)
+            else:
+                (folder.restore if held else folder.purge)(pending)
+            outcome = ("published", "discarded") if pending.adding else ("restored", "purged")
+            logger.info(
+                "Settled an interrupted %s of %s: %s",
+                "add" if pending.adding else "delete",
+                pending.image_id,
+                outcome[0] if held else outcome[1],
+            )
 
     def _current_record(
         self, image_id: str, stat: FileStat, known: dict[str, ImageRecord]

@@ -20,6 +20,7 @@ from app.embedding.text import TextTower
 from app.embedding.tower import TowerOptions
 from app.encoder import Encoder
 from app.errors import ModelLoadError
+from app.folder_guard import claim
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions
 from app.metrics import IMAGES_INDEXED
@@ -124,6 +125,11 @@ class Service:
         )
         folder = ImageFolder(settings.images_dir)
         store = open_store(settings, encoder.space)
+        try:
+            claim(folder, store, settings.confirm_removals)
+        except BaseException:
+            store.close()
+            raise
         IMAGES_INDEXED.set_function(store.searchable_count)
         progress = IndexingProgress(ready=store.searchable_count() > 0)
         defaults = QueryDefaults(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.storage.image_folder import INCOMING_PREFIX
+from app.storage.image_folder import BULK_LOCK, COLLECTION_MARKER
 from tests.conftest import BOTH_STORES, drawing, encode
 from tests.servers import Server
 
@@ -80,12 +80,15 @@ def test_killing_the_server_during_adds_and_deletes_loses_nothing_accepted(
     ]
     health = httpx.get(f"{server.url}/health").json()
 
-    # A write cut short leaves at most a hidden file, never listed or searched.
+    # A write cut short is settled at the next start: no staged or withdrawn file is left.
     assert (
         not {path.name for path in images_dir.iterdir()}
         - files
         - hidden_before
-        - {path.name for path in images_dir.glob(f"{INCOMING_PREFIX}*")}
+        - {
+            COLLECTION_MARKER,
+            BULK_LOCK,
+        }
     )
     assert acknowledged_adds - acknowledged_deletes <= files
     assert not acknowledged_deletes & files

@@ -15,6 +15,7 @@ from app.errors import (
     InvalidTextError,
     ServiceBusyError,
     ServiceError,
+    StorageFullError,
     TextSearchDisabledError,
     UnsupportedImageFormatError,
 )
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     UnsupportedImageFormatError: 415,
     InvalidTextError: 422,
     ServiceBusyError: 503,
+    StorageFullError: 507,
 }
 
 # For the ``responses`` of routes, so /docs lists every answer.

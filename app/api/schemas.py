@@ -278,6 +278,10 @@ class ReindexResponse(BaseModel):
         description="New or changed files not embedded yet (the reconciliation was stopped)."
     )
     indexed_images: int
+    withheld: int = Field(
+        description="Files gone from IMAGES_DIR whose records were kept: too many to remove "
+        "unconfirmed (retry with confirm_removals=true if they were removed on purpose)."
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -1,25 +1,42 @@
 """The folder of collection images (IMAGES_DIR): which files it holds, how they are named
-to clients, and how files are added and removed without ever leaving half a file."""
+to clients, which collection it belongs to, and the file half of the collection's whole
+writes (``app.collection`` owns the protocol).
 
-import contextlib
+A file in the middle of a write is hidden (a leading dot: never listed, served or
+reconciled) and locked (``flock``) by the process writing it, so that any process can
+tell a write in progress from one a crash abandoned (a lock dies with its process):
+
+- an add **stages** its bytes as ``.incoming-<id>`` and **publishes** them under ``<id>``
+  once the store has committed the record, or **discards** them;
+- a delete **withdraws** ``<id>`` to ``.deleting-<id>`` before the store removes the
+  record, then **purges** it, or **restores** it when the store kept the record.
+
+``abandoned()`` answers the hidden files of writes whose lock is free (what a crash
+left), each locked for the caller, who settles it by the store's record.
+
+The folder's marker (``.collection-id``) names the collection whose images it holds, so
+that a missing, empty or foreign folder is told apart from a collection that was emptied
+(``app.folder_guard``).
+"""
+
+import fcntl
 import hashlib
-import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import ConfigError
-
-logger = logging.getLogger(__name__)
-
-# Uploads are written under this hidden prefix and renamed into place when complete;
-# hidden files are not collection images, and leftovers of a crash are removed at start
-# once older than INCOMING_STALE_S (younger ones may be another process's upload in
-# progress, on a folder that several workers or replicas share).
 INCOMING_PREFIX = ".incoming-"
-INCOMING_STALE_S = 600
+DELETING_PREFIX = ".deleting-"
+COLLECTION_MARKER = ".collection-id"
+# Held while every file is withdrawn at once (a delete of the whole collection), whose
+# files are not locked one by one.
+BULK_LOCK = ".deleting.lock"
+# A staged file this young may be one whose writer has created it and not yet locked it.
+ABANDON_GRACE_S = 2.0
 # A folder holding this file is the repository's sample folder: changing it through the
 # API changes a git checkout, which this command, run from the checkout's root, restores.
 SAMPLES_MARKER = ".samples"
@@ -30,6 +47,26 @@ RESTORE_SAMPLES = "git checkout -- example_images && git clean -fq example_image
 class FileStat:
     size: int
     mtime_ns: int
+
+
+@dataclass
+class PendingFile:
+    """A hidden file of one write, locked by this process while it is held."""
+
+    image_id: str
+    path: Path
+    adding: bool  # an add's staged bytes (else a delete's withdrawn file)
+    descriptor: int
+
+    def stat(self) -> FileStat:
+        stat = os.fstat(self.descriptor)
+        return FileStat(stat.st_size, stat.st_mtime_ns)
+
+    def release(self) -> None:
+        """Drop the lock (closing the file); the file itself stays where it is."""
+        if self.descriptor >= 0:
+            os.close(self.descriptor)
+            self.descriptor = -1
 
 
 def sha256_hex(data: bytes) -> str:
@@ -45,25 +82,57 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def _locked(path: Path, flags: int) -> int:
+    """``path`` opened and locked exclusively, waiting for another holder to let go."""
+    descriptor = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _free(path: Path, flags: int) -> int | None:
+    """``path`` opened and locked exclusively; None when another process holds it."""
+    descriptor = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
 class ImageFolder:
     """A flat folder of image files; an image's id is its file name."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        if not root.exists():
-            logger.warning("IMAGES_DIR %s does not exist; creating it empty", root)
-            root.mkdir(parents=True, exist_ok=True)
-        if not root.is_dir():
-            raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
-        stale = time.time() - INCOMING_STALE_S
-        for leftover in root.glob(f"{INCOMING_PREFIX}*"):
-            with contextlib.suppress(FileNotFoundError):
-                if leftover.stat().st_mtime < stale:
-                    leftover.unlink()
 
     @property
     def holds_samples(self) -> bool:
         return (self.root / SAMPLES_MARKER).is_file()
+
+    # The collection it belongs to
+
+    def collection_id(self) -> str | None:
+        try:
+            return (self.root / COLLECTION_MARKER).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def mark(self, collection_id: str) -> None:
+        """Write the marker naming the collection (atomically)."""
+        temporary = self.root / f"{COLLECTION_MARKER}.{uuid.uuid4().hex}"
+        temporary.write_text(collection_id + "\n", encoding="utf-8")
+        temporary.replace(self.root / COLLECTION_MARKER)
+        _fsync_folder(self.root)
+
+    # Reads
 
     def scan(self) -> dict[str, FileStat]:
         """Every image file of the folder by id; hidden files and subfolders are ignored."""
@@ -78,6 +147,16 @@ class ImageFolder:
             files[entry.name] = FileStat(stat.st_size, stat.st_mtime_ns)
         return files
 
+    def pending_ids(self) -> set[str]:
+        """The ids with a write in progress (or abandoned): their record may be ahead of
+        or behind their file."""
+        return {
+            entry.name.removeprefix(prefix)
+            for entry in os.scandir(self.root)
+            for prefix in (INCOMING_PREFIX, DELETING_PREFIX)
+            if entry.name.startswith(prefix)
+        }
+
     def holds(self, image_id: str) -> bool:
         return (self.root / image_id).is_file()
 
@@ -88,26 +167,112 @@ class ImageFolder:
         stat = (self.root / image_id).stat()
         return FileStat(stat.st_size, stat.st_mtime_ns)
 
-    def write_new(self, data: bytes, extension: str) -> str:
-        """Store ``data`` under a new generated name ending in ``extension``; return it.
+    # An add: stage, then publish or discard
 
-        Atomic: the bytes go to a hidden temporary file, are flushed to disk, and only
-        then renamed into place, so the folder never holds a partial image.
-        """
+    def stage(self, data: bytes, extension: str) -> PendingFile:
+        """``data`` written in full and flushed to disk under a hidden name, for a new
+        generated id ending in ``extension``. A failed write (a full disk) leaves
+        nothing."""
         image_id = f"{uuid.uuid4().hex}{extension}"
-        temporary = self.root / f"{INCOMING_PREFIX}{image_id}"
-        with temporary.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(self.root / image_id)
-        _fsync_folder(self.root)
-        return image_id
+        path = self.root / f"{INCOMING_PREFIX}{image_id}"
+        descriptor = _locked(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        pending = PendingFile(image_id, path, True, descriptor)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+        except BaseException:
+            self.discard(pending)
+            raise
+        return pending
 
-    def delete(self, ids: list[str]) -> None:
-        for image_id in ids:
-            (self.root / image_id).unlink(missing_ok=True)
+    def publish(self, pending: PendingFile) -> None:
+        """The staged bytes under their id, durably."""
+        pending.path.replace(self.root / pending.image_id)
         _fsync_folder(self.root)
+        pending.release()
+
+    def discard(self, pending: PendingFile) -> None:
+        pending.path.unlink(missing_ok=True)
+        pending.release()
+
+    # A delete: withdraw, then purge or restore
+
+    def withdraw(self, image_id: str) -> PendingFile | None:
+        """The image's file moved out of sight (None when it is not there)."""
+        path = self.root / image_id
+        try:
+            descriptor = _locked(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        withdrawn = self.root / f"{DELETING_PREFIX}{image_id}"
+        try:
+            path.replace(withdrawn)
+            _fsync_folder(self.root)
+        except FileNotFoundError:  # another process withdrew it while we waited
+            os.close(descriptor)
+            return None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        return PendingFile(image_id, withdrawn, False, descriptor)
+
+    def purge(self, pending: PendingFile) -> None:
+        pending.path.unlink(missing_ok=True)
+        _fsync_folder(self.root)
+        pending.release()
+
+    def restore(self, pending: PendingFile) -> None:
+        pending.path.replace(self.root / pending.image_id)
+        _fsync_folder(self.root)
+        pending.release()
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Held around ``withdraw_all`` and the settling of what it withdrew."""
+        descriptor = _locked(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT)
+        try:
+            yield
+        finally:
+            os.close(descriptor)
+
+    def withdraw_all(self) -> list[PendingFile]:
+        """Every image file withdrawn, unlocked one by one: the caller holds ``bulk``."""
+        withdrawn = []
+        for image_id in self.scan():
+            pending = self.withdraw(image_id)
+            if pending is not None:
+                pending.release()
+                withdrawn.append(pending)
+        return withdrawn
+
+    def abandoned(self) -> Iterator[PendingFile]:
+        """The hidden files of writes whose process is gone, each locked while the
+        caller settles it (``publish``/``discard``, ``restore``/``purge``); none while
+        another process holds ``bulk``."""
+        bulk = _free(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT)
+        if bulk is None:
+            return
+        try:
+            yield from self._abandoned()
+        finally:
+            os.close(bulk)
+
+    def _abandoned(self) -> Iterator[PendingFile]:
+        for entry in os.scandir(self.root):
+            for prefix, adding in ((INCOMING_PREFIX, True), (DELETING_PREFIX, False)):
+                if not entry.name.startswith(prefix):
+                    continue
+                path = Path(entry.path)
+                try:
+                    if entry.stat().st_mtime > time.time() - ABANDON_GRACE_S:
+                        continue
+                    descriptor = _free(path, os.O_RDONLY)
+                except FileNotFoundError:  # settled meanwhile
+                    continue
+                if descriptor is not None:
+                    yield PendingFile(entry.name.removeprefix(prefix), path, adding, descriptor)
 
     def display_path(self, image_id: str) -> str:
         """The path clients see: IMAGES_DIR as configured, joined with the id

@@ -38,6 +38,13 @@ class Store(ABC):
     def exclusive(self) -> AbstractContextManager[object]:
         """Held by one reconciliation at a time across every process on this store."""
 
+    @abstractmethod
+    def collection_id(self) -> str | None:
+        """The id of the collection whose folder this store indexes (``app.folder_guard``)."""
+
+    @abstractmethod
+    def set_collection_id(self, collection_id: str) -> None: ...
+
     # Records
 
     @abstractmethod

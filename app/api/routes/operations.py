@@ -1,8 +1,9 @@
 """Operations routes: liveness and indexing (/health), and reconciling by hand."""
 
 from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from app.api.dependencies import ServiceDep, require_write_access
@@ -19,8 +20,18 @@ router = APIRouter()
     responses=WRITE_RESPONSES,
     summary="Reconcile the index with IMAGES_DIR (for files copied there by hand)",
 )
-async def reindex(service: ServiceDep) -> ReindexResponse:
-    report = await run_in_threadpool(service.reconciler.reconcile)
+async def reindex(
+    service: ServiceDep,
+    confirm_removals: Annotated[
+        bool,
+        Query(
+            description="Remove the records of files missing from IMAGES_DIR however many "
+            "they are (else more than a quarter of the records is withheld)."
+        ),
+    ] = False,
+) -> ReindexResponse:
+    reconcile = service.reconciler.reconcile
+    report = await run_in_threadpool(reconcile, lambda: False, confirm_removals)
     return ReindexResponse(**asdict(report))
 
 

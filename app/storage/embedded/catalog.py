@@ -10,6 +10,8 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
   descriptor's version (``shape-v1``) for shape vectors, so each is recomputed on its own
   when it changes; two files with the same bytes share their vectors.
 
+- ``collection``: the id of the collection whose folder it indexes (``app.folder_guard``).
+
 - ``changes``: the id of every row written or deleted, in order (NULL: all deleted), so
   that several processes on one catalog (``uvicorn --workers N``) bring their in-memory
   index in step before each search (``EmbeddedStore``'s catch-up).
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.errors import StoreUnavailableError
 from app.storage.types import EmbeddingKey, ImageRecord, Vectors
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -53,6 +56,10 @@ CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT
 );
+CREATE TABLE IF NOT EXISTS collection (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS embeddings (
     sha256 TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -62,6 +69,10 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 """
 _COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
+
+
+def _busy(exc: sqlite3.OperationalError) -> StoreUnavailableError:
+    return StoreUnavailableError(f"The catalog under INDEX_DIR cannot be written now ({exc}).")
 
 
 def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:
@@ -86,16 +97,29 @@ class Catalog:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; another process holding SQLite's write lock past the
+        busy timeout is a busy store (503, retry), not a failure."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _busy(exc) from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise _busy(exc) from exc
                 raise
-            self._db.execute("COMMIT")
 
     # Reads
+
+    def collection_id(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM collection").fetchone()
+        return str(row[0]) if row else None
 
     def records(self) -> dict[str, ImageRecord]:
         with self._lock:
@@ -167,6 +191,10 @@ class Catalog:
         }
 
     # Writes: each is one transaction
+
+    def set_collection_id(self, collection_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO collection VALUES (1, ?)", (collection_id,))
 
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         """Insert or update image rows, with the vectors given for their bytes."""

@@ -50,6 +50,12 @@ class EmbeddedStore(Store):
     def exclusive(self) -> FileLock:
         return FileLock(self.catalog.path.with_name(RECONCILE_LOCK))
 
+    def collection_id(self) -> str | None:
+        return self.catalog.collection_id()
+
+    def set_collection_id(self, collection_id: str) -> None:
+        self.catalog.set_collection_id(collection_id)
+
     # Records
 
     def records(self) -> dict[str, ImageRecord]:

@@ -9,7 +9,8 @@ service is refused rather than misread.
   searchable vector, ``[concept | shape]``, and the vector space it belongs to (so
   vectors of another model or preprocessing are never compared with a query's);
 - ``embeddings``: the concept and shape vectors by bytes, model and preprocessing, so a
-  new shape descriptor version reuses every concept vector (as the embedded catalog).
+  new shape descriptor version reuses every concept vector (as the embedded catalog);
+- ``collection``: the id of the collection whose folder the store indexes.
 """
 
 import hashlib
@@ -53,6 +54,13 @@ MIGRATIONS: tuple[str, ...] = (
         preprocessing text NOT NULL,
         vector vector NOT NULL,
         PRIMARY KEY (sha256, model, preprocessing)
+    );
+    """,
+    # 2: the id of the collection whose folder the store indexes (app.folder_guard).
+    """
+    CREATE TABLE collection (
+        only_row integer PRIMARY KEY CHECK (only_row = 1),
+        id text NOT NULL
     );
     """,
 )

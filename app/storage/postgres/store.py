@@ -134,6 +134,19 @@ class PostgresStore(Store):
             finally:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (RECONCILE_LOCK,))
 
+    def collection_id(self) -> str | None:
+        with self._connection() as connection:
+            row = connection.execute("SELECT id FROM collection").fetchone()
+        return str(row[0]) if row else None
+
+    def set_collection_id(self, collection_id: str) -> None:
+        with self._connection() as connection:
+            connection.execute(
+                "INSERT INTO collection VALUES (1, %s) ON CONFLICT (only_row) "
+                "DO UPDATE SET id = excluded.id",
+                (collection_id,),
+            )
+
     # Records
 
     def records(self) -> dict[str, ImageRecord]:

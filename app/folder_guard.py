@@ -1,0 +1,77 @@
+"""The folder guard: a store's records are never removed because IMAGES_DIR looks empty.
+
+The store and its folder name one collection: an id kept by the store and written into
+the folder's marker (``.collection-id``) when they first meet. At start (``claim``):
+
+- a missing folder is created only for a store without records; otherwise the service
+  refuses to start, naming IMAGES_DIR (a container then restarts until its share is
+  mounted);
+- a folder whose marker names another collection is refused the same way while the
+  store holds records; a folder without images is refused too, unless CONFIRM_REMOVALS;
+- a store without an id takes the folder's (a new INDEX_DIR for a kept folder), a folder
+  without a marker takes the store's (folders of earlier versions), and when neither
+  has one both get a new id.
+
+Then every reconciliation asks ``removals_allowed`` before removing the records of files
+gone from the folder: more than ``MAX_UNCONFIRMED_REMOVAL_SHARE`` of the records at once
+(beyond the first ``ALWAYS_ALLOWED_REMOVALS``), or every record, is removed only when
+confirmed (``POST /reindex?confirm_removals=true``, or CONFIRM_REMOVALS=true at start).
+"""
+
+import logging
+import uuid
+from typing import Final
+
+from app.errors import ConfigError
+from app.storage.image_folder import ImageFolder
+from app.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+# A hand tidying a large folder removes a few files; an unmounted share or a wrong path
+# removes most of them.
+MAX_UNCONFIRMED_REMOVAL_SHARE: Final = 0.25
+ALWAYS_ALLOWED_REMOVALS: Final = 5
+
+
+def claim(folder: ImageFolder, store: Store, confirm_removals: bool) -> None:
+    """Check that IMAGES_DIR is this store's folder and mark it so; raise ``ConfigError``
+    (one line naming IMAGES_DIR) when it is missing, empty or another collection's while
+    the store holds records."""
+    root = folder.root
+    records = store.newest_first(1, 1)[1]
+    held = f"while the store ({store.location}) holds {records} images; nothing was removed"
+    if not root.exists():
+        if records:
+            raise ConfigError(
+                f"IMAGES_DIR={str(root)!r} does not exist {held}: mount or restore it, or "
+                "point IMAGES_DIR at the collection's folder."
+            )
+        logger.warning("IMAGES_DIR %s does not exist; creating it empty", root)
+        root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
+    ours, marked = store.collection_id(), folder.collection_id()
+    if records and ours is not None and marked is not None and marked != ours:
+        raise ConfigError(
+            f"IMAGES_DIR={str(root)!r} belongs to another collection ({marked}, this store's "
+            f"is {ours}) {held}: point IMAGES_DIR at this collection's folder, or INDEX_DIR "
+            "(DATABASE_URL) at that collection's store."
+        )
+    if records and not confirm_removals and not folder.scan() and not folder.pending_ids():
+        raise ConfigError(
+            f"IMAGES_DIR={str(root)!r} holds no images {held}: mount or restore it, or set "
+            "CONFIRM_REMOVALS=true to empty the collection."
+        )
+    collection = marked or ours or uuid.uuid4().hex
+    if marked is None:
+        folder.mark(collection)
+    if ours != collection:
+        store.set_collection_id(collection)
+
+
+def removals_allowed(removed: int, records: int) -> bool:
+    """Whether a reconciliation may remove ``removed`` of ``records`` unconfirmed."""
+    if removed <= ALWAYS_ALLOWED_REMOVALS and removed < records:
+        return True
+    return removed < records and removed <= MAX_UNCONFIRMED_REMOVAL_SHARE * records

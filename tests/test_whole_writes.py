@@ -1,0 +1,180 @@
+"""Whole writes and the folder guard, on both stores: a write the store refuses leaves
+nothing behind, one a killed process left halfway is settled by the store's record at
+the next start, and a missing, empty or emptied IMAGES_DIR removes no record."""
+
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.collection import clean_filename
+from app.errors import ConfigError
+from app.storage.image_folder import DELETING_PREFIX, INCOMING_PREFIX
+from tests.conftest import BOTH_STORES, drawing, encode
+
+pytestmark = BOTH_STORES
+
+A_MINUTE_AGO = time.time() - 60
+
+
+def _visible(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir() if not path.name.startswith(".")}
+
+
+def _aged(path: Path) -> None:
+    os.utime(path, (A_MINUTE_AGO, A_MINUTE_AGO))
+
+
+def test_a_delete_killed_after_withdrawing_its_file_is_undone_at_start(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    make_client().close()
+    withdrawn = images_dir / f"{DELETING_PREFIX}imagen3.jpg"
+    (images_dir / "imagen3.jpg").replace(withdrawn)  # the record is still there
+    _aged(withdrawn)
+
+    client = make_client()
+
+    assert (images_dir / "imagen3.jpg").is_file()
+    assert not withdrawn.exists()
+    assert client.get("/images/imagen3.jpg").status_code == 200
+    assert client.get("/images/").json()["total"] == 8
+
+
+def test_an_add_killed_after_its_commit_is_published_at_start_with_its_file_name(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    data = encode(drawing(seed=5), "PNG")
+    added = client.post("/images/", files={"file": ("Marca 12.png", data)}).json()["image"]
+    client.close()
+    image_id = added["id"]
+    staged = images_dir / f"{INCOMING_PREFIX}{image_id}"
+    (images_dir / image_id).replace(staged)  # as if killed before the file was published
+    _aged(staged)
+
+    client = make_client()
+
+    assert (images_dir / image_id).read_bytes() == data
+    assert client.get(f"/images/{image_id}").json()["original_filename"] == "Marca 12.png"
+
+
+def test_an_add_the_store_refuses_leaves_no_file_and_never_appears_later(
+    make_client: Callable[..., TestClient], images_dir: Path, store: str, index_dir: Path
+) -> None:
+    if store != "embedded":
+        pytest.skip("SQLite's write lock; the Postgres store is stopped in test_crash_safety")
+    client = make_client()
+    before = set(os.listdir(images_dir))
+    blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        response = client.post(
+            "/images/", files={"file": ("refused.png", encode(drawing(seed=9), "PNG"))}
+        )
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    assert response.status_code == 503
+    assert set(os.listdir(images_dir)) == before
+    client.close()
+    assert make_client().get("/images/").json()["total"] == 8
+
+
+def test_a_delete_the_store_refuses_keeps_the_image_whole(
+    make_client: Callable[..., TestClient], images_dir: Path, store: str, index_dir: Path
+) -> None:
+    if store != "embedded":
+        pytest.skip("SQLite's write lock")
+    client = make_client()
+    blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.delete("/images/imagen2.jpg")
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    assert response.status_code == 503
+    assert (images_dir / "imagen2.jpg").is_file()
+    assert not any(name.startswith(DELETING_PREFIX) for name in os.listdir(images_dir))
+    assert client.get("/static/imagen2.jpg").status_code == 200
+    assert client.get("/images/imagen2.jpg").status_code == 200
+
+
+def test_upload_file_names_are_stored_without_control_characters() -> None:
+    assert clean_filename("marca\x00\n\u202e7.png ") == "marca7.png"
+    assert clean_filename("\x00\x1b") is None
+
+
+def test_a_missing_images_dir_refuses_to_start_and_removes_no_record(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    make_client().close()
+    moved = images_dir.with_name("elsewhere")
+    images_dir.rename(moved)
+
+    with pytest.raises(ConfigError, match="IMAGES_DIR=.* does not exist"):
+        make_client()
+
+    assert not images_dir.exists()
+    moved.rename(images_dir)
+    assert make_client().get("/images/").json()["total"] == 8
+
+
+def test_an_empty_images_dir_refuses_to_start_unless_removals_are_confirmed(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    make_client().close()
+    kept = images_dir.with_name("kept")
+    shutil.copytree(images_dir, kept)
+    for name in _visible(images_dir):
+        (images_dir / name).unlink()
+
+    with pytest.raises(ConfigError, match="IMAGES_DIR=.* holds no images"):
+        make_client()
+    assert make_client(confirm_removals=True).get("/images/").json()["total"] == 0
+
+
+def test_another_collections_folder_refuses_to_start(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    make_client().close()
+    (images_dir / ".collection-id").write_text("someone-else\n")
+
+    with pytest.raises(ConfigError, match="belongs to another collection"):
+        make_client()
+
+
+def test_a_folder_emptied_while_running_removes_nothing_until_confirmed(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    for name in _visible(images_dir):
+        (images_dir / name).unlink()
+
+    withheld = client.post("/reindex").json()
+    assert (withheld["removed"], withheld["withheld"]) == (0, 8)
+    assert client.get("/images/").json()["total"] == 8
+
+    confirmed = client.post("/reindex", params={"confirm_removals": "true"}).json()
+    assert (confirmed["removed"], confirmed["withheld"]) == (8, 0)
+    assert client.get("/images/").json()["total"] == 0
+
+
+def test_a_few_files_removed_by_hand_are_dropped_without_confirmation(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    (images_dir / "imagen1.jpg").unlink()
+
+    report = client.post("/reindex").json()
+
+    assert (report["removed"], report["withheld"]) == (1, 0)
+    assert client.get("/images/").json()["total"] == 7
