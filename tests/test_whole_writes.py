@@ -26,6 +26,10 @@ def _visible(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir() if not path.name.startswith(".")}
 
 
+def _names(folder: Path) -> list[str]:
+    return [path.name for path in folder.iterdir()]
+
+
 def _aged(path: Path) -> None:
     os.utime(path, (A_MINUTE_AGO, A_MINUTE_AGO))
 
@@ -70,7 +74,7 @@ def test_an_add_the_store_refuses_leaves_no_file_and_never_appears_later(
     if store != "embedded":
         pytest.skip("SQLite's write lock; the Postgres store is stopped in test_crash_safety")
     client = make_client()
-    before = set(os.listdir(images_dir))
+    before = {path.name for path in images_dir.iterdir()}
     blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
@@ -82,7 +86,7 @@ def test_an_add_the_store_refuses_leaves_no_file_and_never_appears_later(
         blocker.close()
 
     assert response.status_code == 503
-    assert set(os.listdir(images_dir)) == before
+    assert {path.name for path in images_dir.iterdir()} == before
     client.close()
     assert make_client().get("/images/").json()["total"] == 8
 
@@ -103,7 +107,7 @@ def test_a_delete_the_store_refuses_keeps_the_image_whole(
 
     assert response.status_code == 503
     assert (images_dir / "imagen2.jpg").is_file()
-    assert not any(name.startswith(DELETING_PREFIX) for name in os.listdir(images_dir))
+    assert not any(name.startswith(DELETING_PREFIX) for name in _names(images_dir))
     assert client.get("/static/imagen2.jpg").status_code == 200
     assert client.get("/images/imagen2.jpg").status_code == 200
 
@@ -120,7 +124,7 @@ def test_a_missing_images_dir_refuses_to_start_and_removes_no_record(
     moved = images_dir.with_name("elsewhere")
     images_dir.rename(moved)
 
-    with pytest.raises(ConfigError, match="IMAGES_DIR=.* does not exist"):
+    with pytest.raises(ConfigError, match=r"IMAGES_DIR=.* does not exist"):
         make_client()
 
     assert not images_dir.exists()
@@ -137,7 +141,7 @@ def test_an_empty_images_dir_refuses_to_start_unless_removals_are_confirmed(
     for name in _visible(images_dir):
         (images_dir / name).unlink()
 
-    with pytest.raises(ConfigError, match="IMAGES_DIR=.* holds no images"):
+    with pytest.raises(ConfigError, match=r"IMAGES_DIR=.* holds no images"):
         make_client()
     assert make_client(confirm_removals=True).get("/images/").json()["total"] == 0
 
