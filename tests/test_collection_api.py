@@ -225,6 +225,7 @@ def test_reindex_takes_files_copied_in_by_hand_and_drops_removed_ones(
         "failed": 0,
         "pending": 0,
         "indexed_images": 8,
+        "withheld": 0,
     }
     assert top_result(client, sample("imagen9.jpg"))["id"] == "hand-copied.jpg"
     assert top_result(client, sample("imagen10.jpg"))["id"] == "imagen5.jpg"
