@@ -173,8 +173,10 @@ class Collection:
             except Exception:
                 held = self._holds_record(image_id)
                 if held is not False:
-                    if withdrawn is not None:
-                        self.folder.restore(withdrawn) if held else withdrawn.release()
+                    if withdrawn is not None and held:
+                        self.folder.restore(withdrawn)
+                    elif withdrawn is not None:  # the next reconciliation settles it
+                        withdrawn.release()
                     raise
                 removed = 1  # removed after all (its answer was lost)
             if withdrawn is not None:
@@ -200,10 +202,7 @@ class Collection:
                     )
                     raise
                 for pending in withdrawn:
-                    if pending.image_id in held:
-                        self.folder.restore(pending)
-                    else:
-                        self.folder.purge(pending)
+                    self.folder.settle(pending, pending.image_id in held)
                 raise
             for pending in withdrawn:
                 self.folder.purge(pending)

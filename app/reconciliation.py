@@ -241,23 +241,15 @@ class Reconciler:
         return report
 
     def _settle_abandoned(self, known: dict[str, ImageRecord]) -> None:
-        """Finish or undo what a killed process left halfway, by the store's record: a
-        staged add is published when its record was committed and discarded otherwise;
-        a withdrawn file is restored when its record is still there and purged
-        otherwise."""
-        folder = self.folder
-        for pending in folder.abandoned():
-            held = pending.image_id in known
-            if pending.adding:
-                (folder.publish if held else folder.discard)(pending)
-            else:
-                (folder.restore if held else folder.purge)(pending)
-            outcome = ("published", "discarded") if pending.adding else ("restored", "purged")
+        """Finish or undo what a killed process left halfway, by the store's record."""
+        for pending in self.folder.abandoned():
+            recorded = pending.image_id in known
+            self.folder.settle(pending, recorded)
             logger.info(
                 "Settled an interrupted %s of %s: %s",
                 "add" if pending.adding else "delete",
                 pending.image_id,
-                outcome[0] if held else outcome[1],
+                "finished" if recorded == pending.adding else "undone",
             )
 
     def _current_record(

@@ -6,7 +6,8 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,18 @@ A_MINUTE_AGO = time.time() - 60
 
 def _visible(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir() if not path.name.startswith(".")}
+
+
+@contextmanager
+def _catalog_locked(index_dir: Path) -> Iterator[None]:
+    """SQLite's write lock held by another connection (another process) meanwhile."""
+    blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
 
 
 def _names(folder: Path) -> list[str]:
@@ -75,15 +88,10 @@ def test_an_add_the_store_refuses_leaves_no_file_and_never_appears_later(
         pytest.skip("SQLite's write lock; the Postgres store is stopped in test_crash_safety")
     client = make_client()
     before = {path.name for path in images_dir.iterdir()}
-    blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
-    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    try:
+    with _catalog_locked(index_dir):
         response = client.post(
             "/images/", files={"file": ("refused.png", encode(drawing(seed=9), "PNG"))}
         )
-    finally:
-        blocker.rollback()
-        blocker.close()
 
     assert response.status_code == 503
     assert {path.name for path in images_dir.iterdir()} == before
@@ -97,13 +105,8 @@ def test_a_delete_the_store_refuses_keeps_the_image_whole(
     if store != "embedded":
         pytest.skip("SQLite's write lock")
     client = make_client()
-    blocker = sqlite3.connect(index_dir / "catalog.sqlite3", timeout=0)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with _catalog_locked(index_dir):
         response = client.delete("/images/imagen2.jpg")
-    finally:
-        blocker.rollback()
-        blocker.close()
 
     assert response.status_code == 503
     assert (images_dir / "imagen2.jpg").is_file()

@@ -237,6 +237,15 @@ class ImageFolder:
         finally:
             os.close(descriptor)
 
+    def settle(self, pending: PendingFile, recorded: bool) -> None:
+        """Finish or undo a write by the store's record: a staged add is published when
+        its record is stored and discarded otherwise; a withdrawn file is restored when
+        its record is still stored and purged otherwise."""
+        if pending.adding:
+            (self.publish if recorded else self.discard)(pending)
+        else:
+            (self.restore if recorded else self.purge)(pending)
+
     def withdraw_all(self) -> list[PendingFile]:
         """Every image file withdrawn, unlocked one by one: the caller holds ``bulk``."""
         withdrawn = []
