@@ -26,6 +26,7 @@ from app.config import Settings, load_settings
 from app.embedding.loading import HubAccess
 from app.embedding.tower import TowerOptions
 from app.main import create_app
+from app.storage.image_folder import BULK_LOCK, COLLECTION_MARKER
 from scripts.clip_tokenizer import save_minimal_clip_tokenizer, special_token_ids
 from tests.servers import REPO, Server
 
@@ -221,6 +222,14 @@ def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Every file of an image folder, staged and withdrawn ones included, but the
+    folder's own bookkeeping (its collection marker and bulk-delete lock), sorted."""
+    return sorted(
+        path.name for path in folder.iterdir() if path.name not in (COLLECTION_MARKER, BULK_LOCK)
+    )
 
 
 def encode(image: Image.Image, image_format: str, **params: object) -> bytes:

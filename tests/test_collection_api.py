@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, TEST_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, TEST_IMAGES, drawing, encode, folder_files
 
 pytestmark = BOTH_STORES
 
@@ -89,7 +89,7 @@ def test_same_bytes_uploaded_twice_returns_409_naming_the_existing_image(
     assert first in again.json()["detail"]
     assert existing.status_code == 409
     assert "imagen2.jpg" in existing.json()["detail"]
-    assert len(list(images_dir.iterdir())) == 9
+    assert len(folder_files(images_dir)) == 9
 
 
 def test_add_with_bad_upload_answers_4xx_and_stores_nothing(
@@ -100,7 +100,7 @@ def test_add_with_bad_upload_answers_4xx_and_stores_nothing(
     empty = client.post("/images/", files=file_part(b""))
 
     assert (corrupt.status_code, not_image.status_code, empty.status_code) == (400, 415, 400)
-    assert sorted(path.name for path in images_dir.iterdir()) == [
+    assert folder_files(images_dir) == [
         f"imagen{number}.jpg" for number in (1, 2, 3, 4, 5, 6, 7, 8)
     ]
     assert client.get("/images/").json()["total"] == 8
@@ -195,13 +195,13 @@ def test_delete_all_needs_confirm_true(client: TestClient, images_dir: Path) -> 
 
     assert refused.status_code == 400 and refused_false.status_code == 400
     assert "confirm=true" in refused.json()["detail"]
-    assert len(list(images_dir.iterdir())) == 8
+    assert len(folder_files(images_dir)) == 8
 
     done = client.delete("/images/", params={"confirm": "true"})
 
     assert done.status_code == 200
     assert done.json()["deleted"] == 8
-    assert list(images_dir.iterdir()) == []
+    assert folder_files(images_dir) == []
     assert client.get("/images/").json()["total"] == 0
     assert client.post(SEARCH, files=file_part(sample("imagen1.jpg"))).json() == {"results": []}
     assert client.post("/images/", files=file_part(sample("imagen1.jpg"))).status_code == 201

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.errors import ConfigError
-from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, drawing, encode
+from tests.conftest import BOTH_STORES, EXAMPLE_IMAGES, drawing, encode, folder_files
 
 pytestmark = BOTH_STORES
 
@@ -205,9 +205,7 @@ def test_hand_copied_files_are_found_whether_or_not_the_client_encodes_the_id(
         assert found.status_code == 200 and found.json()["id"] == image_id
         assert similar.status_code == 200
         assert deleted.status_code == 200
-    assert sorted(path.name for path in images_dir.iterdir()) == [
-        f"imagen{number}.jpg" for number in range(1, 9)
-    ]
+    assert folder_files(images_dir) == [f"imagen{number}.jpg" for number in range(1, 9)]
 
 
 def test_search_results_name_hand_copied_files_by_url_safe_id_and_real_path(

@@ -24,7 +24,7 @@ from app.errors import ModelLoadError
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from app.main import create_app
-from tests.conftest import BOTH_STORES, tower_options
+from tests.conftest import BOTH_STORES, folder_files, tower_options
 
 pytestmark = BOTH_STORES
 
@@ -71,7 +71,7 @@ def collection_concepts(model_dir: Path, images_dir: Path) -> dict[str, np.ndarr
     sees (grid removed, framed), as unit vectors."""
     model = CLIPModel.from_pretrained(model_dir)  # in eval mode
     processor = CLIPImageProcessor.from_pretrained(model_dir)
-    names = sorted(path.name for path in images_dir.iterdir())
+    names = folder_files(images_dir)
     framed = [
         prepare_for_embedding(decode_image((images_dir / name).read_bytes(), 10**8))
         for name in names
