@@ -201,3 +201,74 @@ def test_behind_an_untrusted_proxy_the_forwarded_address_is_ignored(
     spoofed = post_through_a_proxy(server, "10.9.8.7")
 
     assert spoofed.status_code == 403 and "127.0.0.1" in spoofed.json()["detail"]
+
+
+ALL_REFUSED = [403] * 5
+ALL_APPLIED = [201, 201, 200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost:3000.evil.example"},
+        {"Referer": "https://evil.example/registro?x=1"},
+    ],
+)
+def test_writes_sent_by_a_page_on_another_site_are_refused_whatever_the_network_or_key(
+    make_client: Callable[..., TestClient], page: dict[str, str]
+) -> None:
+    client = make_client(api_key=KEY)  # loopback, in the allowed networks, and with the key
+
+    assert writes(client, page) == ALL_REFUSED
+    assert writes(client, {**page, "X-API-Key": KEY}) == ALL_REFUSED
+    detail = client.post("/reindex", headers=page).json()["detail"]
+    assert "CORS_ORIGINS" in detail
+    assert ("evil.example" in detail) or ("null" in detail)
+    assert client.get("/health").json()["indexed_images"] == 8
+
+
+def test_a_page_on_another_site_may_still_search(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    data = (EXAMPLE_IMAGES / "imagen2.jpg").read_bytes()
+
+    search = client.post(
+        "/search-similar-images/",
+        files={"file": ("q.jpg", data, "image/jpeg")},
+        headers={"Origin": "http://evil.example"},
+    )
+
+    assert search.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        {"Origin": "http://localhost:3000"},  # the default CORS_ORIGINS
+        {"Origin": "http://testserver"},  # the service's own page
+        {"Referer": "http://testserver/"},
+        {"Origin": "https://registro.example.org"},  # matched by CORS_ORIGIN_REGEX
+        {"Origin": "https://api.example.org:443"},  # PUBLIC_BASE_URL's, default port written
+    ],
+)
+def test_writes_from_the_frontend_or_the_service_own_page_are_applied(
+    make_client: Callable[..., TestClient], page: dict[str, str]
+) -> None:
+    client = make_client(
+        cors_origin_regex=r"https://[a-z]+\.example\.org",
+        public_base_url="https://api.example.org",
+    )
+
+    assert writes(client, page) == ALL_APPLIED
+
+
+def test_a_long_forwarded_address_is_cut_short_in_the_refusal(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server({"API_KEY": KEY})
+
+    answer = post_through_a_proxy(server, "10." * 1400 + "1")
+
+    assert answer.status_code == 401
+    assert len(answer.json()["detail"]) < 400

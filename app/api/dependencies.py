@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
+from app.api.cross_site import foreign_origin
 from app.api.image_ids import file_name_of
 from app.collection import Collection
 from app.comparison import Comparison
@@ -20,6 +21,9 @@ from app.search import Search
 from app.service import Service
 
 API_KEY_HEADER = "X-API-Key"
+# How much of a client's own text (an address from X-Forwarded-For, an Origin) an error
+# detail repeats: enough to recognise it, not a megabyte echoed back or logged.
+MAX_ECHO_CHARS = 64
 
 _api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -141,14 +145,17 @@ def require_write_access(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> None:
-    """A client may change the collection when its address is in WRITE_ALLOWED_NETWORKS
-    or it sends API_KEY (compared in constant time). Behind a reverse proxy, the address
-    is X-Forwarded-For's only where uvicorn trusts the proxy (--forwarded-allow-ips)."""
+    """A client may change the collection when the page that sent it, if any, is allowed
+    (``app.api.cross_site``) and its address is in WRITE_ALLOWED_NETWORKS or it sends
+    API_KEY (compared in constant time). Behind a reverse proxy, the address is
+    X-Forwarded-For's only where uvicorn trusts the proxy (--forwarded-allow-ips)."""
+    _refuse_cross_site(request, settings)
     host = request.client.host if request.client else None
     if in_networks(host, settings.write_allowed_networks):
         return
+    shown = (host or "unknown")[:MAX_ECHO_CHARS]
     outside = (
-        f"This client ({host}) is outside WRITE_ALLOWED_NETWORKS ({settings.write_networks_text})"
+        f"This client ({shown}) is outside WRITE_ALLOWED_NETWORKS ({settings.write_networks_text})"
     )
     if settings.api_key is None:
         raise HTTPException(
@@ -167,4 +174,25 @@ def require_write_access(
             f"collection needs the service's API_KEY in {API_KEY_HEADER}, or a client "
             "address in WRITE_ALLOWED_NETWORKS.",
             headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+
+
+def _refuse_cross_site(request: Request, settings: Settings) -> None:
+    own = [str(request.base_url)]
+    if settings.public_base_url is not None:
+        own.append(settings.public_base_url)
+    foreign = foreign_origin(
+        request.headers.get("origin"),
+        request.headers.get("referer"),
+        own,
+        settings.cors_origins,
+        settings.cors_origin_regex,
+    )
+    if foreign is not None:
+        raise HTTPException(
+            status_code=403,
+            detail=f"This request comes from a page on {foreign[:MAX_ECHO_CHARS]}, which is "
+            "neither this service nor an origin in CORS_ORIGINS or CORS_ORIGIN_REGEX, so it "
+            "may not change the collection (whatever its network or key). Add the page's "
+            "origin to CORS_ORIGINS if it is the registry's own frontend.",
         )
