@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # Images decoded at once across all requests and indexing; each may hold a few
     # hundred MB while it is decoded (README: Memory).
     decode_concurrency: int = Field(default=2, ge=1, le=64)
+    decode_memory_mb: int = Field(default=640, ge=64)
     embed_batch_size: int = Field(default=16, ge=1, le=256)
     # Speed knobs (see README "Speed"); 0 means one per CPU core.
     inference: Literal["auto", "torch", "onnx", "int8"] = Field(default="auto")

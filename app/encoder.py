@@ -27,6 +27,7 @@ from app.imaging.framing import inset
 from app.imaging.preprocessing import PreprocessingOptions, prepare_with_core
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.imaging.verification import STROKES_DIMENSION, STROKES_VERSION, pack, stroke_mask
+from app.memory import MemoryBudget
 from app.storage.types import EmbeddingKey, Vectors, VectorSpace
 
 # Images are decoded reduced to at least this many times the working side (to_working_size
@@ -65,6 +66,7 @@ class Encoder:
         preprocessing: PreprocessingOptions,
         max_image_pixels: int,
         decode_concurrency: int,
+        decode_budget: MemoryBudget,
     ) -> None:
         self.image_tower = image_tower
         self.text_tower = text_tower
@@ -76,6 +78,7 @@ class Encoder:
         self.strokes = strokes_key(preprocessing)
         self.max_image_pixels = max_image_pixels
         self._decode_slots = threading.BoundedSemaphore(decode_concurrency)
+        self._decode_budget = decode_budget
 
     def close(self) -> None:
         self.batcher.close()
@@ -89,11 +92,15 @@ class Encoder:
     def _prepared(self, data: bytes, core: bool) -> tuple[Image.Image, Image.Image | None]:
         """What the image tower sees, and, with ``core``, the drawing's core (only a
         query needs it: indexing does not frame it); decoding at most
-        DECODE_CONCURRENCY at once across every endpoint and the indexing, since a large
-        image's decoding holds hundreds of megabytes until it is reduced."""
+        DECODE_CONCURRENCY at once across every endpoint and the indexing, holding at most
+        DECODE_MEMORY_MB together, since a large image's decoding holds hundreds of
+        megabytes until it is reduced."""
         with self._decode_slots:
             image = decode_image(
-                data, self.max_image_pixels, DECODE_SIDE_FACTOR * self.preprocessing.working_side
+                data,
+                self.max_image_pixels,
+                DECODE_SIDE_FACTOR * self.preprocessing.working_side,
+                self._decode_budget,
             )
             return prepare_with_core(image, self.preprocessing, core)
 

@@ -26,15 +26,17 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp
 
 from app import __version__
+from app.api.collection_files import CollectionFiles
 from app.api.exact_paths import ExactPathMiddleware
 from app.api.http_errors import register_error_handlers
 from app.api.request_log import RequestLogMiddleware
 from app.api.routes import router
+from app.api.security_headers import NoSniffMiddleware
 from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
-from app.memory import limit_malloc_arenas
+from app.memory import tune_malloc
 from app.service import Service
 from app.startup_errors import OneLineStartupErrors
 from app.storage.image_folder import RESTORE_SAMPLES
@@ -86,7 +88,7 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
 
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.request_log)
-    limit_malloc_arenas()
+    tune_malloc()
     app = FastAPI(
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "
@@ -111,8 +113,12 @@ def create_app(settings: Settings) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False
     )
-    # The lifespan creates a missing folder before the first request.
-    app.mount("/static", StaticFiles(directory=settings.images_dir, check_dir=False), name="static")
+    # A missing folder stops the start (app.folder_guard) before the first request.
+    app.mount(
+        "/static",
+        CollectionFiles(directory=settings.images_dir, check_dir=False),
+        name="static",
+    )
     register_error_handlers(app)
     # Added first, so it runs inside CORS and its 413 answers carry CORS headers.
     app.add_middleware(UploadSizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
@@ -126,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ExactPathMiddleware)
     if settings.request_log:
         app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(NoSniffMiddleware)  # outermost: every answer carries it
     return app
 
 

@@ -23,6 +23,7 @@ from app.errors import ModelLoadError
 from app.folder_guard import claim
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions
+from app.memory import MB, MemoryBudget
 from app.metrics import IMAGES_INDEXED
 from app.reconciliation import IndexingProgress, Reconciler
 from app.search import Admission, QueryDefaults, Search
@@ -122,6 +123,7 @@ class Service:
             preprocessing_options(settings),
             settings.max_image_pixels,
             settings.decode_concurrency,
+            MemoryBudget(settings.decode_memory_mb * MB),
         )
         folder = ImageFolder(settings.images_dir)
         store = open_store(settings, encoder.space)

@@ -8,11 +8,15 @@ large once decoded, from ``CLIENTS`` clients at once, to every endpoint that dec
 (``/preprocess``, ``/search-similar-images/``, ``/images/``):
 
 - a 1 x 64,000,000 PNG (about 124 KB, at ``MAX_IMAGE_PIXELS``);
-- 8000 x 8000 PNGs in RGB, palette, 1-bit and 16-bit greyscale, and an 8000 x 8000 JPEG;
+- 8000 x 8000 images in every format and mode that decodes large: PNG in RGB, palette
+  (opaque and transparent), 1-bit, 16-bit greyscale, 16-bit RGBA and greyscale+alpha;
+  JPEG (baseline and progressive); WEBP (lossless, lossy, animated; and a 5000 x 5000
+  lossless one, within the decoding budget); TIFF (32-bit float, and in one strip); GIF;
 - a 9000 x 9000 PNG (over ``MAX_IMAGE_PIXELS``: refused before decoding).
 
 It prints the server's resident memory when ready, its peak (the kernel's high-water
-mark, VmHWM) and the difference, and the answers' status codes and median seconds. With
+mark, VmHWM), the difference and what it holds once the uploads are answered, and the
+answers' status codes and median seconds. With
 ``--baseline`` the same is measured for another checkout (say, a git worktree of an
 earlier commit) in the same run, first.
 
@@ -49,22 +53,48 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def encoded(image: Image.Image, image_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
 def hostile_uploads() -> dict[str, bytes]:
     """Name to bytes: each at most a few MB, each hundreds of MB once decoded."""
-    page = Image.new("RGB", (SIDE, SIDE), "white")
-    strokes = np.asarray(page).copy()
+    strokes = np.full((SIDE, SIDE), 255, np.uint8)
     strokes[SIDE // 3 : SIDE // 3 + 200, SIDE // 4 : 3 * SIDE // 4] = 0
     strokes[SIDE // 4 : 3 * SIDE // 4, SIDE // 2 : SIDE // 2 + 200] = 0
-    drawing = Image.fromarray(strokes)
-    jpeg = io.BytesIO()
-    drawing.save(jpeg, format="JPEG", quality=85)
+    grey = Image.fromarray(strokes)
+    drawing = grey.convert("RGB")
+    rgba16 = np.full((SIDE, SIDE, 4), 65535, ">u2")
+    rgba16[SIDE // 3 : SIDE // 3 + 200, :, :3] = 0
+    palette = grey.convert("P")
+    webp_fast = {"lossless": True, "quality": 0, "method": 0}
+    deflate = {"compression": "tiff_deflate"}
     return {
         "thin 1x64M PNG": png(Image.new("L", (1, 64_000_000), 255)),
         "8000^2 RGB PNG": png(drawing),
-        "8000^2 palette PNG": png(drawing.convert("P")),
-        "8000^2 1-bit PNG": png(drawing.convert("1")),
-        "8000^2 16-bit PNG": png(drawing.convert("L").convert("I;16")),
-        "8000^2 JPEG": jpeg.getvalue(),
+        "8000^2 palette PNG": png(palette),
+        "8000^2 palette PNG, transparent": encoded(palette, "PNG", transparency=0),
+        "8000^2 1-bit PNG": png(grey.convert("1")),
+        "8000^2 16-bit PNG": png(grey.convert("I;16")),
+        "8000^2 16-bit RGBA PNG": png(
+            Image.frombytes("RGBA", (SIDE, SIDE), rgba16, "raw", "RGBA;16B")
+        ),
+        "8000^2 grey+alpha PNG": png(grey.convert("LA")),
+        "8000^2 JPEG": encoded(drawing, "JPEG", quality=85),
+        "8000^2 progressive JPEG": encoded(drawing, "JPEG", quality=85, progressive=True),
+        "8000^2 lossless WEBP": encoded(drawing, "WEBP", **webp_fast),
+        "8000^2 lossy WEBP": encoded(drawing, "WEBP", quality=10, method=0),
+        "8000^2 animated WEBP": encoded(
+            drawing, "WEBP", save_all=True, append_images=[grey.convert("RGB")], **webp_fast
+        ),
+        "5000^2 lossless WEBP": encoded(drawing.resize((5000, 5000)), "WEBP", **webp_fast),
+        "8000^2 32-bit float TIFF": encoded(grey.convert("F"), "TIFF", **deflate),
+        "8000^2 TIFF, one strip": encoded(
+            grey.convert("F"), "TIFF", tiffinfo={278: SIDE}, **deflate
+        ),
+        "8000^2 GIF": encoded(palette, "GIF"),
         "9000^2 PNG (over the limit)": png(Image.new("L", (9000, 9000), 255)),
     }
 
@@ -128,10 +158,13 @@ def measure(checkout: Path, uploads: dict[str, bytes], settings: dict[str, str])
                     pool.map(lambda job: send(server.url, *job), jobs)  # type: ignore[misc]
                 )
             peak_mb = server.peak_rss_mb()
+            after_mb = server.rss_mb()
     print(f"\n{checkout}")
-    print("| ready RSS (MB) | peak RSS (MB) | peak - ready (MB) |")
-    print("| --- | --- | --- |")
-    print(f"| {ready_mb:.0f} | {peak_mb:.0f} | {peak_mb - ready_mb:.0f} |")
+    print("| ready RSS (MB) | peak RSS (MB) | peak - ready (MB) | afterwards - ready (MB) |")
+    print("| --- | --- | --- | --- |")
+    print(
+        f"| {ready_mb:.0f} | {peak_mb:.0f} | {peak_mb - ready_mb:.0f} | {after_mb - ready_mb:.0f} |"
+    )
     print("\n| upload | answers | median s |")
     print("| --- | --- | --- |")
     for name in uploads:

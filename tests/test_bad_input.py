@@ -125,6 +125,19 @@ def test_decompression_bomb_is_refused_with_413(make_client: Callable[..., TestC
     assert "MAX_IMAGE_PIXELS" in response.json()["detail"]
 
 
+def test_an_image_needing_more_memory_than_decoding_may_use_is_refused_with_413(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(decode_memory_mb=64)
+    webp = encode(Image.new("RGB", (2100, 2100), "white"), "WEBP", lossless=True)  # 67 MB
+
+    response = search_with(client, webp, "query.webp")
+
+    assert response.status_code == 413
+    assert "DECODE_MEMORY_MB" in response.json()["detail"]
+    assert search_with(client, encode(drawing(), "WEBP"), "query.webp").status_code == 200
+
+
 def test_pillow_sized_bomb_is_refused_with_413(client: TestClient) -> None:
     # Over twice Pillow's own limit: Pillow refuses it while reading the header.
     bomb = encode(Image.new("1", (15000, 15000)), "PNG")

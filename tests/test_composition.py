@@ -15,6 +15,7 @@ from app.config import Settings
 from app.embedding.batching import EmbeddingBatcher
 from app.embedding.image import ImageTower
 from app.encoder import Encoder
+from app.memory import MB, MemoryBudget
 from app.reconciliation import IndexingProgress, Reconciler
 from app.service import preprocessing_options, tower_options
 from app.storage.embedded.store import EmbeddedStore
@@ -127,7 +128,14 @@ def test_the_reconciler_indexes_a_folder_without_a_collection(
     tower = ImageTower.load(settings.model_name, tower_options(settings))
     batcher = EmbeddingBatcher(settings.search_batch_size)
     encoder = Encoder(
-        tower, None, "no text tower", batcher, preprocessing_options(settings), 10**8, 2
+        tower,
+        None,
+        "no text tower",
+        batcher,
+        preprocessing_options(settings),
+        10**8,
+        2,
+        MemoryBudget(settings.decode_memory_mb * MB),
     )
     folder = ImageFolder(images_dir)
     store = open_store(settings, encoder.space)

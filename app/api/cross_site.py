@@ -47,7 +47,7 @@ def foreign_origin(
     claimed = origin if origin is not None else referer or ""
     normalised = origin_of(claimed)
     if normalised is None:
-        return claimed.strip()[:80] or "null"
+        return claimed.strip() or "null"
     allowed = {origin_of(url) for url in (*own_origins, *cors_origins)}
     if "*" in cors_origins or normalised in allowed:
         return None

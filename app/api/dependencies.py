@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.api.cross_site import foreign_origin
+from app.api.http_errors import shortened
 from app.api.image_ids import file_name_of
 from app.collection import Collection
 from app.comparison import Comparison
@@ -21,9 +22,6 @@ from app.search import Search
 from app.service import Service
 
 API_KEY_HEADER = "X-API-Key"
-# How much of a client's own text (an address from X-Forwarded-For, an Origin) an error
-# detail repeats: enough to recognise it, not a megabyte echoed back or logged.
-MAX_ECHO_CHARS = 64
 
 _api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -153,7 +151,7 @@ def require_write_access(
     host = request.client.host if request.client else None
     if in_networks(host, settings.write_allowed_networks):
         return
-    shown = (host or "unknown")[:MAX_ECHO_CHARS]
+    shown = shortened(host or "unknown")
     outside = (
         f"This client ({shown}) is outside WRITE_ALLOWED_NETWORKS ({settings.write_networks_text})"
     )
@@ -191,7 +189,7 @@ def _refuse_cross_site(request: Request, settings: Settings) -> None:
     if foreign is not None:
         raise HTTPException(
             status_code=403,
-            detail=f"This request comes from a page on {foreign[:MAX_ECHO_CHARS]}, which is "
+            detail=f"This request comes from a page on {shortened(foreign)}, which is "
             "neither this service nor an origin in CORS_ORIGINS or CORS_ORIGIN_REGEX, so it "
             "may not change the collection (whatever its network or key). Add the page's "
             "origin to CORS_ORIGINS if it is the registry's own frontend.",

@@ -1,6 +1,10 @@
 """The one place where domain errors become HTTP answers: ``{"detail": "..."}``."""
 
+import json
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
@@ -19,6 +23,10 @@ from app.errors import (
     TextSearchDisabledError,
     UnsupportedImageFormatError,
 )
+
+# How much of what a client sent (a field's value, an address, an Origin) an answer
+# repeats: enough to recognise it, never a megabyte echoed back or logged.
+MAX_ECHO_CHARS = 80
 
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidImageError: 400,
@@ -56,6 +64,11 @@ WRITE_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "API_KEY is set and X-API-Key is wrong."},
     403: {"model": ErrorResponse, "description": "API_KEY is unset and the client is remote."},
 }
+
+
+def shortened(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text``, cut to ``limit`` characters (an ellipsis says it was cut)."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def status_for(error: ServiceError) -> int:
@@ -107,7 +120,22 @@ async def _unparsable_body_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(status_code=400, content={"detail": detail}, headers=exc.headers)
 
 
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, each error's echo of the input cut to ``MAX_ECHO_CHARS``."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in jsonable_encoder(exc.errors()):
+        if "input" in error:
+            echoed = error["input"]
+            text = echoed if isinstance(echoed, str) else json.dumps(echoed)
+            if len(text) > MAX_ECHO_CHARS:
+                error["input"] = shortened(text)
+        errors.append(error)
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(400, _unparsable_body_handler)
     app.add_exception_handler(405, _method_not_allowed_handler)

@@ -6,6 +6,8 @@ The format is decided by decoding the bytes, never by the declared content type 
 import io
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -16,6 +18,7 @@ from app.errors import (
     ServiceError,
     UnsupportedImageFormatError,
 )
+from app.memory import MB, MemoryBudget
 from app.metrics import DECODE_REFUSALS
 
 # Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
@@ -38,6 +41,34 @@ MAX_ASPECT_RATIO = 20
 REDUCIBLE_MODES = frozenset(
     {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "I", "F", "CMYK", "YCbCr"}
 )
+# Bytes per pixel that decoding an image of each Pillow mode holds at its peak: the
+# decoded pixels (Pillow keeps 1, L and P in one byte, 16-bit greyscale in two, every
+# other mode in four) and the full-size copy reducing makes (alpha premultiplied, a
+# palette widened to RGB, 1-bit or 16-bit greyscale widened); checked against what
+# bench/memory_bench.py's uploads take.
+PEAK_BYTES_PER_PIXEL = {
+    "1": 2,
+    "L": 1,
+    "P": 6,
+    "I;16": 6,
+    "I;16B": 6,
+    "I;16L": 6,
+    "I;16N": 6,
+    "RGB": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+    "YCbCr": 4,
+    "I": 4,
+    "F": 4,
+}
+DEFAULT_PEAK_BYTES_PER_PIXEL = 8  # LA, RGBA, PA and the rarer modes
+STORED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+# libwebp's canvas, the frame it hands over as bytes and the decoded image, at four
+# bytes a pixel each, and the RGBA frame's premultiplied copy.
+WEBP_PEAK_BYTES_PER_PIXEL = 16
+# libjpeg's coefficient buffer of a progressive JPEG: 2 bytes per coefficient, up to
+# 3 components at full resolution.
+PROGRESSIVE_JPEG_BYTES_PER_PIXEL = 6
 # The label of each refusal in the decode-refusals metric.
 REFUSAL_REASONS: dict[type[ServiceError], str] = {
     InvalidImageError: "invalid",
@@ -48,30 +79,60 @@ REFUSAL_REASONS: dict[type[ServiceError], str] = {
 PAPER_WHITE = (255, 255, 255)
 
 
-def decode_image(data: bytes, max_pixels: int, longest_side: int | None = None) -> Image.Image:
+def decode_image(
+    data: bytes,
+    max_pixels: int,
+    longest_side: int | None = None,
+    budget: MemoryBudget | None = None,
+) -> Image.Image:
     """Decode ``data`` into an RGB image (``_decode``), counting refusals by reason."""
     try:
-        return _decode(data, max_pixels, longest_side)
+        return _decode(data, max_pixels, longest_side, budget)
     except ServiceError as exc:
         DECODE_REFUSALS.labels(reason=REFUSAL_REASONS.get(type(exc), "other")).inc()
         raise
 
 
-def _decode(data: bytes, max_pixels: int, longest_side: int | None) -> Image.Image:
+def _decode(
+    data: bytes, max_pixels: int, longest_side: int | None, budget: MemoryBudget | None
+) -> Image.Image:
     """Decode ``data`` into an RGB image.
 
-    Pipeline: refuse empty bytes -> identify the format from the bytes -> refuse formats
-    outside ``ACCEPTED_FORMATS``, images over ``max_pixels`` (decompression bombs) and
-    sides more than ``MAX_ASPECT_RATIO`` apart, before decoding pixels -> decode the first
-    frame, a JPEG at a reduced scale when ``longest_side`` allows -> reduce it by an
-    integer factor while its longer side stays at least ``longest_side`` -> apply the
-    EXIF orientation -> convert to 8-bit RGB, compositing transparency on white.
+    Pipeline: refuse empty bytes -> read the size from the header (a WEBP's from its
+    RIFF chunks, since Pillow's decoder allocates the whole canvas on opening) -> refuse
+    formats outside ``ACCEPTED_FORMATS``, images over ``max_pixels`` (decompression
+    bombs) and sides more than ``MAX_ASPECT_RATIO`` apart -> estimate the memory decoding
+    holds at its peak (``peak_bytes``), refuse an image needing more than the whole
+    ``budget`` and wait for the rest to be free -> decode the first frame, a JPEG at a
+    reduced scale when ``longest_side`` allows -> reduce it by an integer factor while
+    its longer side stays at least ``longest_side`` -> apply the EXIF orientation ->
+    convert to 8-bit RGB, compositing transparency on white -> give the memory back.
 
     The reductions bound the memory and time of everything after decoding: a 64-megapixel
-    upload leaves this function at about ``longest_side`` pixels a side.
+    upload leaves this function at about ``longest_side`` pixels a side; the budget bounds
+    what concurrent decodes hold together.
     """
     if not data:
         raise InvalidImageError("The uploaded file is empty.")
+    webp_size = _webp_canvas_size(data)
+    if webp_size is not None:
+        _check_size(webp_size, max_pixels)
+        peak = webp_size[0] * webp_size[1] * WEBP_PEAK_BYTES_PER_PIXEL
+        with _reserved(budget, peak, webp_size, "WEBP"):
+            image = _opened(data, max_pixels)
+            return _loaded(image, longest_side)
+    image = _opened(data, max_pixels)
+    source_size = image.size
+    if longest_side is not None and image.format in ("JPEG", "MPO"):
+        width, height = image.size
+        scale = longest_side / max(width, height)
+        image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+    with _reserved(budget, peak_bytes(image, source_size), source_size, str(image.format)):
+        return _loaded(image, longest_side)
+
+
+def _opened(data: bytes, max_pixels: int) -> Image.Image:
+    """``data`` opened lazily (its header read, no pixels decoded) and checked."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,12 +147,16 @@ def _decode(data: bytes, max_pixels: int, longest_side: int | None) -> Image.Ima
         ) from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed headers
         raise InvalidImageError(f"The image header is corrupt ({exc}).") from None
-
     if image.format not in ACCEPTED_FORMATS:
         raise UnsupportedImageFormatError(
             f"Image format {image.format} is not supported; send {ACCEPTED_FORMATS_TEXT}."
         )
-    width, height = image.size
+    _check_size(image.size, max_pixels)
+    return image
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"The image is {width}x{height} pixels, over the limit of {max_pixels} "
@@ -105,27 +170,70 @@ def _decode(data: bytes, max_pixels: int, longest_side: int | None) -> Image.Ima
             f"{max(width, height) // min(width, height)} times the other, more than "
             f"{MAX_ASPECT_RATIO} times; a scanned drawing's sides are not that far apart."
         )
+
+
+def peak_bytes(image: Image.Image, source_size: tuple[int, int]) -> int:
+    """The memory decoding and reducing an opened image holds at its peak, from its
+    header: its pixels in the mode Pillow decodes into (a JPEG's at its draft scale), the
+    full-size copy reducing makes, a TIFF strip's buffer, and a progressive JPEG's
+    coefficients (``source_size``: its size before the draft)."""
+    width, height = image.size
+    per_pixel = PEAK_BYTES_PER_PIXEL.get(image.mode, DEFAULT_PEAK_BYTES_PER_PIXEL)
+    if image.format == "TIFF":
+        per_pixel += STORED_BYTES_PER_PIXEL.get(image.mode, 4)
+    extra = 0
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        # Kept for the whole image at full size, whatever the draft scale.
+        extra = source_size[0] * source_size[1] * PROGRESSIVE_JPEG_BYTES_PER_PIXEL
+    return width * height * per_pixel + extra
+
+
+@contextmanager
+def _reserved(
+    budget: MemoryBudget | None, peak: int, size: tuple[int, int], image_format: str
+) -> Iterator[None]:
+    """Hold ``peak`` bytes of ``budget`` while decoding; refuse an image needing more
+    than the whole budget."""
+    if budget is None:
+        yield
+        return
+    if peak > budget.total_bytes:
+        width, height = size
+        raise ImageTooLargeError(
+            f"Decoding this {width}x{height} {image_format} image would take about "
+            f"{peak / MB:,.0f} MB, more than the {budget.total_bytes / MB:,.0f} MB decoding "
+            "may use (DECODE_MEMORY_MB). Send it with fewer pixels, or as a PNG or JPEG."
+        )
+    with budget.reserve(peak):
+        yield
+
+
+def _loaded(image: Image.Image, longest_side: int | None) -> Image.Image:
+    """The first frame of an opened image, reduced toward ``longest_side``, upright, in
+    RGB; the full-size pixels are released before returning."""
     try:
         image.seek(0)  # the first frame of an animation
-        if longest_side is not None and image.format in ("JPEG", "MPO"):
-            scale = longest_side / max(width, height)
-            image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
         reduced = _reduced(image, longest_side) if longest_side is not None else image
-        upright = ImageOps.exif_transpose(reduced)
+        upright = to_rgb(ImageOps.exif_transpose(reduced))
     except Exception as exc:  # noqa: BLE001 - and many more on malformed pixel data
         raise InvalidImageError(f"The image is corrupt or truncated ({exc}).") from None
-    return to_rgb(upright)
+    if upright is not image:
+        image.close()
+    return upright
 
 
 def _reduced(image: Image.Image, longest_side: int) -> Image.Image:
     """Box-average by the largest integer factor that keeps the longer side at least
-    ``longest_side``; modes Pillow cannot reduce are widened first."""
+    ``longest_side``; modes Pillow cannot reduce are widened first, to the narrowest
+    mode it can."""
     factor = max(image.size) // longest_side
     if factor < 2:
         return image
     if image.mode.startswith("I;16"):
         image = image.convert("I")
+    elif image.mode == "1":
+        image = image.convert("L")
     elif image.mode not in REDUCIBLE_MODES:
         image = to_rgb(image)
     return image.reduce(factor)
@@ -139,8 +247,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         peak = 65535.0 if values.max(initial=0) > 255 else 255.0
         grey = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+    if image.mode == "P":
+        return _palette_on_paper(image)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (*PAPER_WHITE, 255))
@@ -148,6 +256,44 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         return image.convert("RGB")
     return image
+
+
+def _palette_on_paper(image: Image.Image) -> Image.Image:
+    """A palette image in RGB, its transparent entries composited on white in the palette
+    itself: the same pixels as compositing each one, without a full-size RGBA copy."""
+    transparency = image.info.get("transparency")
+    if transparency is None:
+        return image.convert("RGB")
+    colours = np.asarray(image.getpalette("RGB") or [], np.float64).reshape(-1, 3)
+    alpha = np.ones(len(colours))
+    if isinstance(transparency, int) and transparency < len(colours):
+        alpha[transparency] = 0.0
+    elif isinstance(transparency, bytes):
+        given = np.frombuffer(transparency, np.uint8)[: len(colours)] / 255.0
+        alpha[: len(given)] = given
+    on_paper = colours * alpha[:, None] + np.asarray(PAPER_WHITE) * (1.0 - alpha[:, None])
+    flat = image.copy()
+    flat.info.pop("transparency", None)
+    flat.putpalette(np.round(on_paper).astype(np.uint8).tobytes(), "RGB")
+    return flat.convert("RGB")
+
+
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """A WEBP's canvas size from its first chunk (RFC 9649: VP8X canvas, VP8L or VP8
+    bitstream header); None for any other file or a header too short to say."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        return width, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        return width, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
 
 
 def file_extension(data: bytes) -> str:

@@ -1,0 +1,89 @@
+"""What a hostile client cannot do with a request: see the folder's hidden or unfinished
+files, make a browser run a served file as a page, have a megabyte echoed back, or forge
+a line of the log."""
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import drawing, encode
+from tests.servers import Server
+
+
+@pytest.mark.parametrize(
+    "name", [".incoming-0a1b2c.png", ".deleting-imagen2.jpg", ".collection-id", ".hidden.jpg"]
+)
+def test_hidden_and_unfinished_files_of_the_folder_are_never_served(
+    client: TestClient, images_dir: Path, name: str
+) -> None:
+    (images_dir / name).write_bytes((images_dir / "imagen1.jpg").read_bytes())
+
+    assert client.get(f"/static/{name}").status_code == 404
+    assert client.get(f"/static/%2E{name[1:]}").status_code == 404
+    assert name not in {image["id"] for image in client.get("/images/").json()["images"]}
+    assert client.get("/static/imagen1.jpg").status_code == 200
+
+
+def test_every_answer_tells_browsers_not_to_guess_its_type(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(max_upload_mb=1)
+    answers = [
+        client.get("/health"),
+        client.get("/"),
+        client.get("/static/imagen1.jpg"),
+        client.get("/static/nothing.jpg"),
+        client.get("/images/nothing.jpg"),
+        client.post("/search-similar-images/", files={"file": ("a.png", b"x" * 2_000_000)}),
+        client.options(
+            "/images/",
+            headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+        ),
+    ]
+
+    assert [answer.headers.get("x-content-type-options") for answer in answers] == [
+        "nosniff"
+    ] * len(answers)
+    assert answers[5].status_code == 413
+
+
+def test_an_image_with_a_page_appended_is_served_as_an_image(client: TestClient) -> None:
+    data = encode(drawing(seed=5), "PNG") + b"<html><script>alert(1)</script></html>"
+
+    added = client.post("/images/", files={"file": ("page.html", data, "text/html")})
+
+    assert added.status_code == 201
+    served = client.get(f"/static/{added.json()['image']['id']}")
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_invalid_field_of_a_megabyte_is_echoed_cut_short(client: TestClient) -> None:
+    answer = client.post("/search-by-text", json={"text": "a brand", "top_k": "9" * 900_000})
+
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "top_k"]
+    assert error["input"].startswith("999") and len(error["input"]) <= 81
+    assert len(answer.content) < 2_000
+
+
+FORGED = "2026-01-01 00:00:00,000 WARNING app.collection: Deleted the whole collection"
+
+
+def test_control_characters_in_a_request_path_cannot_forge_a_log_line(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server({"LOG_LEVEL": "INFO"})
+
+    answer = httpx.get(f"{server.url}/x%0A{FORGED.replace(' ', '%20')}%0D%1B[31m")
+    time.sleep(0.5)  # the reader's last lines
+
+    assert answer.status_code == 404
+    assert not [line for line in server.log if line.startswith("2026-01-01")]
+    (logged,) = [line for line in server.log if "GET /x" in line]
+    assert "/x\\n2026-01-01" in logged and "\\r\\x1b[31m 404" in logged
