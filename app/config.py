@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     search_batch_size: int = Field(default=8, ge=1, le=256)
     search_queue_size: int = Field(default=32, ge=1, le=1024)
     confirm_removals: bool = False
+    seed_images_dir: Path | None = Field(default=None)
     grid_removal: bool = Field(default=True)
     grid_working_side: int = Field(default=448, ge=224, le=4096)
     grid_ink_threshold: float = Field(default=0.5, gt=0, lt=1, allow_inf_nan=False)
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
         "cors_origin_regex",
         "api_key",
         "onnx_cache_dir",
+        "seed_images_dir",
         "database_url",
         "text_model_name",
         mode="before",

@@ -8,9 +8,12 @@ the folder's marker (``.collection-id``) when they first meet. At start (``claim
   mounted);
 - a folder whose marker names another collection is refused the same way while the
   store holds records; a folder without images is refused too, unless CONFIRM_REMOVALS;
+- a folder never used (no marker, no images) of a store without records first gets
+  SEED_IMAGES_DIR's images, when that is set (Docker's samples, on a new volume);
 - a store without an id takes the folder's (a new INDEX_DIR for a kept folder), a folder
   without a marker takes the store's (folders of earlier versions), and when neither
-  has one both get a new id.
+  has one both get a new id; the first writer wins in each, so replicas starting
+  together on a new collection agree.
 
 Then every reconciliation asks ``removals_allowed`` before removing the records of files
 gone from the folder: more than ``MAX_UNCONFIRMED_REMOVAL_SHARE`` of the records at once
@@ -20,6 +23,7 @@ confirmed (``POST /reindex?confirm_removals=true``, or CONFIRM_REMOVALS=true at 
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Final
 
 from app.errors import ConfigError
@@ -34,10 +38,13 @@ MAX_UNCONFIRMED_REMOVAL_SHARE: Final = 0.25
 ALWAYS_ALLOWED_REMOVALS: Final = 5
 
 
-def claim(folder: ImageFolder, store: Store, confirm_removals: bool) -> None:
+def claim(
+    folder: ImageFolder, store: Store, confirm_removals: bool, seed: Path | None = None
+) -> None:
     """Check that IMAGES_DIR is this store's folder and mark it so; raise ``ConfigError``
     (one line naming IMAGES_DIR) when it is missing, empty or another collection's while
-    the store holds records."""
+    the store holds records. A folder never used (no marker, no images) of a store
+    without records first gets ``seed``'s images (SEED_IMAGES_DIR: Docker's samples)."""
     root = folder.root
     records = store.newest_first(1, 1)[1]
     held = f"while the store ({store.location}) holds {records} images; nothing was removed"
@@ -58,16 +65,24 @@ def claim(folder: ImageFolder, store: Store, confirm_removals: bool) -> None:
             f"is {ours}) {held}: point IMAGES_DIR at this collection's folder, or INDEX_DIR "
             "(DATABASE_URL) at that collection's store."
         )
-    if records and not confirm_removals and not folder.scan() and not folder.pending_ids():
+    unused = marked is None and not folder.scan() and not folder.pending_ids()
+    if seed is not None and not records and unused:
+        if not seed.is_dir():
+            raise ConfigError(f"SEED_IMAGES_DIR={str(seed)!r} is not a folder.")
+        logger.info("Copied %d images from %s into the new IMAGES_DIR", folder.seed(seed), seed)
+    elif records and not confirm_removals and not folder.scan() and not folder.pending_ids():
         raise ConfigError(
             f"IMAGES_DIR={str(root)!r} holds no images {held}: mount or restore it, or set "
             "CONFIRM_REMOVALS=true to empty the collection."
         )
-    collection = marked or ours or uuid.uuid4().hex
+    # First writer wins, in the store and in the folder: replicas starting together on a
+    # new collection agree on one id.
+    if marked is not None and marked != ours:  # the store has none, or no records
+        ours = store.adopt_collection_id(marked, replace=ours is not None)
+    elif ours is None:
+        ours = store.adopt_collection_id(uuid.uuid4().hex)
     if marked is None:
-        folder.mark(collection)
-    if ours != collection:
-        store.set_collection_id(collection)
+        folder.mark(ours)
 
 
 def removals_allowed(removed: int, records: int) -> bool:

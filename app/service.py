@@ -128,7 +128,7 @@ class Service:
         folder = ImageFolder(settings.images_dir)
         store = open_store(settings, encoder.space)
         try:
-            claim(folder, store, settings.confirm_removals)
+            claim(folder, store, settings.confirm_removals, settings.seed_images_dir)
         except BaseException:
             store.close()
             raise

@@ -31,7 +31,7 @@ def test_the_hugging_face_cache_exists_in_the_image_owned_by_the_service_user() 
 
     assert home == "/home/app/.cache/huggingface"
     assert re.search(r"mkdir -p [^&]*\"\$HF_HOME\"", runs)
-    assert "chown -R app:app /srv/data /srv/shared /home/app/.cache" in runs
+    assert "chown -R app:app /srv/images /srv/data /srv/shared /home/app/.cache" in runs
     assert DOCKERFILE.index("$HF_HOME") < user_line
 
 
@@ -92,3 +92,19 @@ def test_compose_runs_two_replicas_on_pgvector_sharing_the_database_and_the_imag
     # Every variable the compose file sets is a setting of the service.
     assert {name.lower() for name in environment} <= set(Settings.model_fields)
     assert "docker compose up -d --build" in README
+
+
+def test_uploads_live_on_a_volume_that_gets_the_samples_at_its_first_start() -> None:
+    environment = dict(
+        value.split("=", 1) for env in dockerfile_instructions("ENV") for value in env.split()
+    )
+    volumes = " ".join(dockerfile_instructions("VOLUME"))
+    docker_run = next(line for line in README.splitlines() if line.startswith("docker run"))
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+    assert environment["IMAGES_DIR"] == "/srv/images"
+    assert '"/srv/images"' in volumes
+    assert "-v image-search-images:/srv/images" in docker_run
+    assert environment["SEED_IMAGES_DIR"] == "/srv/example_images"
+    assert "COPY --chown=app:app example_images/ example_images/" in DOCKERFILE
+    assert compose["services"]["api"]["environment"]["SEED_IMAGES_DIR"] == "/srv/example_images"

@@ -268,3 +268,18 @@ def test_a_larger_hnsw_ef_search_finds_more_of_the_exact_neighbours(
 
     assert recalls[400] >= 0.95
     assert recalls[10] <= recalls[400] - 0.1
+
+
+def test_the_first_collection_id_a_store_is_given_is_kept_unless_replaced(
+    embedded: Store, database: str
+) -> None:
+    replicas = [PostgresStore(database, SPACE), PostgresStore(database, SPACE)]
+    try:
+        for first, second in [(embedded, embedded), tuple(replicas)]:
+            assert first.adopt_collection_id("first") == "first"
+            assert second.adopt_collection_id("second") == "first"
+            assert second.adopt_collection_id("third", replace=True) == "third"
+            assert first.collection_id() == "third"
+    finally:
+        for replica in replicas:
+            replica.close()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.collection import clean_filename
 from app.errors import ConfigError
-from app.storage.image_folder import DELETING_PREFIX, INCOMING_PREFIX
+from app.storage.image_folder import DELETING_PREFIX, INCOMING_PREFIX, ImageFolder
 from tests.conftest import BOTH_STORES, drawing, encode
 
 pytestmark = BOTH_STORES
@@ -185,3 +185,42 @@ def test_a_few_files_removed_by_hand_are_dropped_without_confirmation(
 
     assert (report["removed"], report["withheld"]) == (1, 0)
     assert client.get("/images/").json()["total"] == 7
+
+
+def test_a_new_images_dir_gets_the_seed_images_at_its_first_start(
+    make_client: Callable[..., TestClient], images_dir: Path, tmp_path: Path
+) -> None:
+    new = tmp_path / "volume" / "images"
+
+    client = make_client(images_dir=new, seed_images_dir=images_dir)
+
+    assert client.get("/images/").json()["total"] == 8
+    assert _visible(new) == _visible(images_dir)
+    assert not [name for name in _names(new) if name.startswith(".seeding-")]
+
+
+def test_an_emptied_images_dir_is_not_seeded_but_refused(
+    make_client: Callable[..., TestClient], images_dir: Path, tmp_path: Path
+) -> None:
+    seeds = tmp_path / "seeds"
+    shutil.copytree(images_dir, seeds)
+    make_client(seed_images_dir=seeds).close()
+    for name in _visible(images_dir):
+        (images_dir / name).unlink()
+
+    with pytest.raises(ConfigError, match=r"IMAGES_DIR=.* holds no images"):
+        make_client(seed_images_dir=seeds)
+    assert _visible(images_dir) == set()
+
+
+def test_a_folder_marked_by_another_replica_first_keeps_that_replicas_id(
+    images_dir: Path,
+) -> None:
+    folder = ImageFolder(images_dir)
+
+    assert folder.mark("first") == "first"
+    assert folder.mark("second") == "first"
+    assert folder.collection_id() == "first"
+    assert [name for name in _names(images_dir) if name.startswith(".collection-id")] == [
+        ".collection-id"
+    ]

@@ -22,6 +22,7 @@ that a missing, empty or foreign folder is told apart from a collection that was
 import fcntl
 import hashlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from pathlib import Path
 INCOMING_PREFIX = ".incoming-"
 DELETING_PREFIX = ".deleting-"
 COLLECTION_MARKER = ".collection-id"
+SEEDING_PREFIX = ".seeding-"
 # Held while every file is withdrawn at once (a delete of the whole collection), whose
 # files are not locked one by one.
 BULK_LOCK = ".deleting.lock"
@@ -125,12 +127,33 @@ class ImageFolder:
         except FileNotFoundError:
             return None
 
-    def mark(self, collection_id: str) -> None:
-        """Write the marker naming the collection (atomically)."""
+    def mark(self, collection_id: str) -> str:
+        """Write the marker naming the collection unless the folder has one already
+        (atomically: a hard link fails where the marker exists); the id it names."""
         temporary = self.root / f"{COLLECTION_MARKER}.{uuid.uuid4().hex}"
         temporary.write_text(collection_id + "\n", encoding="utf-8")
-        temporary.replace(self.root / COLLECTION_MARKER)
+        try:
+            os.link(temporary, self.root / COLLECTION_MARKER)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
         _fsync_folder(self.root)
+        return self.collection_id() or collection_id
+
+    def seed(self, source: Path) -> int:
+        """Copy ``source``'s visible files in (each under a hidden name, then renamed into
+        place, so no reader sees half a file); how many."""
+        copied = 0
+        for path in sorted(source.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            temporary = self.root / f"{SEEDING_PREFIX}{path.name}"
+            shutil.copyfile(path, temporary)  # a new mtime, unlike copy2: never "abandoned"
+            temporary.replace(self.root / path.name)
+            copied += 1
+        _fsync_folder(self.root)
+        return copied
 
     # Reads
 

@@ -43,7 +43,10 @@ class Store(ABC):
         """The id of the collection whose folder this store indexes (``app.folder_guard``)."""
 
     @abstractmethod
-    def set_collection_id(self, collection_id: str) -> None: ...
+    def adopt_collection_id(self, candidate: str, replace: bool = False) -> str:
+        """Take ``candidate`` as the collection's id unless the store has one already
+        (or, with ``replace``, in any case), atomically across processes; the id the
+        store holds afterwards."""
 
     # Records
 

@@ -192,9 +192,11 @@ class Catalog:
 
     # Writes: each is one transaction
 
-    def set_collection_id(self, collection_id: str) -> None:
+    def adopt_collection_id(self, candidate: str, replace: bool) -> str:
+        verb = "REPLACE" if replace else "IGNORE"
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO collection VALUES (1, ?)", (collection_id,))
+            db.execute(f"INSERT OR {verb} INTO collection VALUES (1, ?)", (candidate,))
+            return str(db.execute("SELECT id FROM collection").fetchone()[0])
 
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         """Insert or update image rows, with the vectors given for their bytes."""

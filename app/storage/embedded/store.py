@@ -53,8 +53,8 @@ class EmbeddedStore(Store):
     def collection_id(self) -> str | None:
         return self.catalog.collection_id()
 
-    def set_collection_id(self, collection_id: str) -> None:
-        self.catalog.set_collection_id(collection_id)
+    def adopt_collection_id(self, candidate: str, replace: bool = False) -> str:
+        return self.catalog.adopt_collection_id(candidate, replace)
 
     # Records
 

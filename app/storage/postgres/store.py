@@ -139,13 +139,16 @@ class PostgresStore(Store):
             row = connection.execute("SELECT id FROM collection").fetchone()
         return str(row[0]) if row else None
 
-    def set_collection_id(self, collection_id: str) -> None:
+    def adopt_collection_id(self, candidate: str, replace: bool = False) -> str:
+        conflict = "DO UPDATE SET id = excluded.id" if replace else "DO NOTHING"
         with self._connection() as connection:
             connection.execute(
-                "INSERT INTO collection VALUES (1, %s) ON CONFLICT (only_row) "
-                "DO UPDATE SET id = excluded.id",
-                (collection_id,),
+                f"INSERT INTO collection VALUES (1, %s) ON CONFLICT (only_row) {conflict}",
+                (candidate,),
             )
+            row = connection.execute("SELECT id FROM collection").fetchone()
+        assert row is not None  # just written, or written before
+        return str(row[0])
 
     # Records
 
