@@ -2,6 +2,7 @@
 nothing behind, one a killed process left halfway is settled by the store's record at
 the next start, and a missing, empty or emptied IMAGES_DIR removes no record."""
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -10,8 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from app.collection import clean_filename
 from app.errors import ConfigError
@@ -63,6 +66,24 @@ def test_a_delete_killed_after_withdrawing_its_file_is_undone_at_start(
     assert client.get("/images/").json()["total"] == 8
 
 
+def test_a_delete_killed_after_its_commit_is_finished_at_start(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    data = (images_dir / "imagen3.jpg").read_bytes()
+    assert client.delete("/images/imagen3.jpg").status_code == 200
+    client.close()
+    withdrawn = images_dir / f"{DELETING_PREFIX}imagen3.jpg"
+    withdrawn.write_bytes(data)  # as if killed before the withdrawn file was purged
+    _aged(withdrawn)
+
+    client = make_client()
+
+    assert not withdrawn.exists() and not (images_dir / "imagen3.jpg").exists()
+    assert client.get("/images/imagen3.jpg").status_code == 404
+    assert client.get("/images/").json()["total"] == 7
+
+
 def test_an_add_killed_after_its_commit_is_published_at_start_with_its_file_name(
     make_client: Callable[..., TestClient], images_dir: Path
 ) -> None:
@@ -85,7 +106,7 @@ def test_an_add_the_store_refuses_leaves_no_file_and_never_appears_later(
     make_client: Callable[..., TestClient], images_dir: Path, store: str, index_dir: Path
 ) -> None:
     if store != "embedded":
-        pytest.skip("SQLite's write lock; the Postgres store is stopped in test_crash_safety")
+        pytest.skip("SQLite's write lock; Postgres restarting is tested below")
     client = make_client()
     before = {path.name for path in images_dir.iterdir()}
     with _catalog_locked(index_dir):
@@ -224,3 +245,115 @@ def test_a_folder_marked_by_another_replica_first_keeps_that_replicas_id(
     assert [name for name in _names(images_dir) if name.startswith(".collection-id")] == [
         ".collection-id"
     ]
+
+
+@contextmanager
+def _database_down(database_url: str) -> Iterator[None]:
+    """The service's database gone as in a restart of Postgres: every connection to it
+    dropped and new ones refused meanwhile, then accepted again."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    maintenance = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            yield
+        finally:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
+            )
+
+
+def _until_applied(write: Callable[[], int]) -> int:
+    """A client retrying a write its 503 told it to retry, a few times."""
+    for _ in range(5):
+        status = write()
+        if status != 503:
+            return status
+        time.sleep(0.2)
+    return status
+
+
+def test_an_add_while_postgres_restarts_is_refused_whole_and_applied_when_retried(
+    make_client: Callable[..., TestClient],
+    images_dir: Path,
+    store: str,
+    store_settings: dict[str, str],
+) -> None:
+    if store != "postgres":
+        pytest.skip("the embedded store's counterpart holds SQLite's write lock")
+    client = make_client()
+    before = _names(images_dir)
+    upload = {"file": ("Marca 31.png", encode(drawing(seed=31), "PNG"), "image/png")}
+
+    with _database_down(store_settings["DATABASE_URL"]):
+        refused = client.post("/images/", files=upload)
+        assert sorted(_names(images_dir)) == sorted(before)
+
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert _until_applied(lambda: client.post("/images/", files=upload).status_code) == 201
+    client.close()
+    restarted = make_client()
+    listed = restarted.get("/images/").json()
+    assert listed["total"] == 9
+    names = [image["original_filename"] for image in listed["images"]]
+    assert names.count("Marca 31.png") == 1
+    assert set(_visible(images_dir)) == {image["id"] for image in listed["images"]}
+
+
+def test_a_delete_while_postgres_restarts_keeps_the_image_whole_until_retried(
+    make_client: Callable[..., TestClient],
+    images_dir: Path,
+    store: str,
+    store_settings: dict[str, str],
+) -> None:
+    if store != "postgres":
+        pytest.skip("the embedded store's counterpart holds SQLite's write lock")
+    client = make_client()
+
+    with _database_down(store_settings["DATABASE_URL"]):
+        refused = client.delete("/images/imagen2.jpg")
+        assert (images_dir / "imagen2.jpg").is_file()
+        assert client.get("/static/imagen2.jpg").status_code == 200
+
+    assert refused.status_code == 503
+    assert not any(name.startswith(DELETING_PREFIX) for name in _names(images_dir))
+    assert client.get("/images/imagen2.jpg").status_code == 200
+    assert _until_applied(lambda: client.delete("/images/imagen2.jpg").status_code) == 200
+    client.close()
+    restarted = make_client()
+    assert restarted.get("/images/imagen2.jpg").status_code == 404
+    assert restarted.get("/images/").json()["total"] == 7
+    assert not (images_dir / "imagen2.jpg").exists()
+
+
+def test_a_disk_full_while_the_upload_is_written_leaves_nothing_and_says_so(
+    make_client: Callable[..., TestClient], images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client()
+    before = sorted(_names(images_dir))
+    real_write = os.write
+
+    def write_until_full(descriptor: int, data: bytes | memoryview) -> int:
+        if INCOMING_PREFIX not in Path(f"/proc/self/fd/{descriptor}").readlink().name:
+            return real_write(descriptor, data)
+        if len(data) > 100:  # the first part fits; the rest finds the disk full
+            return real_write(descriptor, data[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    upload = {"file": ("Marca 32.png", encode(drawing(seed=32), "PNG"), "image/png")}
+    monkeypatch.setattr(os, "write", write_until_full)  # the folder's writes go through it
+    full = client.post("/images/", files=upload)
+    monkeypatch.undo()
+
+    assert full.status_code == 507
+    assert "IMAGES_DIR is full" in full.json()["detail"]
+    assert sorted(_names(images_dir)) == before
+    assert client.get("/images/").json()["total"] == 8
+    assert client.post("/images/", files=upload).status_code == 201
+    client.close()
+    assert make_client().get("/images/").json()["total"] == 9
