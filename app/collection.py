@@ -8,7 +8,8 @@ it (``app.storage.image_folder`` keeps a file in the middle of a write hidden an
 - **add**: stage the bytes (hidden) -> commit the record -> publish the file under its
   id. A failed commit discards the staged file, unless the store answers that it holds
   the record after all (its answer was lost): then the file is published and the add
-  succeeds. A full disk fails the staging, before anything is written to the store.
+  succeeds; when the store cannot say, the staged file waits, hidden, for the next
+  reconciliation. A full disk fails the staging, before anything is written to the store.
 - **delete**: withdraw the file (hidden) -> remove the record -> purge the file. A
   failed removal restores the file when the store still holds the record, and finishes
   the delete when it does not; when the store cannot say, the withdrawn file waits for
@@ -116,7 +117,11 @@ class Collection:
                 # another process may have won the race since the check above.
                 holder = self.store.save_upload(record, vectors)
             except Exception:
-                if not self._holds_record(record.id):
+                held = self._holds_record(record.id)
+                if held is None:  # the next reconciliation settles the staged file
+                    staged.release()
+                    raise
+                if not held:
                     self.folder.discard(staged)
                     raise
                 holder = None
