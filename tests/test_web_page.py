@@ -6,9 +6,13 @@ BROWSER_TESTS=required (as ``.ci/run`` sets) they fail instead, so CI never skip
 silently.
 """
 
+import base64
+import http.server
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,3 +316,58 @@ def test_with_text_search_off_the_page_offers_no_words_box(visit: Callable[..., 
     expect(tab.page.locator("#health")).to_contain_text("8 images")
     expect(tab.page.get_by_label("Or search by words")).to_be_hidden()
     assert tab.console_errors == [] and tab.page_errors == []
+
+
+ATTACK = """<!doctype html><title>Elsewhere</title><script>
+async function attack(api, png) {
+  const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+  const form = new FormData();
+  form.append("file", new Blob([bytes], {type: "image/png"}), "forged.png");
+  // A form post: no CORS preflight, so the browser sends it; its answer is opaque.
+  await fetch(api + "/images/", {method: "POST", body: form, mode: "no-cors"});
+  await fetch(api + "/reindex", {method: "POST", mode: "no-cors"});
+}
+</script>"""
+
+
+@contextmanager
+def another_site() -> Iterator[str]:
+    """A web server of someone else's on this machine (another origin: another port),
+    serving ``ATTACK``; its URL."""
+
+    class AttackPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = ATTACK.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), AttackPage) as site:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+        site.shutdown()
+
+
+def test_a_page_on_another_site_cannot_make_the_clerks_browser_add_a_brand(
+    browser: Browser, start_server: Callable[..., Server]
+) -> None:
+    server = start_server({"LOG_LEVEL": "INFO"})
+    context = browser.new_context()
+    try:
+        with another_site() as elsewhere:
+            page = context.new_page()
+            page.goto(elsewhere)
+            png = base64.b64encode(encode(drawing(seed=41), "PNG")).decode()
+
+            page.evaluate("([api, png]) => attack(api, png)", [server.url, png])
+    finally:
+        context.close()
+
+    refused = [line for line in server.log if re.search(r"POST /(images/|reindex) 403", line)]
+    assert len(refused) == 2, "".join(server.log[-10:])
+    assert httpx.get(f"{server.url}/images/").json()["total"] == 8
