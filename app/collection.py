@@ -8,12 +8,13 @@ it (``app.storage.image_folder`` keeps a file in the middle of a write hidden an
 - **add**: stage the bytes (hidden) -> commit the record -> publish the file under its
   id. A failed commit discards the staged file, unless the store answers that it holds
   the record after all (its answer was lost): then the file is published and the add
-  succeeds; when the store cannot say, the staged file waits, hidden, for the next
-  reconciliation. A full disk fails the staging, before anything is written to the store.
+  succeeds; when the store cannot say, the staged file waits, hidden, until the store
+  answers again (``_settle_when_reachable``). A full disk fails the staging, before
+  anything is written to the store.
 - **delete**: withdraw the file (hidden) -> remove the record -> purge the file. A
   failed removal restores the file when the store still holds the record, and finishes
-  the delete when it does not; when the store cannot say, the withdrawn file waits for
-  the next reconciliation, which settles it the same way.
+  the delete when it does not; when the store cannot say, the withdrawn file waits until
+  the store answers again, and is settled the same way.
 - a process killed between two steps leaves a hidden file whose lock died with it: the
   next reconciliation publishes or restores it when its record is stored, and discards
   or purges it otherwise. So a refused write never appears later, an acknowledged one
@@ -26,6 +27,7 @@ worker threads, never on the event loop.
 import errno
 import logging
 import threading
+import time
 import unicodedata
 from datetime import UTC, datetime
 
@@ -51,6 +53,10 @@ MAX_ORIGINAL_FILENAME = 255
 # Postgres, newlines forge log lines), format characters (bidirectional overrides
 # disguise a name) and lone surrogates.
 UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+# A write whose commit the store could not confirm is settled as soon as the store
+# answers again: asked this often, for this long (then by the next reconciliation).
+SETTLE_RETRY_S = 1.0
+SETTLE_GIVE_UP_S = 600.0
 
 
 def clean_filename(name: str | None) -> str | None:
@@ -118,8 +124,8 @@ class Collection:
                 holder = self.store.save_upload(record, vectors)
             except Exception:
                 held = self._holds_record(record.id)
-                if held is None:  # the next reconciliation settles the staged file
-                    staged.release()
+                if held is None:
+                    self._settle_when_reachable(staged)
                     raise
                 if not held:
                     self.folder.discard(staged)
@@ -150,9 +156,35 @@ class Collection:
             return self.store.get(image_id) is not None
         except StoreUnavailableError:
             logger.warning(
-                "Cannot tell whether %s was committed; the next reconciliation settles it", image_id
+                "Cannot tell whether %s was committed; settling it once the store answers",
+                image_id,
             )
             return None
+
+    def _settle_when_reachable(self, pending: PendingFile) -> None:
+        """Publish or discard a staged add, restore or purge a withdrawn file, by the
+        store's record as soon as the store answers again, in the background: its brand
+        is never listed without its file for longer than that. The file stays locked
+        meanwhile (no reconciliation takes it); past ``SETTLE_GIVE_UP_S``, or when this
+        process dies, the next reconciliation settles it."""
+
+        def settle() -> None:
+            deadline = time.monotonic() + SETTLE_GIVE_UP_S
+            while time.monotonic() < deadline:
+                time.sleep(SETTLE_RETRY_S)
+                try:
+                    recorded = self.store.get(pending.image_id) is not None
+                except StoreUnavailableError:
+                    continue
+                except Exception:  # noqa: BLE001 - a closed store: the next start settles it
+                    break
+                with self._write_lock:
+                    self.folder.settle(pending, recorded)
+                logger.info("Settled %s once the store answered", pending.image_id)
+                return
+            pending.release()
+
+        threading.Thread(target=settle, name=f"settle-{pending.image_id}", daemon=True).start()
 
     def get(self, image_id: str) -> ImageRecord:
         record = self.store.get(image_id)
@@ -180,8 +212,8 @@ class Collection:
                 if held is not False:
                     if withdrawn is not None and held:
                         self.folder.restore(withdrawn)
-                    elif withdrawn is not None:  # the next reconciliation settles it
-                        withdrawn.release()
+                    elif withdrawn is not None:
+                        self._settle_when_reachable(withdrawn)
                     raise
                 removed = 1  # removed after all (its answer was lost)
             if withdrawn is not None:

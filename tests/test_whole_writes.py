@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -278,63 +278,114 @@ def _until_applied(write: Callable[[], int]) -> int:
     return status
 
 
-def test_an_add_while_postgres_restarts_is_refused_whole_and_applied_when_retried(
+@contextmanager
+def _postgres_down_at(
+    client: TestClient, step: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Postgres gone (``_database_down``) from the moment the service reaches the
+    store's ``step`` (``save_upload``, ``delete``) in the middle of a write, until the
+    block ends."""
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    real = getattr(store, step)
+    with ExitStack() as outage:
+
+        def failing(*args: object) -> object:
+            outage.enter_context(_database_down(database_url))
+            return real(*args)
+
+        monkeypatch.setattr(store, step, failing)
+        yield
+    monkeypatch.undo()
+
+
+def _hidden_settled(folder: Path) -> bool:
+    """Whether the service settled a write's hidden file once Postgres was back."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not [n for n in _names(folder) if n.startswith((INCOMING_PREFIX, DELETING_PREFIX))]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_an_add_when_postgres_goes_down_before_its_commit_is_refused_whole(
     make_client: Callable[..., TestClient],
     images_dir: Path,
     store: str,
     store_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if store != "postgres":
         pytest.skip("the embedded store's counterpart holds SQLite's write lock")
     client = make_client()
-    before = _names(images_dir)
+    visible = _visible(images_dir)
     upload = {"file": ("Marca 31.png", encode(drawing(seed=31), "PNG"), "image/png")}
 
-    with _database_down(store_settings["DATABASE_URL"]):
+    with _postgres_down_at(client, "save_upload", store_settings["DATABASE_URL"], monkeypatch):
         refused = client.post("/images/", files=upload)
-        # The store could not say whether it committed: the file waits, hidden, for the
-        # next reconciliation to settle it by the store's record.
-        assert _visible(images_dir) == {name for name in before if not name.startswith(".")}
+        # The store cannot say whether it committed: the staged file waits, hidden.
+        assert _visible(images_dir) == visible
+        assert [name for name in _names(images_dir) if name.startswith(INCOMING_PREFIX)]
 
     assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert _hidden_settled(images_dir)  # discarded: the store holds no record of it
+    assert _visible(images_dir) == visible
     assert client.get("/images/").json()["total"] == 8
-    assert _until_applied(lambda: client.post("/images/", files=upload).status_code) == 201
+    assert client.post("/images/", files=upload).status_code == 201
     client.close()
-    for staged in images_dir.glob(f"{INCOMING_PREFIX}*"):
-        _aged(staged)
-    restarted = make_client()
-    assert not list(images_dir.glob(f"{INCOMING_PREFIX}*"))
-    listed = restarted.get("/images/").json()
+    listed = make_client().get("/images/").json()
     assert listed["total"] == 9
     names = [image["original_filename"] for image in listed["images"]]
     assert names.count("Marca 31.png") == 1
-    assert set(_visible(images_dir)) == {image["id"] for image in listed["images"]}
+    assert _visible(images_dir) == {image["id"] for image in listed["images"]}
 
 
-def test_a_delete_while_postgres_restarts_keeps_the_image_whole_until_retried(
+def test_a_delete_when_postgres_goes_down_before_its_commit_keeps_the_image_whole(
     make_client: Callable[..., TestClient],
     images_dir: Path,
     store: str,
     store_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if store != "postgres":
         pytest.skip("the embedded store's counterpart holds SQLite's write lock")
     client = make_client()
 
-    with _database_down(store_settings["DATABASE_URL"]):
+    with _postgres_down_at(client, "delete", store_settings["DATABASE_URL"], monkeypatch):
         refused = client.delete("/images/imagen2.jpg")
-        assert (images_dir / "imagen2.jpg").is_file()
-        assert client.get("/static/imagen2.jpg").status_code == 200
+        assert (images_dir / f"{DELETING_PREFIX}imagen2.jpg").is_file()  # waiting, hidden
 
     assert refused.status_code == 503
-    assert not any(name.startswith(DELETING_PREFIX) for name in _names(images_dir))
+    assert _hidden_settled(images_dir)  # restored: the store still holds its record
+    assert client.get("/static/imagen2.jpg").status_code == 200
     assert client.get("/images/imagen2.jpg").status_code == 200
-    assert _until_applied(lambda: client.delete("/images/imagen2.jpg").status_code) == 200
+    assert client.delete("/images/imagen2.jpg").status_code == 200
     client.close()
     restarted = make_client()
     assert restarted.get("/images/imagen2.jpg").status_code == 404
     assert restarted.get("/images/").json()["total"] == 7
     assert not (images_dir / "imagen2.jpg").exists()
+
+
+def test_a_write_while_postgres_is_down_is_refused_before_it_starts(
+    make_client: Callable[..., TestClient],
+    images_dir: Path,
+    store: str,
+    store_settings: dict[str, str],
+) -> None:
+    if store != "postgres":
+        pytest.skip("Postgres")
+    client = make_client()
+    names = sorted(_names(images_dir))
+    upload = {"file": ("Marca 33.png", encode(drawing(seed=33), "PNG"), "image/png")}
+
+    with _database_down(store_settings["DATABASE_URL"]):
+        answers = [client.post("/images/", files=upload), client.delete("/images/imagen2.jpg")]
+        assert sorted(_names(images_dir)) == names
+
+    assert [answer.status_code for answer in answers] == [503, 503]
+    assert _until_applied(lambda: client.post("/images/", files=upload).status_code) == 201
+    assert client.get("/images/").json()["total"] == 9
 
 
 def test_a_disk_full_while_the_upload_is_written_leaves_nothing_and_says_so(
