@@ -269,12 +269,13 @@ def _database_down(database_url: str) -> Iterator[None]:
 
 
 def _until_applied(write: Callable[[], int]) -> int:
-    """A client retrying a write its 503 told it to retry, a few times."""
-    for _ in range(5):
+    """A client retrying a write its 503 told it to retry, for up to a minute (the
+    connection pool reconnects with backoff)."""
+    deadline = time.monotonic() + 60
+    status = write()
+    while status == 503 and time.monotonic() < deadline:
+        time.sleep(1)
         status = write()
-        if status != 503:
-            return status
-        time.sleep(0.2)
     return status
 
 
@@ -299,8 +300,9 @@ def _postgres_down_at(
 
 
 def _hidden_settled(folder: Path) -> bool:
-    """Whether the service settled a write's hidden file once Postgres was back."""
-    deadline = time.monotonic() + 10
+    """Whether the service settled a write's hidden file once Postgres was back (its
+    connection pool reconnects with a backoff that grows during the outage: seconds)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not [n for n in _names(folder) if n.startswith((INCOMING_PREFIX, DELETING_PREFIX))]:
             return True
