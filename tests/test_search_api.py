@@ -197,7 +197,23 @@ def test_health_reports_model_inference_dimension_text_search_and_image_count(
         "text_search": True,
         "indexed_images": 8,
         "indexing": {"running": False, "done": 8, "total": 8, "seconds_left": None},
+        "search_defaults": {
+            "top_k": 10,
+            "max_top_k": 100,
+            "min_similarity": 0.5,
+            "mode": "hybrid",
+        },
     }
+
+
+def test_health_gives_the_search_defaults_a_client_starts_its_controls_at(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(top_k=7, max_top_k=40, similarity_threshold=0.3, search_mode="shape")
+
+    defaults = client.get("/health").json()["search_defaults"]
+
+    assert defaults == {"top_k": 7, "max_top_k": 40, "min_similarity": 0.3, "mode": "shape"}
 
 
 def test_static_serves_collection_images(client: TestClient) -> None:

@@ -134,6 +134,15 @@ def test_opening_a_result_shows_the_two_drawings_laid_over_each_other(
     assert tab.console_errors == [] and tab.page_errors == []
 
 
+def test_the_controls_start_at_the_service_defaults(visit: Callable[..., Visit]) -> None:
+    page = visit({"SIMILARITY_THRESHOLD": "0.3", "TOP_K": "7", "SEARCH_MODE": "shape"}).page
+
+    expect(page.locator("#threshold")).to_have_value("0.3")
+    expect(page.locator("#threshold-value")).to_have_text("0.30")
+    expect(page.locator("#top-k")).to_have_value("7")
+    expect(page.locator('input[name="mode"][value="shape"]')).to_be_checked()
+
+
 def test_the_mode_switch_and_the_threshold_search_again(visit: Callable[..., Visit]) -> None:
     tab = visit()
     page = tab.page

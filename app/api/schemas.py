@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.encoder import MAX_TEXT_CHARS
+from app.ranking import SearchMode
 
 
 class SearchResult(BaseModel):
@@ -186,6 +187,16 @@ class IndexingStatus(BaseModel):
     seconds_left: float | None = Field(description="Estimate; null when unknown.")
 
 
+class SearchDefaults(BaseModel):
+    """What an image search uses for what it leaves out, so a client's controls can
+    start there."""
+
+    top_k: int = Field(description="TOP_K.", examples=[10])
+    max_top_k: int = Field(description="MAX_TOP_K: the most results a search returns.")
+    min_similarity: float = Field(description="SIMILARITY_THRESHOLD.", examples=[0.5])
+    mode: SearchMode = Field(description="SEARCH_MODE.")
+
+
 class HealthResponse(BaseModel):
     status: str = Field(
         description="ok: searches are served; indexing: the first indexing is running "
@@ -203,6 +214,7 @@ class HealthResponse(BaseModel):
     )
     indexed_images: int = Field(examples=[24])
     indexing: IndexingStatus
+    search_defaults: SearchDefaults
 
 
 class StoredImage(BaseModel):

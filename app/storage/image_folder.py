@@ -132,12 +132,16 @@ class ImageFolder:
         (atomically: a hard link fails where the marker exists); the id it names."""
         temporary = self.root / f"{COLLECTION_MARKER}.{uuid.uuid4().hex}"
         temporary.write_text(collection_id + "\n", encoding="utf-8")
+        marker = self.root / COLLECTION_MARKER
         try:
-            os.link(temporary, self.root / COLLECTION_MARKER)
+            os.link(temporary, marker)
         except FileExistsError:
             pass
+        except OSError:  # a share without hard links: a rename, unless marked meanwhile
+            if not marker.exists():
+                temporary.replace(marker)
         finally:
-            temporary.unlink()
+            temporary.unlink(missing_ok=True)
         _fsync_folder(self.root)
         return self.collection_id() or collection_id
 
@@ -148,7 +152,8 @@ class ImageFolder:
         for path in sorted(source.iterdir()):
             if path.name.startswith(".") or not path.is_file():
                 continue
-            temporary = self.root / f"{SEEDING_PREFIX}{path.name}"
+            # A name of its own: replicas starting together seed the same files.
+            temporary = self.root / f"{SEEDING_PREFIX}{uuid.uuid4().hex}-{path.name}"
             shutil.copyfile(path, temporary)  # a new mtime, unlike copy2: never "abandoned"
             temporary.replace(self.root / path.name)
             copied += 1

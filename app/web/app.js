@@ -301,9 +301,25 @@ function removeAll() {
   });
 }
 
+// The ranking controls start at the service's own defaults (SIMILARITY_THRESHOLD,
+// TOP_K capped at MAX_TOP_K, SEARCH_MODE), once: afterwards they are the clerk's.
+let defaultsApplied = false;
+
+function applyDefaults(defaults) {
+  if (defaultsApplied) return;
+  defaultsApplied = true;
+  $("threshold").value = String(defaults.min_similarity);
+  $("threshold-value").textContent = Number(defaults.min_similarity).toFixed(2);
+  $("top-k").value = String(defaults.top_k);
+  $("top-k").max = String(defaults.max_top_k);
+  const mode = document.querySelector(`input[name="mode"][value="${defaults.mode}"]`);
+  if (mode) mode.checked = true;
+}
+
 async function loadHealth() {
   try {
     const health = await api("GET", "/health");
+    applyDefaults(health.search_defaults);
     const indexing = health.indexing.running ? ` · indexing ${health.indexing.done}/${health.indexing.total}` : "";
     $("health").textContent = `${health.indexed_images} images · ${health.model} (${health.inference})${indexing}`;
     $("text-form").hidden = !health.text_search;

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.dependencies import ServiceDep, require_write_access
 from app.api.http_errors import WRITE_RESPONSES
-from app.api.schemas import HealthResponse, IndexingStatus, ReindexResponse
+from app.api.schemas import HealthResponse, IndexingStatus, ReindexResponse, SearchDefaults
 
 router = APIRouter()
 
@@ -39,6 +39,7 @@ async def reindex(
 async def health(service: ServiceDep) -> HealthResponse:
     progress = service.progress
     encoder = service.encoder
+    defaults = service.search.defaults
     return HealthResponse(
         status="ok" if progress.ready else "indexing",
         model=service.settings.model_name,
@@ -51,5 +52,11 @@ async def health(service: ServiceDep) -> HealthResponse:
             done=progress.done,
             total=progress.total,
             seconds_left=progress.seconds_left(),
+        ),
+        search_defaults=SearchDefaults(
+            top_k=defaults.top_k,
+            max_top_k=defaults.max_top_k,
+            min_similarity=defaults.min_similarity,
+            mode=defaults.mode,
         ),
     )
