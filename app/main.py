@@ -36,7 +36,7 @@ from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.config import Settings, load_settings
 from app.errors import ServiceError
 from app.log import configure_logging
-from app.memory import tune_malloc
+from app.memory import limit_malloc_arenas
 from app.service import Service
 from app.startup_errors import OneLineStartupErrors
 from app.storage.image_folder import RESTORE_SAMPLES
@@ -88,7 +88,7 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
 
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.request_log)
-    tune_malloc()
+    limit_malloc_arenas()
     app = FastAPI(
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "

@@ -1,18 +1,16 @@
-"""Process-wide memory: glibc's malloc tuned for large short-lived blocks, and the budget
-that bounds how much decoding may hold at once.
+"""Process-wide memory: glibc's malloc arenas capped, and the budget that bounds how much
+decoding may hold at once.
 
 glibc gives every thread that allocates at the same time an arena of its own, up to 8
 per core, and a freed block returns to the arena it came from, not to the system. With
 many request threads each decoding an image once, resident memory then grows by the
 largest decode times the number of arenas. Two arenas keep the service's peak under
 hostile uploads about 300 MB lower (``bench/memory_bench.py``) at no measured speed cost.
-glibc also raises its mmap threshold to the largest block freed so far (up to 32 MB), so
-after the first large image a decoded image's 16 MB blocks come from the arenas and stay
-there; a fixed threshold keeps every block of a megabyte or more mapped on its own, given
-back to the system the moment it is freed. Fixing it also fixes the trim threshold at its
-128 kB default, and giving the heap's top back at nearly every free then costs a third
-more time per image preprocessed (measured: 17 -> 22.5 ms); a fixed 32 MB trim threshold
-keeps the heap as the dynamic setting would (16.5 ms), at most 32 MB per arena kept.
+Memory a large decode freed can still stay in the arenas (+212 MB held after the
+memory benchmark's uploads), so after each one ``give_back_freed`` asks glibc to return
+free pages (``malloc_trim``). A fixed mmap threshold would do it for every block of a
+megabyte or more, but slowed indexing by a third in the service benchmark (67 -> 88 ms
+per image): trimming after large decodes only leaves the common path as it was.
 """
 
 import ctypes
@@ -26,37 +24,38 @@ from app.errors import ServiceBusyError
 
 logger = logging.getLogger(__name__)
 
-M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from glibc's malloc.h
-M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
+M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 MALLOC_ARENAS = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name is not None else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
 MB = 1024 * 1024
-MMAP_THRESHOLD_BYTES = MB
-TRIM_THRESHOLD_BYTES = 32 * MB
 # How long a decode waits for memory that others hold before answering 503: far longer
 # than any decode within the budget takes.
 BUDGET_WAIT_S = 60
 BUDGET_RETRY_AFTER_S = 5
 
 
-def tune_malloc(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas and fix its mmap and trim thresholds; ``False`` where the
-    C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
-    return all(
-        mallopt(parameter, value)
-        for parameter, value in (
-            (M_ARENA_MAX, arenas),
-            (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
-            (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-        )
-    )
+def give_back_freed() -> None:
+    """Return the arenas' free pages to the system (glibc's ``malloc_trim``; nothing
+    elsewhere)."""
+    malloc_trim = getattr(_LIBC, "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas; ``False`` where the C library is not glibc."""
+    mallopt = getattr(_LIBC, "mallopt", None)  # not glibc (musl, macOS): nothing to tune
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
 
 
 class MemoryBudget:

@@ -18,7 +18,7 @@ from app.errors import (
     ServiceError,
     UnsupportedImageFormatError,
 )
-from app.memory import MB, MemoryBudget
+from app.memory import MB, MemoryBudget, give_back_freed
 from app.metrics import DECODE_REFUSALS
 
 # Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
@@ -69,6 +69,9 @@ WEBP_PEAK_BYTES_PER_PIXEL = 16
 # libjpeg's coefficient buffer of a progressive JPEG: 2 bytes per coefficient, up to
 # 3 components at full resolution.
 PROGRESSIVE_JPEG_BYTES_PER_PIXEL = 6
+# A decode this large leaves the arenas holding what it freed; glibc is asked to give it
+# back (app.memory). Scans of a few megapixels, the common case, are left alone.
+GIVE_BACK_AFTER_BYTES = 64 * MB
 # The label of each refusal in the decode-refusals metric.
 REFUSAL_REASONS: dict[type[ServiceError], str] = {
     InvalidImageError: "invalid",
@@ -206,6 +209,8 @@ def _reserved(
         )
     with budget.reserve(peak):
         yield
+    if peak >= GIVE_BACK_AFTER_BYTES:
+        give_back_freed()
 
 
 def _loaded(image: Image.Image, longest_side: int | None) -> Image.Image:
