@@ -65,12 +65,12 @@ def claim(
             f"is {ours}) {held}: point IMAGES_DIR at this collection's folder, or INDEX_DIR "
             "(DATABASE_URL) at that collection's store."
         )
-    unused = marked is None and not folder.scan() and not folder.pending_ids()
-    if seed is not None and not records and unused:
+    empty = not folder.scan() and not folder.pending_ids()
+    if seed is not None and not records and empty and marked is None:
         if not seed.is_dir():
             raise ConfigError(f"SEED_IMAGES_DIR={str(seed)!r} is not a folder.")
         logger.info("Copied %d images from %s into the new IMAGES_DIR", folder.seed(seed), seed)
-    elif records and not confirm_removals and not folder.scan() and not folder.pending_ids():
+    elif records and not confirm_removals and empty:
         raise ConfigError(
             f"IMAGES_DIR={str(root)!r} holds no images {held}: mount or restore it, or set "
             "CONFIRM_REMOVALS=true to empty the collection."
