@@ -4,7 +4,8 @@ exporting service's model and preprocessing.
 
     FOLDER/manifest.json    format version and the vector keys
     FOLDER/records.jsonl    one image per line: id, sha256, original_filename,
-                            created_at, concept and shape vectors (base64 float32)
+                            created_at, label, concept and shape vectors (base64
+                            float32)
     FOLDER/images/<id>      the files
 
 Importing copies the files into IMAGES_DIR and saves the records with their vectors in
@@ -76,6 +77,7 @@ def export_collection(service: Service, folder: Path) -> int:
                 "sha256": record.sha256,
                 "original_filename": record.original_filename,
                 "created_at": record.created_at.isoformat(),
+                "label": record.label,
                 "vectors": {
                     part: _encode(vectors[key])
                     for part, key in (("concept", space.concept), ("shape", space.shape))
@@ -129,7 +131,7 @@ def import_collection(service: Service, folder: Path) -> ImportReport:
             shutil.copy2(source, images.root / image_id)
             imported += 1
         stat = images.stat(image_id)
-        name = entry["original_filename"]
+        name, label = entry["original_filename"], entry.get("label")
         record = ImageRecord(
             image_id,
             sha256_hex(data),
@@ -137,6 +139,7 @@ def import_collection(service: Service, folder: Path) -> ImportReport:
             stat.mtime_ns,
             str(name) if name is not None else None,
             datetime.fromisoformat(str(entry["created_at"])),
+            str(label) if label is not None else None,
         )
         batch.append((record, vectors))
         if len(batch) >= IMPORT_BATCH:

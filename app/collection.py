@@ -35,10 +35,12 @@ from app.encoder import Encoder
 from app.errors import (
     DuplicateImageError,
     ImageNotFoundError,
+    InvalidLabelError,
     StorageFullError,
     StoreUnavailableError,
 )
 from app.imaging.decoding import file_extension
+from app.messages.catalogue import Message, message
 from app.ranking import SearchQuery
 from app.search import Match, Search
 from app.storage.image_folder import ImageFolder, PendingFile, sha256_hex
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # Longest upload file name kept as metadata.
 MAX_ORIGINAL_FILENAME = 255
+# A registration number and an owner's name fit, with room to spare.
+MAX_LABEL_CHARS = 200
 # Unicode categories removed from upload file names: control characters (NUL breaks
 # Postgres, newlines forge log lines), format characters (bidirectional overrides
 # disguise a name) and lone surrogates.
@@ -62,22 +66,41 @@ SETTLE_GIVE_UP_S = 600.0
 def clean_filename(name: str | None) -> str | None:
     """An upload's file name as stored: without unprintable characters, trimmed, at
     most ``MAX_ORIGINAL_FILENAME`` characters; None when nothing is left."""
+    return _printable(name)[:MAX_ORIGINAL_FILENAME] or None
+
+
+def _printable(text: str | None) -> str:
+    """``text`` without control, format and surrogate characters, trimmed."""
     kept = "".join(
         character
-        for character in name or ""
+        for character in text or ""
         if unicodedata.category(character) not in UNPRINTABLE_CATEGORIES
     )
-    return kept.strip()[:MAX_ORIGINAL_FILENAME] or None
+    return kept.strip()
+
+
+def clean_label(label: str | None) -> str | None:
+    """A label as stored: without unprintable characters, trimmed; None when nothing is
+    left. Refuses one over ``MAX_LABEL_CHARS`` (a clerk should see it was not kept whole)."""
+    kept = _printable(label)
+    if len(kept) > MAX_LABEL_CHARS:
+        raise InvalidLabelError(message("label_too_long", length=len(kept), max=MAX_LABEL_CHARS))
+    return kept or None
+
+
+def spoken_name(record: ImageRecord) -> Message | str:
+    """How messages name an image: its name with its id, or its id when that is its name."""
+    if record.name == record.id:
+        return record.id
+    return message("name_and_id", name=record.name, id=record.id)
 
 
 def _duplicate(holder: ImageRecord) -> DuplicateImageError:
-    return DuplicateImageError(
-        f"The collection already holds this image as {holder.id}.", holder.id
-    )
+    return DuplicateImageError(message("duplicate", name=spoken_name(holder)), holder.id)
 
 
 def _not_found(image_id: str) -> ImageNotFoundError:
-    return ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
+    return ImageNotFoundError(message("image_not_found", id=image_id))
 
 
 class Collection:
@@ -100,10 +123,16 @@ class Collection:
         self._write_lock = write_lock
 
     def add(
-        self, data: bytes, original_filename: str | None, query: SearchQuery
+        self,
+        data: bytes,
+        original_filename: str | None,
+        query: SearchQuery,
+        label: str | None = None,
     ) -> tuple[ImageRecord, list[Match]]:
-        """Validate, store and index an uploaded image; return its record and the
-        existing images most similar to it. Refuses bytes the collection already holds."""
+        """Validate, store and index an uploaded image with its label; return its record
+        and the existing images most similar to it. Refuses bytes the collection already
+        holds."""
+        label = clean_label(label)
         sha256 = sha256_hex(data)
         existing = self.store.find_sha256(sha256)
         if existing is not None:
@@ -116,7 +145,7 @@ class Collection:
             staged = self._stage(data, extension)
             stat = staged.stat()
             record = ImageRecord(
-                staged.image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC)
+                staged.image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC), label
             )
             try:
                 # Check and insert in one transaction: an identical upload to this or
@@ -143,10 +172,7 @@ class Collection:
             return self.folder.stage(data, extension)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFullError(
-                    "IMAGES_DIR is full: the image was not added; retry once an operator "
-                    "has freed space."
-                ) from exc
+                raise StorageFullError(message("storage_full")) from exc
             raise
 
     def _holds_record(self, image_id: str) -> bool | None:
@@ -195,15 +221,27 @@ class Collection:
     def holds(self, image_id: str) -> bool:
         return self.store.get(image_id) is not None
 
-    def page(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+    def page(
+        self, page: int, page_size: int, text: str | None = None
+    ) -> tuple[list[ImageRecord], int, int]:
         """Page ``page`` (from 1) of the collection, newest first, or its last page when
-        ``page`` is past it; with the total and the page answered."""
-        return self.store.newest_first(page, page_size)
+        ``page`` is past it; with the total and the page answered. With ``text``, only
+        the images whose id, label or original file name holds it (case and accents
+        aside)."""
+        return self.store.newest_first(page, page_size, text.strip() if text else None)
 
-    def delete(self, image_id: str) -> None:
-        """Remove an image's record and file."""
+    def set_label(self, image_id: str, label: str | None) -> ImageRecord:
+        """Give an image a new label (None: none); its record afterwards."""
+        record = self.store.set_label(image_id, clean_label(label))
+        if record is None:
+            raise _not_found(image_id)
+        logger.info("Labelled %s", image_id)
+        return record
+
+    def delete(self, image_id: str) -> ImageRecord:
+        """Remove an image's record and file; the record it was."""
         with self._write_lock:
-            self.get(image_id)
+            record = self.get(image_id)
             withdrawn = self.folder.withdraw(image_id)
             try:
                 removed = self.store.delete([image_id])
@@ -221,6 +259,7 @@ class Collection:
         if not removed:  # another process deleted it first
             raise _not_found(image_id)
         logger.info("Deleted %s", image_id)
+        return record
 
     def delete_all(self) -> int:
         """Remove every image's record and file; return how many."""

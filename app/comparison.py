@@ -22,6 +22,7 @@ from app.errors import ImageNotFoundError
 from app.imaging.grid_removal import Mask
 from app.imaging.shape import TURNS
 from app.imaging.verification import Alignment, overlay, stroke_mask, verify
+from app.messages.catalogue import message
 from app.ranking import UPRIGHT
 from app.storage.store import Store
 from app.verifier import Verifier
@@ -76,10 +77,10 @@ class Comparison:
     def _mask(self, image_id: str) -> Mask:
         record = self.store.get(image_id)
         if record is None:
-            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
+            raise ImageNotFoundError(message("image_not_found", id=image_id))
         mask = self.verifier.masks({record.sha256}).get(record.sha256)
         if mask is None:
-            raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
+            raise ImageNotFoundError(message("image_not_indexed", id=image_id))
         return mask
 
 

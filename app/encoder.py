@@ -28,6 +28,7 @@ from app.imaging.preprocessing import PreprocessingOptions, prepare_with_core
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.imaging.verification import STROKES_DIMENSION, STROKES_VERSION, pack, stroke_mask
 from app.memory import MemoryBudget
+from app.messages.catalogue import Message, message
 from app.storage.types import EmbeddingKey, Vectors, VectorSpace
 
 # Images are decoded reduced to at least this many times the working side (to_working_size
@@ -61,7 +62,7 @@ class Encoder:
         self,
         image_tower: ImageTower,
         text_tower: TextTower | None,
-        text_off_reason: str,
+        text_off_reason: Message | None,
         batcher: EmbeddingBatcher,
         preprocessing: PreprocessingOptions,
         max_image_pixels: int,
@@ -147,18 +148,13 @@ class Encoder:
     def tokens(self, text: str) -> Tokens:
         """The text tower's input for a text search's text; refuses what it cannot read."""
         if self.text_tower is None:
+            assert self.text_off_reason is not None  # the composition says why
             raise TextSearchDisabledError(self.text_off_reason)
         if len(text) > MAX_TEXT_CHARS:
-            raise InvalidTextError(
-                f"The text has {len(text)} characters; a text search reads at most "
-                f"{MAX_TEXT_CHARS} (and the model only its first 77 tokens)."
-            )
+            raise InvalidTextError(message("text_too_long", length=len(text), max=MAX_TEXT_CHARS))
         tokens = self.text_tower.tokens(text)
         if not tokens.words:
-            raise InvalidTextError(
-                "The text is empty: describe the drawing in words, for example "
-                "'a circle crossed by a vertical bar'."
-            )
+            raise InvalidTextError(message("text_empty"))
         return tokens
 
     def text_concept(self, tokens: Tokens) -> NDArray[np.float32]:

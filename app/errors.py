@@ -1,5 +1,9 @@
 """Domain errors. They carry a message for the user and nothing about HTTP:
-``app.api.http_errors`` is the one place that maps them to status codes."""
+``app.api.http_errors`` is the one place that maps them to status codes. Errors a
+client's user reads carry a catalogue ``Message`` (written in the request's language);
+start-up errors, read by an operator in a log, plain English."""
+
+from app.messages.catalogue import Language, Message, render
 
 
 class ServiceError(Exception):
@@ -8,9 +12,13 @@ class ServiceError(Exception):
     # The README section that says what to do about it, for errors an operator meets.
     readme_section: str | None = None
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Message) -> None:
+        self.text = message
+        self.message = message if isinstance(message, str) else render(message)
+        super().__init__(self.message)
+
+    def in_language(self, language: Language) -> str:
+        return self.message if isinstance(self.text, str) else render(self.text, language)
 
     def for_operator(self) -> str:
         """The message on one line, with where README explains what to do."""
@@ -57,7 +65,7 @@ class ImageNotFoundError(ServiceError):
 class DuplicateImageError(ServiceError):
     """The collection already holds an image with exactly these bytes."""
 
-    def __init__(self, message: str, existing_id: str) -> None:
+    def __init__(self, message: Message, existing_id: str) -> None:
         super().__init__(message)
         self.existing_id = existing_id
 
@@ -70,10 +78,22 @@ class ConfirmationRequiredError(ServiceError):
     """A destructive request was sent without its confirmation."""
 
 
+class InvalidLabelError(ServiceError):
+    """An image's label is too long."""
+
+
+class WriteRefusedError(ServiceError):
+    """This client may not change the collection (its network, or the page that sent it)."""
+
+
+class WrongApiKeyError(ServiceError):
+    """API_KEY is set and the client sent no key, or a wrong one."""
+
+
 class ServiceBusyError(ServiceError):
     """The service cannot answer now; the client should retry after ``retry_after_s``."""
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -85,7 +105,7 @@ class IndexNotReadyError(ServiceBusyError):
 class FolderUnavailableError(ServiceBusyError):
     """IMAGES_DIR is missing while the service runs (an unmounted share)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: Message) -> None:
         super().__init__(message, retry_after_s=30)
 
 
@@ -95,5 +115,5 @@ class StoreUnavailableError(ServiceBusyError):
 
     readme_section = "Postgres"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: Message) -> None:
         super().__init__(message, retry_after_s=5)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from app.errors import ServiceBusyError
+from app.messages.catalogue import message
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,7 @@ class MemoryBudget:
         with self._changed:
             if not self._changed.wait_for(lambda: self._free >= size, timeout=self.wait_s):
                 raise ServiceBusyError(
-                    "The service is decoding other large images and has no memory left "
-                    "for this one now; retry shortly.",
+                    message("decode_busy"),
                     retry_after_s=BUDGET_RETRY_AFTER_S,
                 )
             self._free -= size

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from app.encoder import Encoder
 from app.errors import FolderUnavailableError, ServiceError
 from app.folder_guard import removals_allowed
+from app.messages.catalogue import message
 from app.metrics import INDEXING_DONE, INDEXING_TOTAL
 from app.storage.image_folder import FileStat, ImageFolder, sha256_hex
 from app.storage.store import Store
@@ -165,10 +166,7 @@ class Reconciler:
         # before its file appears, and hides its file before its record goes.
         known = store.records()
         if not folder.root.is_dir():
-            raise FolderUnavailableError(
-                f"IMAGES_DIR={str(folder.root)!r} is missing; nothing was removed: mount or "
-                "restore it."
-            )
+            raise FolderUnavailableError(message("folder_missing", folder=str(folder.root)))
         self._settle_abandoned(known)
         files = folder.scan()
         in_progress = folder.pending_ids()

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from app.encoder import Encoder
 from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
 from app.imaging.grid_removal import Mask
+from app.messages.catalogue import message
 from app.metrics import SEARCHES_IN_PROGRESS, SEARCHES_REFUSED
 from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_query
 from app.reconciliation import IndexingProgress
@@ -57,8 +58,7 @@ class Admission:
         if not self._slots.acquire(blocking=False):
             SEARCHES_REFUSED.inc()
             raise QueueFullError(
-                f"The service is busy ({self.max_pending} searches in progress, "
-                "SEARCH_QUEUE_SIZE); retry shortly.",
+                message("search_busy", max_pending=self.max_pending),
                 retry_after_s=BUSY_RETRY_AFTER_S,
             )
         SEARCHES_IN_PROGRESS.inc()
@@ -104,6 +104,8 @@ class Match:
     similarity: float  # the mode's score
     path: str
     original_filename: str | None
+    label: str | None
+    name: str  # what people call it (``ImageRecord.name``)
     concept_similarity: float
     shape_similarity: float | None  # None for a text search: words have no shape
     turn: str | None  # the query's turn that matched, when turns were searched
@@ -163,10 +165,10 @@ class Search:
         image itself is left out."""
         record = self.store.get(image_id)
         if record is None:
-            raise ImageNotFoundError(f"No image with id {image_id!r} in the collection.")
+            raise ImageNotFoundError(message("image_not_found", id=image_id))
         stored = self.store.searchable([image_id]).get(image_id)
         if stored is None:
-            raise ImageNotFoundError(f"Image {image_id!r} is not indexed yet; retry shortly.")
+            raise ImageNotFoundError(message("image_not_indexed", id=image_id))
         # Its stroke mask too, as stored (packed), so that the search is verified.
         packed = self.store.vectors(self.verifier.key, {record.sha256})
         if record.sha256 in packed:
@@ -215,6 +217,8 @@ class Search:
             similarity=hit.similarity,
             path=self.folder.display_path(hit.record.id),
             original_filename=hit.record.original_filename,
+            label=hit.record.label,
+            name=hit.record.name,
             concept_similarity=hit.concept_similarity,
             shape_similarity=None if words else hit.shape_similarity,
             turn=turn if query.turns else None,
@@ -228,8 +232,7 @@ class Search:
         if not progress.ready:
             left = progress.seconds_left()
             raise IndexNotReadyError(
-                f"The collection is being indexed ({progress.done}/{progress.total} "
-                "images); retry shortly.",
+                message("indexing", done=progress.done, total=progress.total),
                 retry_after_s=max(1, min(MAX_INDEXING_RETRY_AFTER_S, math.ceil(left)))
                 if left is not None
                 else INDEXING_RETRY_AFTER_S,

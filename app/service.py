@@ -24,6 +24,7 @@ from app.folder_guard import claim
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions
 from app.memory import MB, MemoryBudget
+from app.messages.catalogue import Message, message, render
 from app.metrics import IMAGES_INDEXED
 from app.reconciliation import IndexingProgress, Reconciler
 from app.search import Admission, QueryDefaults, Search
@@ -33,11 +34,6 @@ from app.storage.store import Store
 from app.verifier import Verifier
 
 logger = logging.getLogger(__name__)
-
-TEXT_SEARCH_OFF = (
-    "Text search is off in this service (TEXT_SEARCH=false). Set TEXT_SEARCH=true and "
-    "restart it to search by words."
-)
 
 
 def tower_options(settings: Settings) -> TowerOptions:
@@ -65,10 +61,10 @@ def preprocessing_options(settings: Settings) -> PreprocessingOptions:
 
 def load_text_tower(
     settings: Settings, options: TowerOptions, image_tower: ImageTower
-) -> tuple[TextTower | None, str]:
+) -> tuple[TextTower | None, Message | None]:
     """The text tower TEXT_SEARCH asks for, or ``None`` and why there is none."""
     if not settings.text_search:
-        return None, TEXT_SEARCH_OFF
+        return None, message("text_search_off")
     setting = "TEXT_MODEL_NAME" if settings.text_model_name else "MODEL_NAME"
     name = settings.text_model_name or settings.model_name
     try:
@@ -78,12 +74,8 @@ def load_text_tower(
             raise
         # A checkpoint folder saved without its tokenizer (as README once told): image
         # search still works; text search says why it does not.
-        reason = (
-            f"Text search is unavailable: MODEL_NAME's text tower cannot be loaded "
-            f"({exc.message}). Save the checkpoint's tokenizer beside it (README: "
-            "Offline use with a local model folder), or set TEXT_SEARCH=false."
-        )
-        logger.warning(reason)
+        reason = message("text_tower_missing", reason=exc.message)
+        logger.warning(render(reason))
         return None, reason
     if text_tower.dimension != image_tower.dimension:
         raise ModelLoadError(
@@ -91,7 +83,7 @@ def load_text_tower(
             f"and MODEL_NAME's images are {image_tower.dimension}-dimensional: the text "
             "tower must share the image tower's space."
         )
-    return text_tower, ""
+    return text_tower, None
 
 
 @dataclass

@@ -62,7 +62,11 @@ def test_a_collection_exported_from_embedded_and_imported_into_postgres_answers_
     embedded = make_settings()
     with TestClient(create_app(embedded), client=LOOPBACK_CLIENT) as client:
         wait_until_indexed(client)
-        added = client.post("/images/", files={"file": ("marca ñ.png", encode(drawing(), "PNG"))})
+        added = client.post(
+            "/images/",
+            files={"file": ("marca ñ.png", encode(drawing(), "PNG"))},
+            data={"label": "Reg. 9 - Peña"},
+        )
         assert added.status_code == 201
     before = listing_and_answer(embedded)
     common = {
@@ -99,7 +103,8 @@ def test_a_collection_exported_from_embedded_and_imported_into_postgres_answers_
             index_dir=tmp_path / "replica-index",
         )
     )
-    assert after[0] == before[0]  # ids, original file names, hashes, dates
+    assert after[0] == before[0]  # ids, original file names, labels, hashes, dates
+    assert "Reg. 9 - Peña" in [image["label"] for image in after[0]]
     assert [r["id"] for r in after[1]] == [r["id"] for r in before[1]]
     assert [r["similarity"] for r in after[1]] == pytest.approx(
         [r["similarity"] for r in before[1]], abs=1e-5

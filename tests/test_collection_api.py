@@ -40,7 +40,16 @@ def test_added_image_is_stored_under_a_new_name_and_found_by_the_next_search(
 
     assert response.status_code == 201
     image = response.json()["image"]
-    assert set(image) == {"id", "path", "url", "sha256", "original_filename", "created_at"}
+    assert set(image) == {
+        "id",
+        "path",
+        "url",
+        "sha256",
+        "original_filename",
+        "label",
+        "name",
+        "created_at",
+    }
     assert image["id"].endswith(".jpg") and image["id"] != "my brand.jpg"
     assert (images_dir / image["id"]).read_bytes() == data
     assert image["path"] == f"{images_dir.as_posix()}/{image['id']}"
@@ -143,6 +152,8 @@ def test_list_images_pages_newest_first(client: TestClient) -> None:
         "id",
         "image_path",
         "original_filename",
+        "label",
+        "name",
         "sha256_hash",
         "created_at",
         "full_url",

@@ -16,6 +16,7 @@ from app.embedding.batching import EmbeddingBatcher
 from app.embedding.image import ImageTower
 from app.encoder import Encoder
 from app.memory import MB, MemoryBudget
+from app.messages.catalogue import message
 from app.reconciliation import IndexingProgress, Reconciler
 from app.service import preprocessing_options, tower_options
 from app.storage.embedded.store import EmbeddedStore
@@ -130,7 +131,7 @@ def test_the_reconciler_indexes_a_folder_without_a_collection(
     encoder = Encoder(
         tower,
         None,
-        "no text tower",
+        message("text_search_off"),
         batcher,
         preprocessing_options(settings),
         10**8,

@@ -41,6 +41,8 @@ def test_search_answers_with_the_original_contract_plus_an_absolute_url(client: 
         "path",
         "url",
         "original_filename",
+        "label",
+        "name",
     }
     assert first["id"] == "imagen3.jpg"
     assert first["path"].endswith("/images/imagen3.jpg")

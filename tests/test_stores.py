@@ -2,7 +2,9 @@
 search answers, to 1e-5, in every ranking mode and over turns; the Postgres store's
 schema, HNSW index and unreachable database."""
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from app.config import load_settings
 from app.errors import ConfigError, StoreUnavailableError
 from app.imaging.shape import TURNS
 from app.ranking import SearchMode, SearchQuery, image_query
+from app.storage.embedded.catalog import CATALOG_FILE
 from app.storage.embedded.store import EmbeddedStore
 from app.storage.factory import open_store
 from app.storage.postgres.schema import SCHEMA_VERSION
@@ -283,3 +286,67 @@ def test_the_first_collection_id_a_store_is_given_is_kept_unless_replaced(
     finally:
         for replica in replicas:
             replica.close()
+
+
+def test_both_stores_keep_labels_and_filter_by_label_file_name_or_id_alike(
+    embedded: Store, postgres_store: Store
+) -> None:
+    entries = collection_entries(12)
+    labelled = replace(entries[2][0], label="Reg. 1043 - José PEÑA")
+    entries[2] = (labelled, entries[2][1])
+    for store in (embedded, postgres_store):
+        store.save(entries)
+        assert store.set_label("img5.png", "Estancia La Ñata") is not None
+        assert store.set_label("missing.png", "x") is None
+        store.save([entries[5]])  # a reconciliation saving the file again keeps its label
+
+    for store in (embedded, postgres_store):
+        assert store.get("img2.png") == labelled
+        assert store.get("img5.png").label == "Estancia La Ñata"  # type: ignore[union-attr]
+        assert [r.id for r in store.newest_first(1, 10, "pena")[0]] == ["img2.png"]
+        assert [r.id for r in store.newest_first(1, 10, "la ñata")[0]] == ["img5.png"]
+        assert [r.id for r in store.newest_first(1, 10, "LA NATA")[0]] == ["img5.png"]
+        assert store.newest_first(1, 10, "name 1")[1] == 3  # name 1, name 10, name 11
+        assert store.newest_first(1, 10, "img7.png")[0][0].id == "img7.png"
+        assert store.newest_first(1, 10, "nothing like it") == ([], 0, 1)
+
+
+def test_an_embedded_catalog_of_an_earlier_version_gains_labels_and_its_filter(
+    tmp_path: Path,
+) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    with sqlite3.connect(index / CATALOG_FILE) as old:
+        old.executescript(
+            "CREATE TABLE images (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL "
+            "UNIQUE, sha256 TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+            "original_filename TEXT, created_at TEXT NOT NULL);"
+            "INSERT INTO images (id, sha256, size, mtime_ns, original_filename, created_at) "
+            "VALUES ('a.png', 'ab', 1, 1, 'Marca Núñez.png', '2026-01-01T00:00:00+00:00');"
+        )
+
+    store = EmbeddedStore(index, SPACE)
+    try:
+        assert store.get("a.png").label is None  # type: ignore[union-attr]
+        assert [r.id for r in store.newest_first(1, 10, "nunez")[0]] == ["a.png"]
+        assert store.set_label("a.png", "Reg. 7").label == "Reg. 7"  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_a_postgres_database_of_schema_2_gains_labels_and_its_filter(database: str) -> None:
+    PostgresStore(database, SPACE).close()
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute("ALTER TABLE images DROP COLUMN label, DROP COLUMN search_text")
+        connection.execute("DELETE FROM schema_version WHERE version = 3")
+        connection.execute(
+            "INSERT INTO images (id, sha256, size, mtime_ns, original_filename, created_at) "
+            "VALUES ('a.png', 'ab', 1, 1, 'Marca Núñez.png', now())"
+        )
+
+    store = PostgresStore(database, SPACE)
+    try:
+        assert store.get("a.png").label is None  # type: ignore[union-attr]
+        assert [r.id for r in store.newest_first(1, 10, "nunez")[0]] == ["a.png"]
+    finally:
+        store.close()

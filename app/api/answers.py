@@ -7,6 +7,7 @@ from app.api.image_ids import public_id
 from app.api.schemas import DeletedResponse, ImageListItem, SearchResult
 from app.config import Settings
 from app.errors import ImageTooLargeError
+from app.messages.catalogue import Language, Message, message, render
 from app.search import Match
 from app.storage.image_folder import RESTORE_SAMPLES, ImageFolder
 from app.storage.types import ImageRecord
@@ -31,7 +32,7 @@ async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
     data = await upload.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise ImageTooLargeError(
-            f"The upload is larger than the limit of {settings.max_upload_mb:g} MB (MAX_UPLOAD_MB)."
+            message("upload_too_large", limit_mb=f"{settings.max_upload_mb:g}")
         )
     return data
 
@@ -56,15 +57,20 @@ def search_results(
                 path=result_path(url, match.path, settings),
                 url=url,
                 original_filename=match.original_filename,
+                label=match.label,
+                name=match.name,
             )
         )
     return results
 
 
-def deleted_response(folder: ImageFolder, deleted: int, message: str) -> DeletedResponse:
+def deleted_response(
+    folder: ImageFolder, deleted: int, text: Message, language: Language
+) -> DeletedResponse:
+    said = render(text, language)
     if folder.holds_samples:
-        message += f" These were the repository's samples; restore them with `{RESTORE_SAMPLES}`."
-    return DeletedResponse(deleted=deleted, deleted_count=deleted, message=message)
+        said += render(message("samples_note", command=RESTORE_SAMPLES), language)
+    return DeletedResponse(deleted=deleted, deleted_count=deleted, message=said)
 
 
 def list_item(
@@ -74,6 +80,8 @@ def list_item(
         id=public_id(record.id),
         image_path=folder.display_path(record.id),
         original_filename=record.original_filename,
+        label=record.label,
+        name=record.name,
         sha256_hash=record.sha256,
         created_at=record.created_at,
         full_url=image_url(request, settings, record.id),

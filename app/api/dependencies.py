@@ -7,21 +7,21 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, Security
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.api.cross_site import foreign_origin
-from app.api.http_errors import shortened
+from app.api.http_errors import API_KEY_HEADER, language_of, shortened
 from app.api.image_ids import file_name_of
 from app.collection import Collection
 from app.comparison import Comparison
 from app.config import Settings
 from app.encoder import Encoder
+from app.errors import WriteRefusedError, WrongApiKeyError
+from app.messages.catalogue import Language, message
 from app.ranking import SearchMode, SearchQuery
 from app.search import Search
 from app.service import Service
-
-API_KEY_HEADER = "X-API-Key"
 
 _api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -40,7 +40,12 @@ def get_service(request: Request) -> Service:
     return service
 
 
+def get_language(request: Request) -> Language:
+    return language_of(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LanguageDep = Annotated[Language, Depends(get_language)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
@@ -151,28 +156,13 @@ def require_write_access(
     host = request.client.host if request.client else None
     if in_networks(host, settings.write_allowed_networks):
         return
-    shown = shortened(host or "unknown")
-    outside = (
-        f"This client ({shown}) is outside WRITE_ALLOWED_NETWORKS ({settings.write_networks_text})"
-    )
+    client = {"client": shortened(host or "unknown"), "networks": settings.write_networks_text}
     if settings.api_key is None:
-        raise HTTPException(
-            status_code=403,
-            detail=f"{outside} and API_KEY is not set, so it may not change the collection. "
-            "Add its network to WRITE_ALLOWED_NETWORKS, or set API_KEY and send it in the "
-            f"{API_KEY_HEADER} header. Behind a reverse proxy, see README: Who may change "
-            "the collection.",
-        )
-    expected = settings.api_key.get_secret_value().encode()
-    if api_key is None or not hmac.compare_digest(api_key.encode(), expected):
-        sent = "a wrong key in" if api_key is not None else "no"
-        raise HTTPException(
-            status_code=401,
-            detail=f"{outside} and sent {sent} {API_KEY_HEADER} header: changing the "
-            f"collection needs the service's API_KEY in {API_KEY_HEADER}, or a client "
-            "address in WRITE_ALLOWED_NETWORKS.",
-            headers={"WWW-Authenticate": API_KEY_HEADER},
-        )
+        raise WriteRefusedError(message("write_no_key", **client))
+    if api_key is None:
+        raise WrongApiKeyError(message("write_missing_key", **client))
+    if not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
+        raise WrongApiKeyError(message("write_wrong_key", **client))
 
 
 def _refuse_cross_site(request: Request, settings: Settings) -> None:
@@ -187,10 +177,4 @@ def _refuse_cross_site(request: Request, settings: Settings) -> None:
         settings.cors_origin_regex,
     )
     if foreign is not None:
-        raise HTTPException(
-            status_code=403,
-            detail=f"This request comes from a page on {shortened(foreign)}, which is "
-            "neither this service nor an origin in CORS_ORIGINS or CORS_ORIGIN_REGEX, so it "
-            "may not change the collection (whatever its network or key). Add the page's "
-            "origin to CORS_ORIGINS if it is the registry's own frontend.",
-        )
+        raise WriteRefusedError(message("write_cross_site", origin=shortened(foreign)))

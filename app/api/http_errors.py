@@ -1,5 +1,7 @@
-"""The one place where domain errors become HTTP answers: ``{"detail": "..."}``."""
+"""The one place where domain errors become HTTP answers: ``{"detail": "..."}``, written
+in the language the request's ``Accept-Language`` prefers (``app.messages``)."""
 
+import contextlib
 import json
 
 from fastapi import FastAPI, Request
@@ -16,27 +18,35 @@ from app.errors import (
     ImageNotFoundError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidLabelError,
     InvalidTextError,
     ServiceBusyError,
     ServiceError,
     StorageFullError,
     TextSearchDisabledError,
     UnsupportedImageFormatError,
+    WriteRefusedError,
+    WrongApiKeyError,
 )
+from app.messages.catalogue import CATALOGUES, Language, message, negotiate, render
 
 # How much of what a client sent (a field's value, an address, an Origin) an answer
 # repeats: enough to recognise it, never a megabyte echoed back or logged.
 MAX_ECHO_CHARS = 80
+API_KEY_HEADER = "X-API-Key"
 
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidImageError: 400,
     ConfirmationRequiredError: 400,
+    WrongApiKeyError: 401,
+    WriteRefusedError: 403,
     ImageNotFoundError: 404,
     TextSearchDisabledError: 404,
     DuplicateImageError: 409,
     ImageTooLargeError: 413,
     UnsupportedImageFormatError: 415,
     InvalidTextError: 422,
+    InvalidLabelError: 422,
     ServiceBusyError: 503,
     StorageFullError: 507,
 }
@@ -78,11 +88,25 @@ def status_for(error: ServiceError) -> int:
     return 500
 
 
+def language_of(request: Request) -> Language:
+    """The language of the messages a request's answer carries."""
+    return negotiate(request.headers.get("accept-language"))
+
+
+def _headers_for(error: ServiceError) -> dict[str, str] | None:
+    if isinstance(error, ServiceBusyError):
+        return {"Retry-After": str(error.retry_after_s)}
+    if isinstance(error, WrongApiKeyError):
+        return {"WWW-Authenticate": API_KEY_HEADER}
+    return None
+
+
 async def _service_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusyError) else None
     return JSONResponse(
-        status_code=status_for(exc), content={"detail": exc.message}, headers=headers
+        status_code=status_for(exc),
+        content={"detail": exc.in_language(language_of(request))},
+        headers=_headers_for(exc),
     )
 
 
@@ -113,18 +137,25 @@ async def _unparsable_body_handler(request: Request, exc: Exception) -> JSONResp
     assert isinstance(exc, HTTPException)
     detail = exc.detail
     if isinstance(exc.__cause__, UnicodeDecodeError):
-        detail = (
-            f"The request body is not valid UTF-8 ({exc.__cause__.reason} at byte "
-            f"{exc.__cause__.start}): send JSON encoded in UTF-8."
+        detail = render(
+            message("body_not_utf8", reason=exc.__cause__.reason, position=exc.__cause__.start),
+            language_of(request),
         )
     return JSONResponse(status_code=400, content={"detail": detail}, headers=exc.headers)
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, each error's echo of the input cut to ``MAX_ECHO_CHARS``."""
+    """FastAPI's 422, each error's ``msg`` in the request's language where the catalogue
+    has its type (``field.<type>``), and its echo of the input cut to ``MAX_ECHO_CHARS``."""
     assert isinstance(exc, RequestValidationError)
+    catalogue = CATALOGUES[language_of(request)]
     errors = []
     for error in jsonable_encoder(exc.errors()):
+        template = catalogue.get(f"field.{error.get('type')}")
+        if template is not None:
+            # A context this template does not expect keeps Pydantic's own words.
+            with contextlib.suppress(KeyError, IndexError):
+                error["msg"] = template.format(**error.get("ctx", {}))
         if "input" in error:
             echoed = error["input"]
             text = echoed if isinstance(echoed, str) else json.dumps(echoed)

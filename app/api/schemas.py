@@ -76,6 +76,15 @@ class SearchResult(BaseModel):
         description="The uploader's file name; null for files copied into IMAGES_DIR by hand.",
         examples=[None],
     )
+    label: str | None = Field(
+        description="What the registry's clerk wrote about it (a registration number, an "
+        "owner), at most 200 characters; null when none was given.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
+    name: str = Field(
+        description="What to call it: its label, else its original file name, else its id.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
 
 
 class CompareResponse(BaseModel):
@@ -232,6 +241,15 @@ class StoredImage(BaseModel):
         "into IMAGES_DIR by hand.",
         examples=["brand-42.png"],
     )
+    label: str | None = Field(
+        description="What the registry's clerk wrote about it (a registration number, an "
+        "owner), at most 200 characters; null when none was given.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
+    name: str = Field(
+        description="What to call it: its label, else its original file name, else its id.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
     created_at: datetime = Field(
         description="When it joined the collection (UTC); for files copied by hand, "
         "their modification time."
@@ -251,6 +269,15 @@ class ImageListItem(BaseModel):
     id: str = Field(examples=["3f2c0e9b.png"])
     image_path: str = Field(examples=["./example_images/3f2c0e9b.png"])
     original_filename: str | None = Field(examples=["brand-42.png"])
+    label: str | None = Field(
+        description="What the registry's clerk wrote about it (a registration number, an "
+        "owner), at most 200 characters; null when none was given.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
+    name: str = Field(
+        description="What to call it: its label, else its original file name, else its id.",
+        examples=["Reg. 1043 - Juan Pérez"],
+    )
     sha256_hash: str
     created_at: datetime
     full_url: str = Field(examples=["http://localhost:8000/static/3f2c0e9b.png"])
@@ -271,7 +298,18 @@ class ImageListResponse(BaseModel):
 class DeletedResponse(BaseModel):
     deleted: int = Field(description="How many images were removed.", examples=[1])
     deleted_count: int = Field(description="The same number, as the frontend reads it.")
-    message: str = Field(examples=["Deleted imagen1.jpg."])
+    message: str = Field(
+        description="For people, in the request's Accept-Language (Spanish or English).",
+        examples=["Deleted imagen1.jpg (id imagen1.jpg)."],
+    )
+
+
+class LabelUpdate(BaseModel):
+    """PATCH /images/{id}: the image's new label; null or empty removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(examples=["Reg. 1043 - Juan Pérez"])
 
 
 class ImageCountResponse(BaseModel):

@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.messages import catalogue
+
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
@@ -25,9 +27,10 @@ class UploadSizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        language = catalogue.negotiate(headers.get(b"accept-language", b"").decode("latin-1"))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send)
+            await self._refuse(send, language)
             return
 
         received = 0
@@ -50,7 +53,7 @@ class UploadSizeLimitMiddleware:
             if too_large:
                 if message["type"] == "http.response.start" and not response_started:
                     response_started = True
-                    await self._refuse(send)
+                    await self._refuse(send, language)
                 return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
@@ -59,13 +62,14 @@ class UploadSizeLimitMiddleware:
             await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLargeError:
             if not response_started:
-                await self._refuse(send)
+                await self._refuse(send, language)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, language: catalogue.Language) -> None:
         limit_mb = self.max_upload_bytes / (1024 * 1024)
-        body = json.dumps(
-            {"detail": f"The upload is larger than the limit of {limit_mb:g} MB (MAX_UPLOAD_MB)."}
-        ).encode()
+        detail = catalogue.render(
+            catalogue.message("upload_too_large", limit_mb=f"{limit_mb:g}"), language
+        )
+        body = json.dumps({"detail": detail}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -19,6 +19,7 @@ from app.errors import (
     UnsupportedImageFormatError,
 )
 from app.memory import MB, MemoryBudget, give_back_freed
+from app.messages.catalogue import message
 from app.metrics import DECODE_REFUSALS
 
 # Pillow format names we accept; MPO is the multi-picture JPEG many phones write.
@@ -116,7 +117,7 @@ def _decode(
     what concurrent decodes hold together.
     """
     if not data:
-        raise InvalidImageError("The uploaded file is empty.")
+        raise InvalidImageError(message("upload_empty"))
     webp_size = _webp_canvas_size(data)
     if webp_size is not None:
         _check_size(webp_size, max_pixels)
@@ -142,17 +143,15 @@ def _opened(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise UnsupportedImageFormatError(
-            f"The file is not an image in a supported format ({ACCEPTED_FORMATS_TEXT})."
+            message("not_an_image", accepted=ACCEPTED_FORMATS_TEXT)
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(
-            f"The image has more pixels than the limit of {max_pixels} (MAX_IMAGE_PIXELS)."
-        ) from None
+        raise ImageTooLargeError(message("image_pixels", max_pixels=max_pixels)) from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed headers
-        raise InvalidImageError(f"The image header is corrupt ({exc}).") from None
+        raise InvalidImageError(message("image_header_corrupt", reason=exc)) from None
     if image.format not in ACCEPTED_FORMATS:
         raise UnsupportedImageFormatError(
-            f"Image format {image.format} is not supported; send {ACCEPTED_FORMATS_TEXT}."
+            message("image_format", format=image.format, accepted=ACCEPTED_FORMATS_TEXT)
         )
     _check_size(image.size, max_pixels)
     return image
@@ -162,16 +161,19 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"The image is {width}x{height} pixels, over the limit of {max_pixels} "
-            "pixels (MAX_IMAGE_PIXELS)."
+            message("image_size", width=width, height=height, max_pixels=max_pixels)
         )
     if width == 0 or height == 0:
-        raise InvalidImageError("The image has no pixels.")
+        raise InvalidImageError(message("image_no_pixels"))
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise InvalidImageError(
-            f"The image is {width}x{height} pixels: one side is "
-            f"{max(width, height) // min(width, height)} times the other, more than "
-            f"{MAX_ASPECT_RATIO} times; a scanned drawing's sides are not that far apart."
+            message(
+                "image_elongated",
+                width=width,
+                height=height,
+                ratio=max(width, height) // min(width, height),
+                max_ratio=MAX_ASPECT_RATIO,
+            )
         )
 
 
@@ -203,9 +205,14 @@ def _reserved(
     if peak > budget.total_bytes:
         width, height = size
         raise ImageTooLargeError(
-            f"Decoding this {width}x{height} {image_format} image would take about "
-            f"{peak / MB:,.0f} MB, more than the {budget.total_bytes / MB:,.0f} MB decoding "
-            "may use (DECODE_MEMORY_MB). Send it with fewer pixels, or as a PNG or JPEG."
+            message(
+                "decode_memory",
+                width=width,
+                height=height,
+                format=image_format,
+                peak_mb=f"{peak / MB:,.0f}",
+                budget_mb=f"{budget.total_bytes / MB:,.0f}",
+            )
         )
     with budget.reserve(peak):
         yield
@@ -222,7 +229,7 @@ def _loaded(image: Image.Image, longest_side: int | None) -> Image.Image:
         reduced = _reduced(image, longest_side) if longest_side is not None else image
         upright = to_rgb(ImageOps.exif_transpose(reduced))
     except Exception as exc:  # noqa: BLE001 - and many more on malformed pixel data
-        raise InvalidImageError(f"The image is corrupt or truncated ({exc}).") from None
+        raise InvalidImageError(message("image_corrupt", reason=exc)) from None
     if upright is not image:
         image.close()
     return upright

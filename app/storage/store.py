@@ -61,9 +61,12 @@ class Store(ABC):
         """The oldest record of these bytes."""
 
     @abstractmethod
-    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
-        """Page ``page`` (from 1) of the records, newest first, or the last page when
-        ``page`` is past it; with the total count and the page answered, read together."""
+    def newest_first(
+        self, page: int, page_size: int, text: str | None = None
+    ) -> tuple[list[ImageRecord], int, int]:
+        """Page ``page`` (from 1) of the records whose ``search_text`` holds ``text``
+        folded (all without it), newest first, or the last page when ``page`` is past
+        it; with the total count and the page answered, read together."""
 
     @abstractmethod
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
@@ -80,6 +83,10 @@ class Store(ABC):
         }
 
     # Writes: each is atomic
+
+    @abstractmethod
+    def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
+        """Give a record its label; the record afterwards, None when there is none."""
 
     @abstractmethod
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:

@@ -2,11 +2,19 @@
 both backends and the domain: image records, the keys vectors are stored under, the
 vector space a collection searches, and a search's query and hits."""
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
+
+
+def folded(text: str) -> str:
+    """``text`` as the collection's filter compares it: case and accents ignored
+    ("Peña" finds "PENA")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(character for character in decomposed if not unicodedata.combining(character))
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,18 @@ class ImageRecord:
     mtime_ns: int
     original_filename: str | None
     created_at: datetime
+    # What the registry's clerk wrote about it (a registration number, an owner).
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What people call it: its label, else its original file name, else its id."""
+        return self.label or self.original_filename or self.id
+
+    @property
+    def search_text(self) -> str:
+        """What the collection's filter looks in: id, label and original file name."""
+        return folded(" ".join(filter(None, (self.id, self.label, self.original_filename))))
 
 
 @dataclass(frozen=True)

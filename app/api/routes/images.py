@@ -3,7 +3,7 @@
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app.api.answers import (
@@ -17,6 +17,7 @@ from app.api.answers import (
 from app.api.dependencies import (
     CollectionDep,
     FileNameDep,
+    LanguageDep,
     SearchQueryDep,
     SettingsDep,
     require_write_access,
@@ -30,11 +31,15 @@ from app.api.schemas import (
     ImageCountResponse,
     ImageListItem,
     ImageListResponse,
+    LabelUpdate,
     StoredImage,
 )
+from app.collection import spoken_name
 from app.errors import ConfirmationRequiredError
+from app.messages.catalogue import message
 
 MAX_PAGE_SIZE = 100
+MAX_FILTER_CHARS = 200
 
 router = APIRouter()
 
@@ -67,9 +72,16 @@ async def add_image(
     collection: CollectionDep,
     query: SearchQueryDep,
     file: Annotated[UploadFile, File(description="The image to add.")],
+    label: Annotated[
+        str | None,
+        Form(
+            description="What the registry notes about it (a registration number, an "
+            "owner), at most 200 characters."
+        ),
+    ] = None,
 ) -> AddImageResponse:
     data = await read_upload(file, settings)
-    record, similar = await run_in_threadpool(collection.add, data, file.filename, query)
+    record, similar = await run_in_threadpool(collection.add, data, file.filename, query, label)
     url = image_url(request, settings, record.id)
     return AddImageResponse(
         image=StoredImage(
@@ -78,6 +90,8 @@ async def add_image(
             url=url,
             sha256=record.sha256,
             original_filename=record.original_filename,
+            label=record.label,
+            name=record.name,
             created_at=record.created_at,
         ),
         similar=search_results(request, settings, similar),
@@ -95,8 +109,16 @@ async def list_images(
     collection: CollectionDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_CHARS,
+            description="Only the images whose label, original file name or id holds "
+            "this text (case and accents aside).",
+        ),
+    ] = None,
 ) -> ImageListResponse:
-    records, total, answered = await run_in_threadpool(collection.page, page, page_size)
+    records, total, answered = await run_in_threadpool(collection.page, page, page_size, q)
     return ImageListResponse(
         images=[list_item(request, settings, collection.folder, record) for record in records],
         total=total,
@@ -120,6 +142,28 @@ async def get_image(
     return list_item(request, settings, collection.folder, record)
 
 
+@router.patch(
+    "/images/{image_id}",
+    response_model=ImageListItem,
+    dependencies=WRITE_ACCESS,
+    responses={
+        **NOT_FOUND_RESPONSE,
+        **WRITE_RESPONSES,
+        422: {"model": ErrorResponse, "description": "A label over 200 characters."},
+    },
+    summary="Change an image's label",
+)
+async def update_image(
+    request: Request,
+    settings: SettingsDep,
+    collection: CollectionDep,
+    file_name: FileNameDep,
+    update: LabelUpdate,
+) -> ImageListItem:
+    record = await run_in_threadpool(collection.set_label, file_name, update.label)
+    return list_item(request, settings, collection.folder, record)
+
+
 @router.delete(
     "/images/{image_id}",
     response_model=DeletedResponse,
@@ -127,9 +171,12 @@ async def get_image(
     responses={**NOT_FOUND_RESPONSE, **WRITE_RESPONSES},
     summary="Delete an image: its file and its vector",
 )
-async def delete_image(collection: CollectionDep, file_name: FileNameDep) -> DeletedResponse:
-    await run_in_threadpool(collection.delete, file_name)
-    return deleted_response(collection.folder, 1, f"Deleted {public_id(file_name)}.")
+async def delete_image(
+    collection: CollectionDep, file_name: FileNameDep, language: LanguageDep
+) -> DeletedResponse:
+    record = await run_in_threadpool(collection.delete, file_name)
+    text = message("deleted_one", name=spoken_name(record))
+    return deleted_response(collection.folder, 1, text, language)
 
 
 @router.delete(
@@ -144,14 +191,15 @@ async def delete_image(collection: CollectionDep, file_name: FileNameDep) -> Del
 )
 async def delete_all_images(
     collection: CollectionDep,
+    language: LanguageDep,
     confirm: Annotated[bool, Query(description="Must be true.")] = False,
 ) -> DeletedResponse:
     if not confirm:
-        raise ConfirmationRequiredError(
-            "Deleting every image needs confirm=true (DELETE /images/?confirm=true)."
-        )
+        raise ConfirmationRequiredError(message("confirm_delete_all"))
     deleted = await run_in_threadpool(collection.delete_all)
-    return deleted_response(collection.folder, deleted, f"Deleted all {deleted} images.")
+    return deleted_response(
+        collection.folder, deleted, message("deleted_all", count=deleted), language
+    )
 
 
 @router.get(

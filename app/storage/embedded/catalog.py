@@ -4,7 +4,8 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
 
 - ``images``: one row per file of IMAGES_DIR: its id (file name), SHA-256, size and
   modification time (an unchanged size and time means an unchanged file, so restarts
-  hash nothing), the uploader's file name and when it joined the collection;
+  hash nothing), the uploader's file name, when it joined the collection, its label and
+  ``search_text`` (id, label and file name, folded: where ``GET /images/?q=`` looks);
 - ``embeddings``: one vector per (SHA-256 of the bytes, what made it, preprocessing
   fingerprint). "What made it" is the CLIP model's name for concept vectors and the shape
   descriptor's version (``shape-v1``) for shape vectors, so each is recomputed on its own
@@ -29,6 +30,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import StoreUnavailableError
-from app.storage.types import EmbeddingKey, ImageRecord, Vectors
+from app.messages.catalogue import message
+from app.storage.types import EmbeddingKey, ImageRecord, Vectors, folded
 
 CATALOG_FILE = "catalog.sqlite3"
 
@@ -68,15 +71,17 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sha256, model, preprocessing)
 );
 """
-_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
+_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at, label"
+# Added after the first release: (column, type), added to catalogs that lack them.
+_LATER_COLUMNS = (("label", "TEXT"), ("search_text", "TEXT"))
 
 
 def _busy(exc: sqlite3.OperationalError) -> StoreUnavailableError:
-    return StoreUnavailableError(f"The catalog under INDEX_DIR cannot be written now ({exc}).")
+    return StoreUnavailableError(message("catalog_locked", reason=exc))
 
 
-def _record(row: tuple[str, str, int, int, str | None, str]) -> ImageRecord:
-    return ImageRecord(*row[:5], created_at=datetime.fromisoformat(row[5]))
+def _record(row: tuple[str, str, int, int, str | None, str, str | None]) -> ImageRecord:
+    return ImageRecord(*row[:5], created_at=datetime.fromisoformat(row[5]), label=row[6])
 
 
 class Catalog:
@@ -90,10 +95,25 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _migrate(self) -> None:
+        """Add the columns a catalog of an earlier version lacks, and fill ``search_text``
+        where it is missing; idempotent, one transaction."""
+        with self._transaction() as db:
+            present = {row[1] for row in db.execute("PRAGMA table_info(images)")}
+            for column, kind in _LATER_COLUMNS:
+                if column not in present:
+                    db.execute(f"ALTER TABLE images ADD COLUMN {column} {kind}")
+            rows = db.execute(f"SELECT {_COLUMNS} FROM images WHERE search_text IS NULL").fetchall()
+            db.executemany(
+                "UPDATE images SET search_text = ? WHERE id = ?",
+                [(_record(row).search_text, row[0]) for row in rows],
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -150,16 +170,25 @@ class Catalog:
             ).fetchone()
         return _record(row) if row else None
 
-    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
-        """Page ``page`` (from 1) of the records, newest first, or the last page when
-        ``page`` is past it; with the total count and the page answered, read together."""
+    def newest_first(
+        self, page: int, page_size: int, text: str | None = None
+    ) -> tuple[list[ImageRecord], int, int]:
+        """Page ``page`` (from 1) of the records whose id, label or file name holds
+        ``text`` (all without it), newest first, or the last page when ``page`` is past
+        it; with the total count and the page answered, read together."""
+        matching = "instr(search_text, :text) > 0" if text else "1"
+        values = {"text": folded(text or ""), "limit": page_size}
         with self._lock:
-            total = int(self._db.execute("SELECT count(*) FROM images").fetchone()[0])
+            total = int(
+                self._db.execute(
+                    f"SELECT count(*) FROM images WHERE {matching}", values
+                ).fetchone()[0]
+            )
             page = max(1, min(page, math.ceil(total / page_size)))
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM images ORDER BY created_at DESC, seq DESC "
-                "LIMIT ? OFFSET ?",
-                (page_size, (page - 1) * page_size),
+                f"SELECT {_COLUMNS} FROM images WHERE {matching} "
+                "ORDER BY created_at DESC, seq DESC LIMIT :limit OFFSET :offset",
+                {**values, "offset": (page - 1) * page_size},
             ).fetchall()
         return [_record(row) for row in rows], total, page
 
@@ -198,8 +227,22 @@ class Catalog:
             db.execute(f"INSERT OR {verb} INTO collection VALUES (1, ?)", (candidate,))
             return str(db.execute("SELECT id FROM collection").fetchone()[0])
 
+    def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
+        """Give an image its label; its record afterwards, None when there is none."""
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
+            if row is None:
+                return None
+            record = replace(_record(row), label=label)
+            db.execute(
+                "UPDATE images SET label = ?, search_text = ? WHERE id = ?",
+                (label, record.search_text, image_id),
+            )
+        return record
+
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
-        """Insert or update image rows, with the vectors given for their bytes."""
+        """Insert or update image rows, with the vectors given for their bytes; an
+        update keeps the row's label."""
         with self._transaction() as db:
             self._save(db, entries)
 
@@ -220,7 +263,7 @@ class Catalog:
     def _save(db: sqlite3.Connection, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         for record, vectors in entries:
             db.execute(
-                f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO images ({_COLUMNS}, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns",
                 (
@@ -230,6 +273,8 @@ class Catalog:
                     record.mtime_ns,
                     record.original_filename,
                     record.created_at.isoformat(),
+                    record.label,
+                    record.search_text,
                 ),
             )
             db.executemany(

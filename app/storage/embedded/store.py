@@ -67,13 +67,18 @@ class EmbeddedStore(Store):
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         return self.catalog.find_sha256(sha256)
 
-    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
-        return self.catalog.newest_first(page, page_size)
+    def newest_first(
+        self, page: int, page_size: int, text: str | None = None
+    ) -> tuple[list[ImageRecord], int, int]:
+        return self.catalog.newest_first(page, page_size, text)
 
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         return self.catalog.vectors(key, sha256s)
 
     # Writes
+
+    def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
+        return self.catalog.set_label(image_id, label)
 
     def save(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         with self._lock:

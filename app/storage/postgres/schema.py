@@ -11,6 +11,9 @@ service is refused rather than misread.
 - ``embeddings``: the concept and shape vectors by bytes, model and preprocessing, so a
   new shape descriptor version reuses every concept vector (as the embedded catalog);
 - ``collection``: the id of the collection whose folder the store indexes.
+
+Each image row also holds its label and ``search_text`` (id, label and original file
+name, folded), where ``GET /images/?q=`` looks.
 """
 
 import hashlib
@@ -21,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from app.errors import ConfigError
+from app.storage.types import folded
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,12 @@ MIGRATIONS: tuple[str, ...] = (
         id text NOT NULL
     );
     """,
+    # 3: labels, and the text the collection's filter looks in (folded by the service:
+    # app.storage.types.folded), filled for earlier rows at start-up.
+    """
+    ALTER TABLE images ADD COLUMN label text;
+    ALTER TABLE images ADD COLUMN search_text text;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -86,6 +96,19 @@ def migrate(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
             logger.info("Migrating the database schema to version %d", version)
             connection.execute(MIGRATIONS[version - 1].encode())
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        _fill_search_text(connection)
+
+
+def _fill_search_text(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """``search_text`` for rows written before migration 3 (or by an older replica)."""
+    rows = connection.execute(
+        "SELECT id, label, original_filename FROM images WHERE search_text IS NULL"
+    ).fetchall()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE images SET search_text = %s WHERE id = %s",
+            [(folded(" ".join(filter(None, row))), row[0]) for row in rows],
+        )
 
 
 def hnsw_index_name(space: str) -> str:

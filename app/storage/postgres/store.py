@@ -7,42 +7,41 @@ Flat), or through an HNSW index (approximate, faster on large collections) with
 PG_HNSW=true. Nothing is kept in memory between requests, so an acknowledged change by
 any replica is seen by the next search on every other.
 
-Connections come from a pool (psycopg_pool) of at most POOL_SIZE per process; a database
-that cannot be reached answers 503 with Retry-After, and the pool reconnects by itself.
+Connections come from ``app.storage.postgres.database``'s pool.
 """
 
 import logging
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
-from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
 
-from app.errors import StoreUnavailableError
+from app.storage.postgres.database import Connection, Database, direct_connection
 from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migrate
 from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
 from app.storage.store import Store
-from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
+from app.storage.types import (
+    EmbeddingKey,
+    Hit,
+    ImageRecord,
+    VectorQuery,
+    Vectors,
+    VectorSpace,
+    folded,
+)
 
 logger = logging.getLogger(__name__)
 
-POOL_SIZE = 8
-# How long a request waits for a connection, or to connect, before answering 503.
-CONNECT_TIMEOUT_S = 10
-_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at"
-
-Connection = psycopg.Connection[tuple[Any, ...]]
+_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at, label"
 
 
 def _record(row: tuple[Any, ...]) -> ImageRecord:
-    return ImageRecord(*row[:6])
+    return ImageRecord(*row[:7])
 
 
 def _numpy(vector: Any) -> NDArray[np.float32]:
@@ -54,12 +53,6 @@ def _upload_lock(sha256: str) -> int:
     return int(sha256[:15], 16)
 
 
-def public_location(url: str) -> str:
-    """DATABASE_URL without its password, for logs and messages."""
-    parts = {key: value for key, value in conninfo_to_dict(url).items() if key != "password"}
-    return make_conninfo("", **parts)
-
-
 class PostgresStore(Store):
     """Records, vectors and search in one PostgreSQL database with pgvector."""
 
@@ -68,25 +61,14 @@ class PostgresStore(Store):
     ) -> None:
         self.space = space
         self._ef_search = ef_search
-        self.location = public_location(url)
         self._search_query = self._nearest_first(space, hnsw)
-        try:
-            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as connection:
-                migrate(connection)
-                if hnsw:
-                    create_hnsw_index(connection, space.name, space.dimension)
-        except psycopg.OperationalError as exc:
-            raise self._unavailable(exc) from exc
-        self._pool: ConnectionPool[Connection] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=POOL_SIZE,
-            timeout=CONNECT_TIMEOUT_S,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            configure=self._configure,
-            check=ConnectionPool.check_connection,
-            open=True,
-        )
+        with direct_connection(url) as connection:
+            migrate(connection)
+            if hnsw:
+                create_hnsw_index(connection, space.name, space.dimension)
+        self._database = Database(url)
+        self.location = self._database.location
+        self._connection = self._database.connection
 
     @staticmethod
     def _nearest_first(space: VectorSpace, hnsw: bool) -> sql.Composed:
@@ -105,25 +87,8 @@ class PostgresStore(Store):
             "ORDER BY {} LIMIT %s"
         ).format(sql.SQL(_COLUMNS), sql.Literal(space.name), order)
 
-    @staticmethod
-    def _configure(connection: Connection) -> None:
-        register_vector(connection)
-        connection.execute("SET TIME ZONE 'UTC'")
-
-    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StoreUnavailableError(f"The database ({self.location}) cannot be reached: {reason}")
-
-    @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        try:
-            with self._pool.connection() as connection:
-                yield connection
-        except psycopg.OperationalError as exc:  # PoolTimeout is one too
-            raise self._unavailable(exc) from exc
-
     def close(self) -> None:
-        self._pool.close()
+        self._database.close()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -175,18 +140,38 @@ class PostgresStore(Store):
         ).fetchone()
         return _record(row) if row else None
 
-    def newest_first(self, page: int, page_size: int) -> tuple[list[ImageRecord], int, int]:
+    def newest_first(
+        self, page: int, page_size: int, text: str | None = None
+    ) -> tuple[list[ImageRecord], int, int]:
+        matching = "strpos(search_text, %(text)s) > 0" if text else "true"
+        values = {"text": folded(text or ""), "limit": page_size}
         with self._connection() as connection, connection.transaction():
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            row = connection.execute("SELECT count(*) FROM images").fetchone()
+            row = connection.execute(
+                f"SELECT count(*) FROM images WHERE {matching}", values
+            ).fetchone()
             total = int(row[0]) if row else 0
             page = max(1, min(page, math.ceil(total / page_size)))
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM images ORDER BY created_at DESC, seq DESC "
-                "LIMIT %s OFFSET %s",
-                (page_size, (page - 1) * page_size),
+                f"SELECT {_COLUMNS} FROM images WHERE {matching} "
+                "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s OFFSET %(offset)s",
+                {**values, "offset": (page - 1) * page_size},
             ).fetchall()
         return [_record(row) for row in rows], total, page
+
+    def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
+        with self._connection() as connection, connection.transaction():
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE id = %s FOR UPDATE", (image_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            record = replace(_record(row), label=label)
+            connection.execute(
+                "UPDATE images SET label = %s, search_text = %s WHERE id = %s",
+                (label, record.search_text, image_id),
+            )
+        return record
 
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         with self._connection() as connection:
@@ -215,8 +200,8 @@ class PostgresStore(Store):
     def _save(self, connection: Connection, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO images ({_COLUMNS}, space, embedding) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO images ({_COLUMNS}, search_text, space, embedding) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "space = excluded.space, embedding = excluded.embedding",
@@ -228,6 +213,8 @@ class PostgresStore(Store):
                         record.mtime_ns,
                         record.original_filename,
                         record.created_at,
+                        record.label,
+                        record.search_text,
                         *(
                             (self.space.name, self.space.join(vectors))
                             if self.space.holds(vectors)
@@ -282,9 +269,9 @@ class PostgresStore(Store):
                 found = connection.execute(self._search_query, (vector, vector, top_k)).fetchall()
                 hits.append(
                     [
-                        self.space.hit(_record(row), float(row[6]), _numpy(row[7]), query, turn)
+                        self.space.hit(_record(row), float(row[7]), _numpy(row[8]), query, turn)
                         for row in found
-                        if row[6] >= min_similarity
+                        if row[7] >= min_similarity
                     ]
                 )
         return hits
