@@ -33,8 +33,9 @@ from app.api.schemas import (
     ImageListResponse,
     LabelUpdate,
     StoredImage,
+    UnprocessableResponse,
 )
-from app.collection import spoken_name
+from app.collection import MAX_LABEL_CHARS, spoken_name
 from app.errors import ConfirmationRequiredError
 from app.messages.catalogue import message
 
@@ -44,6 +45,13 @@ MAX_FILTER_CHARS = 200
 router = APIRouter()
 
 WRITE_ACCESS = [Depends(require_write_access)]
+LABEL_RESPONSE: dict[int | str, dict[str, object]] = {
+    422: {
+        "model": UnprocessableResponse,
+        "description": f"A label over {MAX_LABEL_CHARS} characters, or a body or "
+        "parameters of the wrong shape.",
+    }
+}
 
 
 @router.post(
@@ -54,6 +62,7 @@ WRITE_ACCESS = [Depends(require_write_access)]
     responses={
         **ERROR_RESPONSES,
         **WRITE_RESPONSES,
+        **LABEL_RESPONSE,
         409: {"model": ErrorResponse, "description": "These exact bytes are already stored."},
     },
     summary="Add an image to the collection; answers the most similar existing images",
@@ -63,7 +72,12 @@ WRITE_ACCESS = [Depends(require_write_access)]
     status_code=201,
     response_model=AddImageResponse,
     dependencies=WRITE_ACCESS,
-    responses={**ERROR_RESPONSES, **WRITE_RESPONSES, 409: {"model": ErrorResponse}},
+    responses={
+        **ERROR_RESPONSES,
+        **WRITE_RESPONSES,
+        **LABEL_RESPONSE,
+        409: {"model": ErrorResponse},
+    },
     summary="Alias of POST /images/ (the path the existing frontend calls)",
 )
 async def add_image(
@@ -76,7 +90,7 @@ async def add_image(
         str | None,
         Form(
             description="What the registry notes about it (a registration number, an "
-            "owner), at most 200 characters."
+            f"owner), at most {MAX_LABEL_CHARS} characters."
         ),
     ] = None,
 ) -> AddImageResponse:
@@ -149,7 +163,8 @@ async def get_image(
     responses={
         **NOT_FOUND_RESPONSE,
         **WRITE_RESPONSES,
-        422: {"model": ErrorResponse, "description": "A label over 200 characters."},
+        **LABEL_RESPONSE,
+        400: {"model": ErrorResponse, "description": "The body is not UTF-8."},
     },
     summary="Change an image's label",
 )
