@@ -67,6 +67,9 @@ BUSY_RESPONSE: dict[int | str, dict[str, object]] = {
         "Retry-After header's seconds.",
     }
 }
+JSON_BODY_RESPONSE: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8."}
+}
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No image with this id."}
 }

@@ -22,7 +22,12 @@ from app.api.dependencies import (
     SettingsDep,
     require_write_access,
 )
-from app.api.http_errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE, WRITE_RESPONSES
+from app.api.http_errors import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSE,
+    NOT_FOUND_RESPONSE,
+    WRITE_RESPONSES,
+)
 from app.api.image_ids import public_id
 from app.api.schemas import (
     AddImageResponse,
@@ -164,7 +169,7 @@ async def get_image(
         **NOT_FOUND_RESPONSE,
         **WRITE_RESPONSES,
         **LABEL_RESPONSE,
-        400: {"model": ErrorResponse, "description": "The body is not UTF-8."},
+        **JSON_BODY_RESPONSE,
     },
     summary="Change an image's label",
 )

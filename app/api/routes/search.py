@@ -14,7 +14,12 @@ from app.api.dependencies import (
     SearchQueryDep,
     SettingsDep,
 )
-from app.api.http_errors import BUSY_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from app.api.http_errors import (
+    BUSY_RESPONSE,
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSE,
+    NOT_FOUND_RESPONSE,
+)
 from app.api.schemas import (
     TEXT_SCHEMA,
     ErrorResponse,
@@ -49,7 +54,7 @@ async def search_similar_images(
 
 
 TEXT_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "The body is not UTF-8."},
+    **JSON_BODY_RESPONSE,
     404: {"model": ErrorResponse, "description": "Text search is off (TEXT_SEARCH=false)."},
     422: {
         "model": UnprocessableResponse,
