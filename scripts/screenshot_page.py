@@ -14,17 +14,20 @@ from pathlib import Path
 from playwright.sync_api import ViewportSize, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-VIEWPORT = ViewportSize(width=1200, height=1050)
+VIEWPORT = ViewportSize(width=1280, height=1820)
+LOCALE = "es-ES"  # the clerks' language, the page's first
 
 
 def screenshot(url: str, query: Path, output: Path, mode: str, width: int) -> None:
-    """Open the page, search with ``query`` in ``mode``, wait for every thumbnail, and
+    """Open the page in Spanish, search with ``query`` in ``mode``, wait for every thumbnail, and
     save the whole page as a PNG."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page(viewport=ViewportSize(width=width, height=VIEWPORT["height"]))
+        page = browser.new_page(
+            viewport=ViewportSize(width=width, height=VIEWPORT["height"]), locale=LOCALE
+        )
         page.goto(url)
-        page.get_by_label(mode.capitalize(), exact=False).first.check()
+        page.locator(f'input[name="mode"][value="{mode}"]').check()
         page.set_input_files("#file", query)
         expect(page.locator("#results li").first).to_be_visible()
         page.wait_for_function(

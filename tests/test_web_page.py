@@ -1,6 +1,7 @@
 """The service's own page at ``/``, driven in a real Chromium (Debian's ``chromium``
 package, through Playwright) against a real server process.
 
+The clerks' browsers speak Spanish (``locale="es-ES"``) unless a test says otherwise.
 Where no Chromium is installed these tests are skipped with a message; with
 BROWSER_TESTS=required (as ``.ci/run`` sets) they fail instead, so CI never skips them
 silently.
@@ -18,14 +19,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 from tests.servers import Server
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 KEY = "key-typed-in-the-page"
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 380, "height": 800}
+SPANISH = {"locale": "es-ES"}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +51,32 @@ class Visit:
     """A tab on the page, with what went wrong in it."""
 
     page: Page
+    server: Server
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # requests not to the service
 
     def record(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.console_errors.append(message.text)
+
+    def add(self, seed: int, label: str | None = None) -> dict[str, object]:
+        """Register a drawing through the API, as another clerk would."""
+        data = encode(drawing(seed=seed), "PNG")
+        form = {"label": label} if label else {}
+        added = httpx.post(
+            f"{self.server.url}/images/", files={"file": (f"brand-{seed}.png", data)}, data=form
+        )
+        assert added.status_code == 201, added.text
+        return added.json()["image"]  # type: ignore[no-any-return]
+
+    def request(self, url: str) -> None:
+        if not url.startswith((self.server.url, "blob:", "data:")):
+            self.elsewhere.append(url)
+
+    def clean(self) -> bool:
+        """Nothing went wrong in the tab and nothing was loaded from elsewhere."""
+        return self.page_errors == [] and self.console_errors == [] and self.elsewhere == []
 
 
 @pytest.fixture
@@ -64,14 +86,15 @@ def visit(browser: Browser, start_server: Callable[..., Server]) -> Iterator[Cal
 
     def open_page(settings: dict[str, str] | None = None, **context_options: object) -> Visit:
         server = start_server(settings)
-        context = browser.new_context(base_url=server.url, **context_options)  # type: ignore[arg-type]
+        options = {**SPANISH, **context_options}
+        context = browser.new_context(base_url=server.url, **options)  # type: ignore[arg-type]
         contexts.append(context)
-        tab = Visit(context.new_page())
+        tab = Visit(context.new_page(), server)
         tab.page.on("console", tab.record)
+        tab.page.on("request", lambda request: tab.request(request.url))
         tab.page.on("pageerror", lambda error: tab.page_errors.append(str(error)))
-        tab.page.on("dialog", lambda dialog: dialog.accept())  # "Delete …?" confirmations
         tab.page.goto("/")
-        expect(tab.page.locator("#page-info")).to_contain_text("images")
+        expect(tab.page.locator("#page-info")).not_to_be_empty()
         return tab
 
     yield open_page
@@ -79,9 +102,9 @@ def visit(browser: Browser, start_server: Callable[..., Server]) -> Iterator[Cal
         context.close()
 
 
-def drawing_file(folder: Path, seed: int) -> Path:
-    path = folder / f"brand-{seed}.png"
-    path.write_bytes(encode(drawing(seed=seed), "PNG"))
+def drawing_file(folder: Path, seed: int, image_format: str = "PNG") -> Path:
+    path = folder / f"brand-{seed}.{image_format.lower()}"
+    path.write_bytes(encode(drawing(seed=seed), image_format))
     return path
 
 
@@ -93,52 +116,158 @@ def wait_loaded(page: Page, selector: str) -> None:
     )
 
 
-def test_a_search_with_an_upload_shows_result_cards_with_loaded_thumbnails(
+def card(page: Page, list_id: str, name: str) -> Locator:
+    return page.locator(f"#{list_id} li").filter(has_text=name)
+
+
+REFUSED = "Failed to load resource: the server responded with a status of {}"
+
+
+def test_the_page_speaks_spanish_by_default_and_a_search_shows_the_closest_brands(
     visit: Callable[..., Visit],
 ) -> None:
     tab = visit()
     page = tab.page
+    expect(page.locator("h1")).to_have_text("Registro de marcas")
+    expect(page.locator("#health")).to_have_text("8 marcas registradas · listo para buscar")
+    assert page.evaluate("document.documentElement.lang") == "es"
 
     page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
 
     cards = page.locator("#results li")
     expect(cards.first).to_contain_text("1. imagen3.jpg")
-    expect(page.locator("#search-message")).to_contain_text(f"{cards.count()} similar images")
+    expect(page.locator("#search-message")).to_contain_text(
+        f"{cards.count()} marcas registradas se parecen, la más parecida primero."
+    )
     assert cards.count() > 1
-    expect(cards.first.locator(".similarity")).to_have_text("similarity 1.000")
-    expect(cards.first).to_contain_text("concept 1.000 · shape 1.000")
+    expect(cards.first.locator(".similarity")).to_have_text("similitud 1,000")
+    expect(cards.first).to_contain_text("concepto 1,000 · forma 1,000")
+    expect(cards.first.locator(".coverage")).to_have_text(re.compile(r"^su dibujo cubre el 100\s%"))
     wait_loaded(page, "#results img")
     wait_loaded(page, "#embedder-preview")
     assert page.eval_on_selector("#embedder-preview", "i => i.naturalWidth") == 224
-    assert tab.console_errors == [] and tab.page_errors == []
+    assert tab.clean()
 
 
-def test_opening_a_result_shows_the_two_drawings_laid_over_each_other(
+def test_a_browser_in_another_language_gets_spanish_too(visit: Callable[..., Visit]) -> None:
+    tab = visit(locale="de-DE")
+
+    expect(tab.page.locator("h1")).to_have_text("Registro de marcas")
+    expect(tab.page.locator("#language")).to_have_value("es")
+
+
+def test_an_english_browser_gets_the_page_and_the_services_messages_in_english(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit(locale="en-US")
+    page = tab.page
+    expect(page.locator("h1")).to_have_text("Brand registry")
+    expect(page.locator("#health")).to_have_text("8 registered brands · ready to search")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 1 · 8 brands")
+
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li .similarity").first).to_have_text("similarity 1.000")
+
+    card(page, "images", "imagen8.jpg").get_by_role("button", name="Open imagen8.jpg").click()
+    page.get_by_role("button", name="Delete this brand").click()
+    page.locator("#confirm-yes").click()
+    expect(page.locator("#registry-message")).to_contain_text("Deleted imagen8.jpg.")
+    assert tab.clean()
+
+
+def test_the_language_switch_turns_the_page_to_english_and_back(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li .similarity").first).to_have_text("similitud 1,000")
+
+    page.get_by_label("Idioma").select_option("en")
+
+    expect(page.locator("h1")).to_have_text("Brand registry")
+    expect(page.get_by_role("button", name="Register")).to_be_visible()
+    expect(page.locator("#results li .similarity").first).to_have_text("similarity 1.000")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Brand registry")  # the clerk's choice is kept
+    page.get_by_label("Language").select_option("es")
+    expect(page.locator("h1")).to_have_text("Registro de marcas")
+    assert tab.clean()
+
+
+def test_both_catalogues_hold_every_text_the_page_names_and_the_same_keys(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    catalogues = page.evaluate(
+        "async () => { const m = await import('/web/messages.js');"
+        " return Object.fromEntries(Object.entries(m.MESSAGES).map("
+        "([language, texts]) => [language, Object.keys(texts).sort()])); }"
+    )
+    named = page.evaluate(
+        "() => [...document.querySelectorAll('*')].flatMap(node => [...node.attributes])"
+        ".filter(a => a.name.startsWith('data-i18n')).map(a => a.value)"
+    )
+
+    assert set(catalogues) == {"es", "en"}
+    assert catalogues["es"] == catalogues["en"]
+    assert set(named) <= set(catalogues["es"])
+    script = httpx.get(f"{tab.server.url}/web/messages.js")
+    assert script.headers["content-type"].split(";")[0] in {
+        "text/javascript",
+        "application/javascript",
+    }
+
+
+def test_opening_a_result_shows_the_two_drawings_side_by_side_and_laid_over_each_other(
     visit: Callable[..., Visit],
 ) -> None:
     tab = visit()
     page = tab.page
     page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
     first = page.locator("#results li").first
-    expect(first).to_contain_text("covers 1.000 of it")
+    expect(first).to_contain_text("1. imagen3.jpg")
 
-    first.get_by_role("button", name="Compare your drawing with imagen3.jpg").click()
+    first.get_by_role("button", name="Comparar su dibujo con imagen3.jpg").click()
 
     dialog = page.locator("#compare-dialog")
     expect(dialog).to_be_visible()
-    expect(page.locator("#compare-scores")).to_contain_text("overlap 1.000")
-    wait_loaded(page, "#compare-image")
+    expect(page.locator("#compare-title")).to_have_text("Su dibujo sobre imagen3.jpg")
+    expect(page.locator("#compare-scores")).to_contain_text("coincidencia 100")
+    expect(page.locator("#compare-second-caption")).to_have_text("imagen3.jpg")
+    expect(page.locator("#legend-query")).to_have_text("su dibujo, alineado")
+    wait_loaded(page, "#compare-dialog img")
     assert page.eval_on_selector("#compare-image", "i => i.naturalWidth") == 256
-    page.locator("#compare-close").click()
+    page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    assert tab.console_errors == [] and tab.page_errors == []
+    assert tab.clean()
+
+
+def test_a_turned_match_names_its_turn_in_words(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    tab.add(seed=23, label="Reg. 23")
+    turned = tmp_path / "turned.png"
+    turned.write_bytes(encode(drawing(seed=23).rotate(90), "PNG"))
+    page.get_by_label("Buscarla también girada o espejada").check()
+
+    page.set_input_files("#file", turned)
+
+    first = page.locator("#results li").first
+    expect(first).to_contain_text("1. Reg. 23")
+    expect(first.locator(".turn")).to_have_text(re.compile("^girada 90° a la (izquierda|derecha)$"))
+    assert tab.clean()
 
 
 def test_the_controls_start_at_the_service_defaults(visit: Callable[..., Visit]) -> None:
     page = visit({"SIMILARITY_THRESHOLD": "0.3", "TOP_K": "7", "SEARCH_MODE": "shape"}).page
 
     expect(page.locator("#threshold")).to_have_value("0.3")
-    expect(page.locator("#threshold-value")).to_have_text("0.30")
+    expect(page.locator("#threshold-value")).to_have_text("0,30")
     expect(page.locator("#top-k")).to_have_value("7")
     expect(page.locator('input[name="mode"][value="shape"]')).to_be_checked()
 
@@ -151,102 +280,212 @@ def test_the_mode_switch_and_the_threshold_search_again(visit: Callable[..., Vis
     before = page.locator("#results li").count()
 
     with page.expect_response(lambda response: "mode=shape" in response.url):
-        page.get_by_label("Shape").check()
+        page.get_by_label("Forma", exact=True).check()
     with page.expect_response(lambda response: "min_similarity=0.99" in response.url):
         page.locator("#threshold").fill("0.99")
 
     shown = [
-        float(text.split()[-1]) for text in page.locator("#results .similarity").all_inner_texts()
+        float(text.split()[-1].replace(",", "."))
+        for text in page.locator("#results .similarity").all_inner_texts()
     ]
     assert shown[0] == 1.0 and all(value >= 0.99 for value in shown)
     assert len(shown) < before
-    expect(page.locator("#threshold-value")).to_have_text("0.99")
-    assert tab.console_errors == [] and tab.page_errors == []
+    expect(page.locator("#threshold-value")).to_have_text("0,99")
+    assert tab.clean()
 
 
-def test_adding_a_drawing_shows_the_similar_ones_and_a_duplicate_shows_the_409_message(
+def test_registering_asks_first_naming_the_close_match_and_stores_the_label(
     visit: Callable[..., Visit], tmp_path: Path
 ) -> None:
     tab = visit()
     page = tab.page
-    page.set_input_files("#file", drawing_file(tmp_path, seed=21))
-    expect(page.locator("#results li").first).to_be_visible()
+    tab.add(seed=21, label="Reg. 1043 - Juan Pérez")
+    page.get_by_role("button", name="Actualizar").click()
+    expect(page.locator("#health")).to_contain_text("9 marcas registradas")
+    page.set_input_files("#file", drawing_file(tmp_path, seed=21, image_format="JPEG"))
+    expect(page.locator("#results li").first).to_contain_text("1. Reg. 1043 - Juan Pérez")
+    page.get_by_label("Etiqueta (opcional)").fill("Reg. 2000 - Ana Gómez")
 
-    page.get_by_role("button", name="Add to the collection").click()
+    page.get_by_role("button", name="Registrar").click()
 
-    message = page.locator("#search-message")
-    expect(message).to_contain_text("Added brand-21.png as ")
-    expect(page.locator("#results-title")).to_have_text(
-        "Already in the collection and similar to it"
-    )
-    expect(page.locator("#page-info")).to_contain_text("9 images")
-    expect(page.locator("#images li").first).to_contain_text("brand-21.png")
+    confirm = page.locator("#confirm-dialog")
+    expect(confirm).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text("Se parece a Reg. 1043 - Juan Pérez (id ")
+    page.get_by_role("button", name="Cancelar").click()
+    expect(confirm).to_be_hidden()
+    assert httpx.get(f"{tab.server.url}/image-count/").json() == {"count": 9}
+
+    page.get_by_role("button", name="Registrar").click()
+    page.get_by_role("button", name="Registrar igualmente").click()
+
+    message = page.locator("#register-message")
+    expect(message).to_contain_text("Registrada: Reg. 2000 - Ana Gómez (id ")
+    expect(page.locator("#health")).to_contain_text("10 marcas registradas")
+    newest = page.locator("#images li").first
+    expect(newest).to_contain_text("Reg. 2000 - Ana Gómez")
+    expect(newest).to_contain_text("archivo brand-21.jpeg")
     wait_loaded(page, "#images img")
+    listed = httpx.get(f"{tab.server.url}/images/", params={"q": "ana gomez"}).json()
+    assert [image["label"] for image in listed["images"]] == ["Reg. 2000 - Ana Gómez"]
 
-    page.get_by_role("button", name="Add to the collection").click()
+    page.get_by_role("button", name="Registrar").click()
+    page.get_by_role("button", name="Registrar igualmente").click()
 
-    expect(message).to_contain_text("The collection already holds this image")
+    expect(message).to_contain_text("El registro ya tiene esta imagen: Reg. 2000 - Ana Gómez")
     expect(message).to_have_attribute("role", "alert")
-    assert tab.console_errors == [
-        "Failed to load resource: the server responded with a status of 409 (Conflict)"
-    ]
+    assert tab.console_errors == [REFUSED.format("409 (Conflict)")]
     assert tab.page_errors == []
 
 
-def test_the_collection_pages_and_deleting_the_last_row_goes_back_a_page(
+def test_a_drawing_like_no_registered_brand_is_registered_without_a_question(
     visit: Callable[..., Visit], tmp_path: Path
 ) -> None:
+    tab = visit({"SIMILARITY_THRESHOLD": "0.999"})
+    page = tab.page
+    page.set_input_files("#file", drawing_file(tmp_path, seed=22))
+    expect(page.locator("#search-message")).to_have_text(
+        "Ninguna marca registrada se parece por encima del umbral."
+    )
+
+    page.get_by_role("button", name="Registrar").click()
+
+    expect(page.locator("#register-message")).to_contain_text("Registrada: brand-22.png (id ")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert tab.clean()
+
+
+def test_the_registry_filters_and_pages(visit: Callable[..., Visit]) -> None:
     tab = visit()
     page = tab.page
     for seed in range(30, 35):
-        data = drawing_file(tmp_path, seed).read_bytes()
-        added = httpx.post(page.url + "images/", files={"file": (f"old-{seed}.png", data)})
-        assert added.status_code == 201
+        tab.add(seed, label=f"Reg. {seed} - Estancia Núñez")
+    page.reload()
     page.select_option("#page-size", "12")
-    expect(page.locator("#page-info")).to_have_text("Page 1 of 2 · 13 images")
+    expect(page.locator("#page-info")).to_have_text("Página 1 de 2 · 13 marcas")
 
-    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Siguiente").click()
 
-    expect(page.locator("#page-info")).to_have_text("Page 2 of 2 · 13 images")
+    expect(page.locator("#page-info")).to_have_text("Página 2 de 2 · 13 marcas")
     expect(page.locator("#images li")).to_have_count(1)
-    expect(page.get_by_role("button", name="Next")).to_be_disabled()
+    expect(page.get_by_role("button", name="Siguiente")).to_be_disabled()
 
-    page.locator("#images li button").click()
+    page.get_by_label("Filtrar por etiqueta, archivo o id").fill("estancia nunez")
+    page.get_by_label("Filtrar por etiqueta, archivo o id").press("Enter")
 
-    expect(page.locator("#collection-message")).to_contain_text("Deleted ")
-    expect(page.locator("#page-info")).to_have_text("Page 1 of 1 · 12 images")
-    expect(page.locator("#images li")).to_have_count(12)
-    wait_loaded(page, "#images img")
-    assert tab.console_errors == [] and tab.page_errors == []
+    expect(page.locator("#page-info")).to_have_text("Página 1 de 1 · 5 marcas con «estancia nunez»")
+    expect(page.locator("#images li").first).to_contain_text("Reg. 34 - Estancia Núñez")
+    expect(page.locator("#images li").first).to_contain_text("archivo brand-34.png")
+
+    page.get_by_label("Filtrar por etiqueta, archivo o id").fill("nadie")
+    page.get_by_role("button", name="Filtrar", exact=True).click()
+    expect(page.locator("#page-info")).to_have_text("Ninguna marca tiene «nadie»")
+    expect(page.locator("#images li")).to_have_count(0)
+    assert tab.clean()
 
 
-def test_with_an_api_key_a_write_without_it_is_refused_and_with_it_succeeds(
+def test_a_registered_brand_opens_large_with_its_conflicts_its_label_and_delete(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    brand = card(page, "images", "imagen3.jpg")
+    brand.get_by_role("button", name="Abrir imagen3.jpg").click()
+
+    dialog = page.locator("#brand-dialog")
+    expect(dialog).to_be_visible()
+    wait_loaded(page, "#brand-image")
+    assert page.locator("#brand-image").bounding_box()["width"] >= 300  # type: ignore[index]
+
+    page.get_by_role("button", name="Parecidas a esta").click()
+
+    similar = page.locator("#brand-similar-results li")
+    expect(similar.first).to_be_visible()
+    assert "imagen3.jpg" not in " ".join(similar.locator(".name").all_inner_texts())
+    other = similar.first.locator(".name").inner_text().split(". ", 1)[1]
+    similar.first.get_by_role("button", name=f"Comparar {other} con imagen3.jpg").click()
+    expect(page.locator("#compare-dialog")).to_be_visible()
+    expect(page.locator("#compare-title")).to_have_text(f"imagen3.jpg sobre {other}")
+    expect(page.locator("#compare-scores")).to_contain_text("coincidencia")
+    wait_loaded(page, "#compare-dialog img")
+    page.get_by_role("button", name="Cerrar").first.click()
+    expect(page.locator("#compare-dialog")).to_be_hidden()
+
+    page.get_by_label("Etiqueta", exact=True).fill("Reg. 3 - La Esperanza")
+    page.get_by_role("button", name="Guardar etiqueta").click()
+    expect(page.locator("#brand-message")).to_have_text("Etiqueta guardada.")
+    expect(page.locator("#brand-title")).to_have_text("Reg. 3 - La Esperanza")
+    expect(card(page, "images", "Reg. 3 - La Esperanza")).to_contain_text("id imagen3.jpg")
+
+    page.get_by_role("button", name="Borrar esta marca").click()
+    expect(page.locator("#confirm-text")).to_have_text(
+        "¿Borrar Reg. 3 - La Esperanza (id imagen3.jpg) del registro? Su archivo se elimina."
+    )
+    page.locator("#confirm-yes").click()
+
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#registry-message")).to_contain_text(
+        "Se borró Reg. 3 - La Esperanza (id imagen3.jpg)."
+    )
+    expect(page.locator("#page-info")).to_have_text("Página 1 de 1 · 7 marcas")
+    assert httpx.get(f"{tab.server.url}/images/imagen3.jpg").status_code == 404
+    assert tab.clean()
+
+
+def test_deleting_everything_needs_the_typed_word(visit: Callable[..., Visit]) -> None:
+    tab = visit()
+    page = tab.page
+    page.get_by_role("button", name="Borrar todo el registro…").click()
+
+    expect(page.locator("#confirm-text")).to_contain_text("Escriba ELIMINAR para confirmar.")
+    yes = page.get_by_role("button", name="Borrar todo", exact=True)
+    expect(yes).to_be_disabled()
+    page.get_by_label("Palabra de confirmación").fill("borrar")
+    expect(yes).to_be_disabled()
+    page.get_by_role("button", name="Cancelar").click()
+    expect(page.locator("#page-info")).to_have_text("Página 1 de 1 · 8 marcas")
+
+    page.get_by_role("button", name="Borrar todo el registro…").click()
+    expect(page.get_by_label("Palabra de confirmación")).to_have_value("")
+    page.get_by_label("Palabra de confirmación").fill("ELIMINAR")
+    yes.click()
+
+    expect(page.locator("#registry-message")).to_contain_text("Se borraron las 8 imágenes.")
+    expect(page.locator("#page-info")).to_have_text("Aún no hay marcas registradas")
+    expect(page.locator("#health")).to_contain_text("0 marcas registradas")
+    assert tab.clean()
+
+
+def test_a_refused_write_shows_the_services_spanish_message_until_the_key_is_typed(
     visit: Callable[..., Visit],
 ) -> None:
     tab = visit({"API_KEY": KEY, "WRITE_ALLOWED_NETWORKS": ""})
     page = tab.page
-    message = page.locator("#collection-message")
+    message = page.locator("#brand-message")
+    card(page, "images", "imagen8.jpg").get_by_role("button", name="Abrir imagen8.jpg").click()
 
-    page.get_by_role("button", name="Delete imagen8.jpg").click()
+    page.get_by_role("button", name="Borrar esta marca").click()
+    page.locator("#confirm-yes").click()
 
-    expect(message).to_contain_text("X-API-Key")
-    expect(message).to_contain_text("Type the API key at the top of the page")
-    expect(page.locator("#page-info")).to_contain_text("8 images")
+    expect(message).to_contain_text("no envió la cabecera X-API-Key")
+    expect(message).to_contain_text("Escriba la clave de la API arriba")
+    expect(message).to_have_attribute("role", "alert")
+    page.locator("#brand-close").click()
+    expect(page.locator("#page-info")).to_contain_text("8 marcas")
 
-    page.get_by_label("API key").fill(KEY)
-    page.get_by_role("button", name="Delete imagen8.jpg").click()
+    page.get_by_label("Clave de la API").fill(KEY)
+    card(page, "images", "imagen8.jpg").get_by_role("button", name="Abrir imagen8.jpg").click()
+    page.get_by_role("button", name="Borrar esta marca").click()
+    page.locator("#confirm-yes").click()
 
-    expect(message).to_have_text("Deleted imagen8.jpg.")
-    expect(page.locator("#page-info")).to_contain_text("7 images")
+    expect(page.locator("#registry-message")).to_contain_text("Se borró imagen8.jpg.")
+    expect(page.locator("#page-info")).to_contain_text("7 marcas")
     page.reload()
-    expect(page.get_by_label("API key")).to_have_value(KEY)  # kept for this tab
-    assert tab.console_errors == [
-        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
-    ]
+    expect(page.get_by_label("Clave de la API")).to_have_value(KEY)  # kept for this tab
+    assert tab.console_errors == [REFUSED.format("401 (Unauthorized)")]
     assert tab.page_errors == []
 
 
-def test_a_file_that_is_not_an_image_shows_the_services_message(
+def test_a_file_that_is_not_an_image_shows_the_services_spanish_message(
     visit: Callable[..., Visit], tmp_path: Path
 ) -> None:
     tab = visit()
@@ -257,9 +496,8 @@ def test_a_file_that_is_not_an_image_shows_the_services_message(
     page.set_input_files("#file", fake)
 
     message = page.locator("#search-message")
-    expect(message).to_contain_text("not an image")
+    expect(message).to_contain_text("El archivo no es una imagen en un formato admitido")
     expect(message).to_have_attribute("role", "alert")
-    expect(page.locator("h1")).to_have_text("Image similarity search")
     assert tab.page_errors == []
     assert all(error.startswith("Failed to load resource") for error in tab.console_errors)
 
@@ -271,18 +509,31 @@ def test_the_page_is_usable_with_the_keyboard_alone(visit: Callable[..., Visit])
     # that on asynchronously: listening before the key presses closes the race.
     page.on("filechooser", lambda chooser: None)
 
-    page.keyboard.press("Tab")  # the API key field
+    page.keyboard.press("Tab")  # the language
+    page.keyboard.press("Tab")  # the API key
+    page.keyboard.press("Tab")  # the service's details
     page.keyboard.press("Tab")  # the file picker
     assert page.evaluate("document.activeElement.id") == "file"
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
     chooser.value.set_files(EXAMPLE_IMAGES / "imagen5.jpg")
-
     expect(page.locator("#results li").first).to_contain_text("1. imagen5.jpg")
-    assert tab.console_errors == [] and tab.page_errors == []
+
+    page.get_by_role("button", name="Comparar su dibujo con imagen5.jpg").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#compare-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#compare-dialog")).to_be_hidden()
+    unlabelled = page.evaluate(
+        "() => [...document.querySelectorAll('input, select, button')]"
+        ".filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')"
+        " && !c.textContent.trim()).map(c => c.id || c.outerHTML)"
+    )
+    assert unlabelled == []
+    assert tab.clean()
 
 
-def test_the_page_fits_a_phone_screen(visit: Callable[..., Visit]) -> None:
+def test_the_page_fits_a_380_pixel_screen(visit: Callable[..., Visit]) -> None:
     tab = visit(viewport=PHONE, is_mobile=True, has_touch=True)
     page = tab.page
 
@@ -292,7 +543,11 @@ def test_the_page_fits_a_phone_screen(visit: Callable[..., Visit]) -> None:
 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.locator("#results li").first.bounding_box()["width"] >= 140  # type: ignore[index]
-    assert tab.console_errors == [] and tab.page_errors == []
+    page.get_by_role("button", name="Comparar su dibujo con imagen3.jpg").click()
+    wait_loaded(page, "#compare-dialog img")
+    box = page.locator("#compare-dialog").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert tab.clean()
 
 
 def test_a_search_by_words_shows_the_nearest_images_with_their_concept_score(
@@ -302,29 +557,31 @@ def test_a_search_by_words_shows_the_nearest_images_with_their_concept_score(
     page = tab.page
     words = "a circle crossed by a vertical bar"
 
-    page.get_by_label("Or search by words").fill(words)
-    page.get_by_label("Or search by words").press("Enter")
+    page.get_by_label("O buscar por palabras").fill(words)
+    page.get_by_label("O buscar por palabras").press("Enter")
 
     cards = page.locator("#results li")
-    expect(page.locator("#results-title")).to_have_text(f"Results for “{words}”")
+    expect(page.locator("#results-title")).to_have_text(f"Resultados para «{words}»")
     expect(cards).to_have_count(8)
-    expect(page.locator("#search-message")).to_have_text("8 images, nearest the words first.")
-    expect(cards.first.locator("small")).to_have_text(re.compile(r"^concept -?\d\.\d{3}$"))
+    expect(page.locator("#search-message")).to_have_text(
+        "8 marcas, las más cercanas a las palabras primero."
+    )
+    expect(cards.first.locator("small.muted")).to_have_text(re.compile(r"^concepto -?\d,\d{3}$"))
     wait_loaded(page, "#results img")
 
-    page.get_by_label("Or search by words").fill("   ")
-    page.get_by_role("button", name="Search by words").click()
+    page.get_by_label("O buscar por palabras").fill("   ")
+    page.get_by_role("button", name="Buscar por palabras").click()
 
-    expect(page.locator("#search-message")).to_contain_text("Type what the drawing shows")
-    assert tab.console_errors == [] and tab.page_errors == []
+    expect(page.locator("#search-message")).to_contain_text("Escriba lo que muestra el dibujo")
+    assert tab.clean()
 
 
 def test_with_text_search_off_the_page_offers_no_words_box(visit: Callable[..., Visit]) -> None:
     tab = visit({"TEXT_SEARCH": "false"})
 
-    expect(tab.page.locator("#health")).to_contain_text("8 images")
-    expect(tab.page.get_by_label("Or search by words")).to_be_hidden()
-    assert tab.console_errors == [] and tab.page_errors == []
+    expect(tab.page.locator("#health")).to_contain_text("8 marcas")
+    expect(tab.page.get_by_label("O buscar por palabras")).to_be_hidden()
+    assert tab.clean()
 
 
 ATTACK = """<!doctype html><title>Elsewhere</title><script>

@@ -1,14 +1,66 @@
-// The service's own page: search by drawing or by words, add to the collection, browse
-// and delete.
-// Plain browser JavaScript, no build step and nothing fetched from elsewhere. Every API
-// answer that is not a success is shown as a message; data from the API is only ever
-// written as text (file names are the uploaders').
-"use strict";
+// The service's own page, for a registry's clerks: check a new drawing against the
+// registered brands, compare it with any of them laid over each other, then register it
+// with a label; browse, filter, open, compare and delete what is registered.
+// Plain browser JavaScript, no build step and nothing fetched from elsewhere. Every text
+// comes from messages.js in the clerk's language, which the service's own messages follow
+// (the page sends it as Accept-Language). Data from the API is only ever written as text.
+
+import { DEFAULT_LANGUAGE, LANGUAGES, MESSAGES } from "./messages.js";
 
 const API_KEY_STORAGE = "image-search-api-key";
+const LANGUAGE_STORAGE = "image-search-language";
 const $ = (id) => document.getElementById(id);
 
-const state = { file: null, previewUrls: [], page: 1 };
+const state = {
+  language: DEFAULT_LANGUAGE,
+  file: null,
+  previewUrls: [],
+  matches: [],  // the last drawing search's results, for the confirmation before registering
+  page: 1,
+  total: 0,
+  filter: "",
+  brand: null,  // the registered brand open in the brand dialog
+};
+
+// Language
+
+function chosenLanguage() {
+  const stored = localStorage.getItem(LANGUAGE_STORAGE);
+  if (stored in LANGUAGES) return stored;
+  // Spanish unless the browser prefers English before Spanish.
+  for (const wanted of navigator.languages || [navigator.language]) {
+    const primary = String(wanted).toLowerCase().split("-")[0];
+    if (primary in LANGUAGES) return primary;
+  }
+  return DEFAULT_LANGUAGE;
+}
+
+function t(key, values = {}) {
+  const template = MESSAGES[state.language][key];
+  return template.replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
+}
+
+function decimal(value, digits = 3) {
+  return new Intl.NumberFormat(state.language, {
+    minimumFractionDigits: digits, maximumFractionDigits: digits,
+  }).format(value);
+}
+
+function percent(value) {
+  return new Intl.NumberFormat(state.language, { style: "percent" }).format(value);
+}
+
+function translatePage() {
+  document.documentElement.lang = state.language;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const attribute of ["placeholder", "alt", "aria-label"]) {
+    const data = `data-i18n-${attribute}`;
+    for (const node of document.querySelectorAll(`[${data}]`)) {
+      node.setAttribute(attribute, t(node.getAttribute(data)));
+    }
+  }
+  $("threshold-value").textContent = decimal(Number($("threshold").value), 2);
+}
 
 // API
 
@@ -20,36 +72,34 @@ function describe(status, body) {
   if (Array.isArray(detail)) {
     return detail.map((problem) => `${(problem.loc || []).slice(1).join(".")}: ${problem.msg}`).join("; ");
   }
-  return `The service answered ${status}.`;
+  return t("error.status", { status });
 }
 
 async function api(method, path, { body, write = false, as = "json", json = false } = {}) {
-  const headers = json ? { "Content-Type": "application/json" } : {};
+  const headers = { "Accept-Language": state.language };
+  if (json) headers["Content-Type"] = "application/json";
   const key = sessionStorage.getItem(API_KEY_STORAGE);
   if (write && key) headers["X-API-Key"] = key;
   let response;
   try {
     response = await fetch(path, { method, body, headers });
   } catch {
-    throw new ApiError("Cannot reach the service. Is it running?");
+    throw new ApiError(t("error.unreachable"));
   }
   if (!response.ok) {
     const answer = await response.json().catch(() => null);
     let message = describe(response.status, answer);
     const retry = response.headers.get("Retry-After");
-    if (response.status === 503 && retry) message += ` (retry in ${retry} s)`;
-    if (response.status === 401 || response.status === 403) {
-      message += " Type the API key at the top of the page, if you have one.";
-    }
+    if (response.status === 503 && retry) message += t("error.retry", { seconds: retry });
+    if (response.status === 401 || response.status === 403) message += t("error.key");
     throw new ApiError(message);
   }
   return as === "blob" ? response.blob() : response.json();
 }
 
 function searchParams() {
-  const mode = document.querySelector('input[name="mode"]:checked').value;
   const params = new URLSearchParams({
-    mode,
+    mode: document.querySelector('input[name="mode"]:checked').value,
     min_similarity: $("threshold").value,
     top_k: $("top-k").value || "10",
   });
@@ -65,23 +115,41 @@ function upload() {
 
 // Messages
 
-function show(element, text, kind = "info") {
-  element.textContent = text;
-  element.className = `message ${kind}`;
-  element.setAttribute("role", kind === "error" ? "alert" : "status");
+function show(node, text, kind = "info") {
+  node.textContent = text;
+  node.className = `message ${kind}`;
+  node.setAttribute("role", kind === "error" ? "alert" : "status");
 }
 
-async function guarded(element, action) {
+async function guarded(node, action) {
   try {
     await action();
   } catch (error) {
-    show(element, error instanceof ApiError ? error.message : `Something went wrong: ${error}`, "error");
+    show(node, error instanceof ApiError ? error.message : t("error.unexpected", { error }), "error");
   }
 }
 
-// Rendering
+// The page's own confirmation (a browser confirm box cannot be translated or ask for a
+// word): resolves true when the clerk confirms, having typed `word` where one is asked.
+function ask(text, yes, word = null) {
+  const dialog = $("confirm-dialog");
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  $("confirm-word-field").hidden = word === null;
+  $("confirm-word").value = "";
+  $("confirm-yes").disabled = word !== null;
+  $("confirm-word").oninput = () => {
+    $("confirm-yes").disabled = $("confirm-word").value.trim().toUpperCase() !== word;
+  };
+  dialog.returnValue = "";
+  dialog.showModal();
+  (word === null ? $("confirm-no") : $("confirm-word")).focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+  });
+}
 
-const score = (value) => value.toFixed(3);
+// Rendering
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -90,101 +158,156 @@ function element(tag, className, text) {
   return node;
 }
 
-function thumbnail(url, label) {
+function thumbnail(url, alt) {
   const image = element("img");
-  image.src = url;
-  image.alt = label;
-  image.loading = "lazy";
-  image.decoding = "async";
+  Object.assign(image, { src: url, alt, loading: "lazy", decoding: "async" });
   return image;
 }
 
-function nameOf(item) {
-  return item.original_filename || decodeURIComponent(item.id);
+const shownId = (item) => decodeURIComponent(item.id);
+
+function button(text, label, action, className) {
+  const node = element("button", className, text);
+  node.type = "button";
+  if (label) node.setAttribute("aria-label", label);
+  node.addEventListener("click", action);
+  return node;
 }
 
-function resultCard(result, rank, comparable) {
+function turnInWords(turn) {
+  return turn ? t(`turn.${turn}`) : "";
+}
+
+// One result of a search. `open` compares it with what it was found for.
+function resultCard(result, rank, openLabel, open) {
   const card = element("li", "card result");
-  const name = nameOf(result);
-  card.append(thumbnail(result.url, `${name}, ranked ${rank}`));
+  card.append(thumbnail(result.url, `${result.name}, ${t("rank", { rank })}`));
   const meta = element("div", "meta");
-  meta.append(element("span", "name", `${rank}. ${name}`));
-  const similarity = element("span", "similarity", `similarity ${score(result.similarity)}`);
-  meta.append(similarity);
+  meta.append(element("span", "name", `${rank}. ${result.name}`));
+  if (result.name !== shownId(result)) meta.append(element("small", "id", t("id", { id: shownId(result) })));
+  meta.append(element("span", "similarity", t("similarity", { value: decimal(result.similarity) })));
   const meter = element("meter");
   Object.assign(meter, { min: 0, max: 1, value: Math.max(0, result.similarity) });
   meter.setAttribute("aria-hidden", "true");
   meta.append(meter);
-  let parts = `concept ${score(result.concept_similarity)}`;
-  if (result.shape_similarity !== null) parts += ` · shape ${score(result.shape_similarity)}`;
-  if (result.turn && result.turn !== "upright") parts += ` · ${result.turn}`;
-  meta.append(element("small", "muted", parts));
+  const concept = decimal(result.concept_similarity);
+  meta.append(element("small", "muted", result.shape_similarity === null
+    ? t("scores.concept", { concept })
+    : t("scores", { concept, shape: decimal(result.shape_similarity) })));
   if (result.overlap !== null && result.overlap !== undefined) {
-    meta.append(element("small", "coverage", coverage(result)));
+    meta.append(element("small", "coverage", open.coverage(result)));
   }
-  if (comparable) {
-    const open = element("button", "compare", "Compare");
-    open.type = "button";
-    open.setAttribute("aria-label", `Compare your drawing with ${name}`);
-    open.addEventListener("click", () => compare(result, name));
-    meta.append(open);
-  }
+  const turn = turnInWords(result.turn);
+  if (turn) meta.append(element("small", "turn", turn));
+  if (openLabel) meta.append(button(t("compare"), openLabel, () => open(result)));
   card.append(meta);
   return card;
 }
 
-function coverage(result) {
-  return `covers ${score(result.registered_covered)} of it · it covers ` +
-    `${score(result.query_covered)} of yours`;
+function coverageOfUpload(scores) {
+  return t("covers", { registered: percent(scores.registered_covered), query: percent(scores.query_covered) });
 }
 
-function showResults(title, results, comparable = false) {
-  $("results-title").textContent = title;
-  $("results-title").hidden = false;
-  $("results").replaceChildren(
-    ...results.map((result, index) => resultCard(result, index + 1, comparable)));
-}
+// Compare: two drawings side by side and laid over each other (the service's overlay).
 
-// The drawing laid over a result: POST /images/{id}/compare, as scores and as a PNG.
-function compare(result, name) {
+function showComparison({ title, first, second, legend, paths, coverage }) {
   const dialog = $("compare-dialog");
-  $("compare-title").textContent = `Your drawing over ${name}`;
+  $("compare-title").textContent = title;
+  for (const [side, picture] of [["first", first], ["second", second]]) {
+    $(`compare-${side}`).src = picture.url;
+    $(`compare-${side}`).alt = picture.caption;
+    $(`compare-${side}-caption`).textContent = picture.caption;
+  }
+  $("legend-registered").textContent = legend.registered;
+  $("legend-query").textContent = legend.query;
   $("compare-image").removeAttribute("src");
   $("compare-scores").textContent = "";
-  show($("compare-message"), "Aligning…");
+  show($("compare-message"), t("aligning"));
   dialog.showModal();
-  const turns = $("turns").checked ? "&turns=true" : "";
-  const path = `/images/${encodeURIComponent(result.id)}/compare?format=`;
   return guarded($("compare-message"), async () => {
-    const [scores, picture] = await Promise.all([
-      api("POST", `${path}json${turns}`, { body: upload() }),
-      api("POST", `${path}png${turns}`, { body: upload(), as: "blob" }),
-    ]);
+    const [scores, picture] = await Promise.all([paths.json(), paths.png()]);
     const url = URL.createObjectURL(picture);
     state.previewUrls.push(url);
     $("compare-image").src = url;
-    $("compare-scores").textContent = `${coverage(scores)} · overlap ${score(scores.overlap)}` +
-      (scores.turn !== "upright" ? ` · ${scores.turn}` : "");
+    const parts = [coverage(scores), t("overlay.overlap", { value: percent(scores.overlap) })];
+    if (turnInWords(scores.turn)) parts.push(turnInWords(scores.turn));
+    $("compare-scores").textContent = parts.join(" · ");
     show($("compare-message"), "");
   });
 }
 
-// Search and add
+function turnsParameter() {
+  return $("turns").checked ? "&turns=true" : "";
+}
+
+// The new drawing over a registered brand: POST /images/{id}/compare.
+function compareUpload(result) {
+  const path = `/images/${result.id}/compare?format=`;
+  return showComparison({
+    title: t("overlay.title", { name: result.name }),
+    first: { url: state.previewUrls[0], caption: t("overlay.first") },
+    second: { url: result.url, caption: result.name },
+    legend: { registered: result.name, query: t("overlay.query") },
+    paths: {
+      json: () => api("POST", `${path}json${turnsParameter()}`, { body: upload() }),
+      png: () => api("POST", `${path}png${turnsParameter()}`, { body: upload(), as: "blob" }),
+    },
+    coverage: coverageOfUpload,
+  });
+}
+compareUpload.coverage = coverageOfUpload;
+
+// Two registered brands: GET /images/{id}/compare/{other}, the similar one as registered.
+function comparePair(brand) {
+  const open = (result) => {
+    const path = `/images/${result.id}/compare/${brand.id}?format=`;
+    return showComparison({
+      title: t("overlay.pair.title", { first: result.name, second: brand.name }),
+      first: { url: result.url, caption: result.name },
+      second: { url: brand.full_url, caption: brand.name },
+      legend: { registered: result.name, query: t("overlay.aligned", { name: brand.name }) },
+      paths: {
+        json: () => api("GET", `${path}json${turnsParameter()}`),
+        png: () => api("GET", `${path}png${turnsParameter()}`, { as: "blob" }),
+      },
+      coverage: (scores) => pairCoverage(scores, result.name, brand.name),
+    });
+  };
+  open.coverage = (result) => pairCoverage(result, result.name, brand.name);
+  return open;
+}
+
+function pairCoverage(scores, first, second) {
+  return t("covers.pair", {
+    first, second, registered: percent(scores.registered_covered), query: percent(scores.query_covered),
+  });
+}
+
+function showResults(title, results, comparable) {
+  $("results-title").textContent = title;
+  $("results-title").hidden = false;
+  $("results").replaceChildren(...results.map((result, index) => resultCard(
+    result, index + 1, comparable && t("compare.label", { name: result.name }), compareUpload)));
+}
+
+// Check: a new drawing, its closest registered brands
 
 function pick(file) {
   if (!file) return;
   if (file.type && !file.type.startsWith("image/")) {
-    show($("search-message"), `${file.name} is not an image.`, "error");
+    show($("search-message"), t("not_image", { name: file.name }), "error");
     return;
   }
   state.file = file;
+  state.matches = [];
   state.previewUrls.forEach((url) => URL.revokeObjectURL(url));
   state.previewUrls = [URL.createObjectURL(file)];
   $("query-preview").src = state.previewUrls[0];
   $("embedder-preview").removeAttribute("src");
   $("previews").hidden = false;
   $("search-button").disabled = false;
-  $("add-button").disabled = false;
+  $("register-button").disabled = false;
+  show($("register-message"), "");
   guarded($("search-message"), async () => {
     const preview = await api("POST", "/preprocess", { body: upload(), as: "blob" });
     const url = URL.createObjectURL(preview);
@@ -197,13 +320,13 @@ function pick(file) {
 function search() {
   if (!state.file) return;
   const message = $("search-message");
-  show(message, "Searching…");
+  show(message, t("searching"));
   return guarded(message, async () => {
     const answer = await api("POST", `/search-similar-images/?${searchParams()}`, { body: upload() });
-    showResults("Results", answer.results, true);
+    state.matches = answer.results;
+    showResults(t("results"), answer.results, true);
     show(message, answer.results.length
-      ? `${answer.results.length} similar images, best first.`
-      : "No image of the collection is above the threshold.");
+      ? t("found", { count: answer.results.length }) : t("found.none"));
   });
 }
 
@@ -211,89 +334,140 @@ function searchText() {
   const text = $("text-query").value.trim();
   const message = $("search-message");
   if (!text) {
-    show(message, "Type what the drawing shows, for example: a circle crossed by a vertical bar.", "error");
+    show(message, t("words.empty"), "error");
     return;
   }
-  show(message, "Searching…");
+  show(message, t("searching"));
   return guarded(message, async () => {
     const body = JSON.stringify({ text, top_k: Number($("top-k").value) || 10 });
     const answer = await api("POST", "/search-by-text", { body, json: true });
-    showResults(`Results for “${text}”`, answer.results);
+    showResults(t("results.words", { text }), answer.results, false);
     let summary = answer.results.length
-      ? `${answer.results.length} images, nearest the words first.`
-      : "The collection is empty.";
-    if (answer.text_truncated) summary += " The text was long: only its first 77 tokens were read.";
+      ? t("found.words", { count: answer.results.length }) : t("found.words.none");
+    if (answer.text_truncated) summary += t("found.truncated");
     show(message, summary);
   });
 }
 
-function add() {
-  if (!state.file) return;
-  const message = $("search-message");
-  show(message, "Adding…");
+// Register, after the clerk has seen the close matches.
+
+function spokenName(item) {
+  return item.name === shownId(item) ? item.name : `${item.name} (${t("id", { id: shownId(item) })})`;
+}
+
+async function register() {
+  const message = $("register-message");
+  if (!state.file) {
+    show(message, t("register.first"), "error");
+    return;
+  }
+  const closest = state.matches[0];
+  if (closest && !(await ask(
+    t("register.confirm", { name: spokenName(closest), similarity: decimal(closest.similarity) }),
+    t("register.confirm.yes")))) return;
+  show(message, t("registering"));
   return guarded(message, async () => {
-    const answer = await api("POST", `/images/?${searchParams()}`, { body: upload(), write: true });
-    const similar = answer.similar;
-    showResults("Already in the collection and similar to it", similar);
-    const added = `Added ${state.file.name} as ${answer.image.id}.`;
-    if (similar.length) {
-      const best = similar[0];
-      show(message, `${added} Check before registering: ${similar.length} images resemble it; `
-        + `the closest is ${nameOf(best)} (${score(best.similarity)}).`, "warning");
-    } else {
-      show(message, `${added} No image of the collection resembles it above the threshold.`, "success");
-    }
+    const body = upload();
+    const label = $("label").value.trim();
+    if (label) body.append("label", label);
+    const answer = await api("POST", `/images/?${searchParams()}`, { body, write: true });
+    show(message, t("registered", { name: spokenName(answer.image) }), "success");
+    $("label").value = "";
     await Promise.all([loadPage(1), loadHealth()]);
   });
 }
 
-// The collection
+// The registry
 
 function imageCard(item) {
   const card = element("li", "card");
-  const name = nameOf(item);
-  card.append(thumbnail(item.full_url, name));
+  card.append(thumbnail(item.full_url, item.name));
   const meta = element("div", "meta");
-  meta.append(element("span", "name", name));
-  meta.append(element("small", "muted", new Date(item.created_at).toLocaleString()));
-  const remove = element("button", "danger", "Delete");
-  remove.type = "button";
-  remove.setAttribute("aria-label", `Delete ${name}`);
-  remove.addEventListener("click", () => removeImage(item.id, name));
-  meta.append(remove);
+  meta.append(element("span", "name", item.name));
+  if (item.label && item.original_filename) meta.append(element("small", "muted", t("file", { name: item.original_filename })));
+  if (item.name !== shownId(item)) meta.append(element("small", "id", t("id", { id: shownId(item) })));
+  meta.append(element("small", "muted", new Date(item.created_at).toLocaleString(state.language)));
+  meta.append(button(t("open"), t("open.label", { name: item.name }), () => openBrand(item)));
   card.append(meta);
   return card;
 }
 
 function loadPage(page) {
-  const message = $("collection-message");
+  const message = $("registry-message");
   return guarded(message, async () => {
     const params = new URLSearchParams({ page, page_size: $("page-size").value });
+    if (state.filter) params.set("q", state.filter);
     const answer = await api("GET", `/images/?${params}`);
     state.page = answer.page;  // the last page when the one asked for is gone
+    state.total = answer.total;
     $("images").replaceChildren(...answer.images.map(imageCard));
-    $("page-info").textContent = answer.total
-      ? `Page ${answer.page} of ${answer.total_pages} · ${answer.total} images`
-      : "No images yet";
+    const values = { page: answer.page, pages: answer.total_pages, count: answer.total, filter: state.filter };
+    if (answer.total) $("page-info").textContent = t(state.filter ? "page.filtered" : "page", values);
+    else $("page-info").textContent = t(state.filter ? "page.none" : "page.empty", values);
     $("previous").disabled = answer.page <= 1;
     $("next").disabled = answer.page >= answer.total_pages;
     if (message.classList.contains("error")) show(message, "");
   });
 }
 
-function removeImage(id, name) {
-  if (!confirm(`Delete ${name} from the collection? Its file is removed.`)) return;
-  const message = $("collection-message");
-  return guarded(message, async () => {
-    const answer = await api("DELETE", `/images/${encodeURIComponent(id)}`, { write: true });
-    await Promise.all([loadPage(state.page), loadHealth()]);
-    show(message, answer.message, "success");
+function openBrand(item) {
+  state.brand = item;
+  $("brand-title").textContent = item.name;
+  $("brand-image").src = item.full_url;
+  $("brand-image").alt = item.name;
+  const facts = [t("id", { id: shownId(item) }), new Date(item.created_at).toLocaleString(state.language)];
+  if (item.original_filename) facts.unshift(t("file", { name: item.original_filename }));
+  $("brand-facts").textContent = facts.join(" · ");
+  $("brand-label").value = item.label || "";
+  $("brand-similar-title").hidden = true;
+  $("brand-similar-results").replaceChildren();
+  show($("brand-message"), "");
+  $("brand-dialog").showModal();
+}
+
+function saveLabel() {
+  const brand = state.brand;
+  return guarded($("brand-message"), async () => {
+    const body = JSON.stringify({ label: $("brand-label").value.trim() || null });
+    const item = await api("PATCH", `/images/${brand.id}`, { body, json: true, write: true });
+    state.brand = item;
+    $("brand-title").textContent = item.name;
+    show($("brand-message"), t("brand.saved"), "success");
+    await loadPage(state.page);
   });
 }
 
-function removeAll() {
-  if (!confirm("Delete every image of the collection? Their files are removed.")) return;
-  const message = $("collection-message");
+function similarToBrand() {
+  const brand = state.brand;
+  show($("brand-message"), t("searching"));
+  return guarded($("brand-message"), async () => {
+    const answer = await api("GET", `/images/${brand.id}/similar?${searchParams()}`);
+    $("brand-similar-title").textContent = t("brand.similar.title", { name: brand.name });
+    $("brand-similar-title").hidden = false;
+    const open = comparePair(brand);
+    $("brand-similar-results").replaceChildren(...answer.results.map((result, index) => resultCard(
+      result, index + 1, t("compare.pair.label", { name: result.name, other: brand.name }), open)));
+    show($("brand-message"), answer.results.length
+      ? t("found", { count: answer.results.length }) : t("brand.similar.none"));
+  });
+}
+
+async function deleteBrand() {
+  const brand = state.brand;
+  if (!(await ask(t("confirm.delete", { name: spokenName(brand) }), t("confirm.delete.yes")))) return;
+  return guarded($("brand-message"), async () => {
+    const answer = await api("DELETE", `/images/${brand.id}`, { write: true });
+    $("brand-dialog").close();
+    await Promise.all([loadPage(state.page), loadHealth()]);
+    show($("registry-message"), answer.message, "success");
+  });
+}
+
+async function deleteAll() {
+  const word = t("confirm.word");
+  const text = t("confirm.delete_all", { count: state.total, word });
+  if (!(await ask(text, t("confirm.delete_all.yes"), word))) return;
+  const message = $("registry-message");
   return guarded(message, async () => {
     const answer = await api("DELETE", "/images/?confirm=true", { write: true });
     await Promise.all([loadPage(1), loadHealth()]);
@@ -301,42 +475,85 @@ function removeAll() {
   });
 }
 
-// The ranking controls start at the service's own defaults (SIMILARITY_THRESHOLD,
-// TOP_K capped at MAX_TOP_K, SEARCH_MODE), once: afterwards they are the clerk's.
+// The service: its state in the header, its defaults in the controls
+
+// The controls start at the service's own defaults (SIMILARITY_THRESHOLD, TOP_K capped at
+// MAX_TOP_K, SEARCH_MODE), once: afterwards they are the clerk's.
 let defaultsApplied = false;
 
 function applyDefaults(defaults) {
   if (defaultsApplied) return;
   defaultsApplied = true;
   $("threshold").value = String(defaults.min_similarity);
-  $("threshold-value").textContent = Number(defaults.min_similarity).toFixed(2);
+  $("threshold-value").textContent = decimal(defaults.min_similarity, 2);
   $("top-k").value = String(defaults.top_k);
   $("top-k").max = String(defaults.max_top_k);
   const mode = document.querySelector(`input[name="mode"][value="${defaults.mode}"]`);
   if (mode) mode.checked = true;
 }
 
+let lastHealth = null;
+
+function showHealth() {
+  const health = lastHealth;
+  if (!health) return;
+  const progress = health.indexing;
+  const status = progress.running
+    ? t("health.indexing", { done: progress.done, total: progress.total }) : t("health.ready");
+  $("health").textContent = `${t("health.count", { count: health.indexed_images })} · ${status}`;
+  $("details-model").textContent = health.model;
+  $("details-inference").textContent = health.inference;
+  $("details-dimension").textContent = String(health.embedding_dimension);
+  $("details-words").textContent = t(health.text_search ? "yes" : "no");
+  $("text-form").hidden = !health.text_search;
+}
+
 async function loadHealth() {
   try {
-    const health = await api("GET", "/health");
-    applyDefaults(health.search_defaults);
-    const indexing = health.indexing.running ? ` · indexing ${health.indexing.done}/${health.indexing.total}` : "";
-    $("health").textContent = `${health.indexed_images} images · ${health.model} (${health.inference})${indexing}`;
-    $("text-form").hidden = !health.text_search;
+    lastHealth = await api("GET", "/health");
+    applyDefaults(lastHealth.search_defaults);
+    showHealth();
   } catch (error) {
     $("health").textContent = error.message;
   }
 }
 
+function setLanguage(language) {
+  state.language = language;
+  localStorage.setItem(LANGUAGE_STORAGE, language);
+  translatePage();
+  showHealth();
+  loadPage(state.page);
+  if (state.file) search();
+}
+
 // Wiring
 
+function submitted(id, action) {
+  $(id).addEventListener("submit", (event) => {
+    event.preventDefault();
+    action();
+  });
+}
+
 function start() {
+  state.language = chosenLanguage();
+  const languages = $("language");
+  languages.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => {
+    const option = element("option", null, name);
+    option.value = code;
+    option.lang = code;
+    return option;
+  }));
+  languages.value = state.language;
+  languages.addEventListener("change", () => setLanguage(languages.value));
+  translatePage();
+
   const key = $("api-key");
   key.value = sessionStorage.getItem(API_KEY_STORAGE) || "";
   key.addEventListener("input", () => sessionStorage.setItem(API_KEY_STORAGE, key.value.trim()));
 
   $("file").addEventListener("change", (event) => pick(event.target.files[0]));
-  $("compare-close").addEventListener("click", () => $("compare-dialog").close());
   const drop = $("drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -349,27 +566,31 @@ function start() {
     pick(event.dataTransfer.files[0]);
   });
 
-  $("controls").addEventListener("submit", (event) => {
-    event.preventDefault();
-    search();
-  });
+  submitted("controls", search);
   $("threshold").addEventListener("input", () => {
-    $("threshold-value").textContent = Number($("threshold").value).toFixed(2);
+    $("threshold-value").textContent = decimal(Number($("threshold").value), 2);
   });
   for (const control of document.querySelectorAll('input[name="mode"], #turns, #threshold, #top-k')) {
     control.addEventListener("change", search);
   }
-  $("add-button").addEventListener("click", add);
-  $("text-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    searchText();
-  });
+  submitted("text-form", searchText);
+  submitted("register-form", register);
 
+  submitted("filter-form", () => {
+    state.filter = $("filter").value.trim();
+    loadPage(1);
+  });
   $("page-size").addEventListener("change", () => loadPage(1));
   $("refresh").addEventListener("click", () => Promise.all([loadPage(state.page), loadHealth()]));
   $("previous").addEventListener("click", () => loadPage(state.page - 1));
   $("next").addEventListener("click", () => loadPage(state.page + 1));
-  $("delete-all").addEventListener("click", removeAll);
+  $("delete-all").addEventListener("click", deleteAll);
+
+  submitted("brand-label-form", saveLabel);
+  $("brand-similar").addEventListener("click", similarToBrand);
+  $("brand-delete").addEventListener("click", deleteBrand);
+  $("brand-close").addEventListener("click", () => $("brand-dialog").close());
+  $("compare-close").addEventListener("click", () => $("compare-dialog").close());
 
   loadHealth();
   loadPage(1);
