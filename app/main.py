@@ -18,6 +18,7 @@ from pathlib import Path
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 # The service's own page (plain HTML, CSS and JavaScript; no build step).
 WEB_DIR = Path(__file__).resolve().parent / "web"
+DOCS_ASSETS = "/docs-assets"
 
 
 @asynccontextmanager
@@ -89,7 +91,10 @@ def _log_failure(task: "asyncio.Task[object]") -> None:
 def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level, settings.request_log)
     limit_malloc_arenas()
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service (fastapi-offline ships
+    # them), so they render where no CDN can be reached.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="Image similarity search",
         description="Upload a drawing; get the most similar images of the collection, "
         "ranked by cosine similarity of CLIP embeddings after grid removal. Add, list and "
@@ -126,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_origin_regex=settings.cors_origin_regex,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
     )
     app.add_middleware(ExactPathMiddleware)

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
 from tests.servers import Server
@@ -582,6 +590,36 @@ def test_with_text_search_off_the_page_offers_no_words_box(visit: Callable[..., 
     expect(tab.page.locator("#health")).to_contain_text("8 marcas")
     expect(tab.page.get_by_label("O buscar por palabras")).to_be_hidden()
     assert tab.clean()
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"),
+    [("/docs", ".opblock-summary-path"), ("/redoc", "[data-section-id^='operation/'] h2")],
+)
+def test_the_api_docs_render_with_every_other_host_blocked(
+    browser: Browser, start_server: Callable[..., Server], path: str, operation: str
+) -> None:
+    server = start_server()
+    context = browser.new_context()
+    blocked: list[str] = []
+
+    def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.resource_type)
+            route.abort()
+
+    context.route("**/*", only_the_service)
+    try:
+        page = context.new_page()
+        page.goto(server.url + path)
+        expect(page.locator(operation).first).to_be_visible(timeout=20_000)
+        assert page.locator(operation).count() >= 5
+    finally:
+        context.close()
+    # ReDoc's footer asks its vendor for a logo (an image; nothing else is missed).
+    assert set(blocked) <= {"image"}
 
 
 ATTACK = """<!doctype html><title>Elsewhere</title><script>
