@@ -1,16 +1,19 @@
-"""Service configuration: one typed ``Settings`` read from the environment and ``.env``.
+"""Service configuration: one typed ``Settings`` read from the environment and a settings
+file (``.env``, or the file the ``ENV_FILE`` environment variable names; empty: none).
 
 Every variable is documented, with its default, in ``.env.template``. Settings are built
 when the app is created (``create_app``), never at import, so tests and tools can pass
 their own.
 """
 
+import difflib
 import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dotenv import dotenv_values
 from pydantic import (
     Field,
     IPvAnyNetwork,
@@ -227,11 +230,54 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
 
+# Names the settings file; an environment variable only, since it says where the others are.
+ENV_FILE_VARIABLE = "ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+# Read from the environment by uvicorn itself, never from the settings file.
+UVICORN_ONLY = ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY")
+# How alike an unknown key and a setting's name must be to suggest the setting.
+SUGGESTION_CUTOFF = 0.75
+
+
+def settings_file() -> Path | None:
+    """The settings file to read: ENV_FILE's, else ``.env``; None when ENV_FILE is empty."""
+    named = os.environ.get(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE).strip()
+    return Path(named) if named else None
+
+
+def settings_file_warnings(path: Path | None) -> list[str]:
+    """What the operator should hear about the settings file's keys: a key that is no
+    setting (with the closest setting's name when one is close), or one only uvicorn's
+    environment can set."""
+    if path is None or not path.is_file():
+        return []
+    known = sorted(name.upper() for name in Settings.model_fields)
+    warnings = []
+    for key in dotenv_values(path):
+        name = key.upper()
+        if name in known:
+            continue
+        if name in UVICORN_ONLY:
+            warnings.append(
+                f"{key} in {path} is ignored: uvicorn reads it from the environment only; "
+                f"export it or pass it on uvicorn's command line (docs/operations.md: "
+                f"Behind a reverse proxy)."
+            )
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=SUGGESTION_CUTOFF)
+        hint = f"; did you mean {close[0]}?" if close else " (.env.template lists them)."
+        warnings.append(f"{key} in {path} is not a setting and is ignored{hint}")
+    return warnings
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment and ``.env``; raise ``ConfigError`` naming the
-    offending variable instead of pydantic's field-level report."""
+    """Build settings from the environment and the settings file; raise ``ConfigError``
+    naming the offending variable instead of pydantic's field-level report."""
+    path = settings_file()
+    if path is not None and ENV_FILE_VARIABLE in os.environ and not path.is_file():
+        raise ConfigError(f"{ENV_FILE_VARIABLE}={str(path)!r}: no such file")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=path, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from anyio import to_thread
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp
@@ -34,7 +34,7 @@ from app.api.request_log import RequestLogMiddleware
 from app.api.routes import router
 from app.api.security_headers import NoSniffMiddleware
 from app.api.upload_limit import UploadSizeLimitMiddleware
-from app.config import Settings, load_settings
+from app.config import Settings, load_settings, settings_file, settings_file_warnings
 from app.errors import ServiceError
 from app.log import configure_logging
 from app.memory import limit_malloc_arenas
@@ -145,7 +145,10 @@ def served_app() -> ASGIApp:
     """The app uvicorn serves (``--factory``), from the environment and ``.env``: an
     invalid setting exits with its one-line message, and so does a start-up error."""
     try:
-        return OneLineStartupErrors(create_app(load_settings()))
+        app = create_app(load_settings())
     except ServiceError as exc:
         print(exc.for_operator(), file=sys.stderr)
         raise SystemExit(2) from None
+    for warning in settings_file_warnings(settings_file()):
+        logger.warning(warning)
+    return OneLineStartupErrors(app)

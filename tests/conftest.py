@@ -22,7 +22,7 @@ from pgserver.postgres_server import PostgresServer, get_server
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-from app.config import Settings, load_settings
+from app.config import ENV_FILE_VARIABLE, UVICORN_ONLY, Settings, load_settings
 from app.embedding.loading import HubAccess
 from app.embedding.tower import TowerOptions
 from app.main import create_app
@@ -124,6 +124,16 @@ STORES = ["embedded", "postgres"]
 # Runs a module's tests once per store: those that reach a store (through make_settings,
 # start_server or store_settings).
 BOTH_STORES = pytest.mark.both_stores
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test sees only the settings it gives: none of the developer's environment
+    variables reach in-process settings or the servers a test starts (they inherit this
+    process's environment), and no settings file is read (ENV_FILE empty), so a
+    repository's own ``.env`` changes nothing (``test_the_suite_ignores_a_developers_env``)."""
+    for name in [*(field.upper() for field in Settings.model_fields), *UVICORN_ONLY]:
+        os.environ.pop(name, None)
+    os.environ[ENV_FILE_VARIABLE] = ""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -235,6 +235,7 @@ def test_settings_are_read_from_a_dotenv_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENV_FILE")  # the suite reads no settings file; a service reads .env
     (tmp_path / ".env").write_text("TOP_K=7\nCORS_ORIGINS=http://a.example,http://b.example\n")
 
     settings = load_settings()
