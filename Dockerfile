@@ -43,6 +43,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
 # Idle keep-alive connections close after 5 s; beyond 64 connections uvicorn answers 503.
-# Put a reverse proxy in front for public exposure (README: Docker).
-CMD ["uvicorn", "app.main:served_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \
+# Put a reverse proxy in front for public exposure (docs/operations.md: Docker).
+# python -m app: uvicorn app.main:served_app --factory, after checking the port is free.
+CMD ["python", "-m", "app", "--host", "0.0.0.0", "--port", "8000", \
      "--timeout-keep-alive", "5", "--limit-concurrency", "64"]

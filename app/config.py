@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+import psycopg
 from dotenv import dotenv_values
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import (
     Field,
     IPvAnyNetwork,
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     # more finds more of the true nearest, more slowly; pgvector allows at most 1000.
     hnsw_ef_search: int = Field(default=HNSW_EF_SEARCH, ge=1, le=MAX_EF_SEARCH)
     # Where records and vectors live: embedded (SQLite + FAISS under INDEX_DIR) or
-    # postgres (DATABASE_URL, shared by replicas); README: Postgres.
+    # postgres (DATABASE_URL, shared by replicas); docs/operations.md: Postgres.
     store: Literal["embedded", "postgres"] = Field(default="embedded")
     database_url: SecretStr | None = Field(default=None)
     pg_hnsw: bool = Field(default=False)
@@ -81,21 +83,21 @@ class Settings(BaseSettings):
     # drawings on white paper, so 0.5 only hides results the model sees as unrelated and
     # leaves ranking to top_k; raise it (about 0.85) to see near-duplicates only.
     similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
-    # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see README.
+    # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see docs/ranking.md.
     search_mode: SearchMode = Field(default=SearchMode.HYBRID)
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)
     # The verification stage: how many of the first stage's best candidates of a shape or
     # hybrid search are aligned on the query and re-ranked by overlap (0: none); each
-    # costs about 3 ms (6 with turns=true); see README.
+    # costs about 3 ms (6 with turns=true); see docs/ranking.md.
     rerank_candidates: int = Field(default=16, ge=0, le=MAX_RERANK_CANDIDATES)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     # Images decoded at once across all requests and indexing; each may hold a few
-    # hundred MB while it is decoded (README: Memory).
+    # hundred MB while it is decoded (docs/benchmarks.md: Memory, measured).
     decode_concurrency: int = Field(default=2, ge=1, le=64)
     decode_memory_mb: int = Field(default=640, ge=64)
     embed_batch_size: int = Field(default=16, ge=1, le=256)
-    # Speed knobs (see README "Speed"); 0 means one per CPU core.
+    # Speed knobs (see docs/benchmarks.md "Speed, measured"); 0 means one per CPU core.
     inference: Literal["auto", "torch", "onnx", "int8"] = Field(default="auto")
     onnx_cache_dir: Path | None = Field(default=None)
     model_threads: int = Field(default=0, ge=0)
@@ -187,6 +189,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            parts = conninfo_to_dict(value.get_secret_value())
+        except psycopg.ProgrammingError:
+            # psycopg's reason quotes the text, password included: not repeated here.
+            raise ValueError(
+                "is not a PostgreSQL URL: write postgresql://user:password@host:port/database"
+            ) from None
+        if not str(parts.get("port", "5432")).isdigit():
+            raise ValueError(f"its port {parts['port']!r} is not a number")
+        return value
+
     @field_validator("inference", "search_mode", "result_path", "store", mode="before")
     @classmethod
     def _lower_inference(cls, value: object) -> object:
@@ -235,6 +253,8 @@ ENV_FILE_VARIABLE = "ENV_FILE"
 DEFAULT_ENV_FILE = ".env"
 # Read from the environment by uvicorn itself, never from the settings file.
 UVICORN_ONLY = ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY")
+# Settings whose values are never repeated in a message.
+SECRETS = ("API_KEY", "DATABASE_URL")
 # How alike an unknown key and a setting's name must be to suggest the setting.
 SUGGESTION_CUTOFF = 0.75
 
@@ -260,8 +280,8 @@ def settings_file_warnings(path: Path | None) -> list[str]:
         if name in UVICORN_ONLY:
             warnings.append(
                 f"{key} in {path} is ignored: uvicorn reads it from the environment only; "
-                f"export it or pass it on uvicorn's command line (docs/operations.md: "
-                f"Behind a reverse proxy)."
+                f"export it or pass it on uvicorn's command line (docs/api.md: Who "
+                "may change the collection)."
             )
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=SUGGESTION_CUTOFF)
@@ -283,7 +303,10 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             if error["loc"]:
                 variable = str(error["loc"][0]).upper()
-                problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+                if variable in SECRETS:  # the value is a password or holds one
+                    problems.append(f"{variable} (value not shown): {error['msg']}")
+                else:
+                    problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
             else:  # a rule across several settings; its message names them
                 problems.append(error["msg"])
         raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None

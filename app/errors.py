@@ -9,10 +9,14 @@ from app.messages.catalogue import Language, Message, render
 class ServiceError(Exception):
     """Base class of every error the service reports to a client or an operator."""
 
-    # The README section that says what to do about it, for errors an operator meets.
-    readme_section: str | None = None
+    # Where the documentation says what to do about it, for errors an operator meets: a
+    # file and one of its headings (``tests/test_docs.py`` checks that both exist).
+    help_page: str | None = None
+    help_section: str | None = None
 
-    def __init__(self, message: str | Message) -> None:
+    def __init__(self, message: str | Message, see: tuple[str, str] | None = None) -> None:
+        if see is not None:  # another page and heading than the class's
+            self.help_page, self.help_section = see
         self.text = message
         self.message = message if isinstance(message, str) else render(message)
         super().__init__(self.message)
@@ -21,21 +25,32 @@ class ServiceError(Exception):
         return self.message if isinstance(self.text, str) else render(self.text, language)
 
     def for_operator(self) -> str:
-        """The message on one line, with where README explains what to do."""
+        """The message on one line, with where the documentation says what to do."""
         line = " ".join(self.message.split())
-        return f'{line} (README: "{self.readme_section}")' if self.readme_section else line
+        if self.help_page is None or self.help_section is None:
+            return line
+        return f'{line} (see {self.help_page}: "{self.help_section}")'
 
 
 class ConfigError(ServiceError):
     """A setting is missing or invalid; raised at start-up."""
 
-    readme_section = "Settings"
+    help_page = "docs/operations.md"
+    help_section = "Settings"
 
 
 class ModelLoadError(ServiceError):
     """The CLIP checkpoint named by MODEL_NAME cannot be loaded."""
 
-    readme_section = "Offline use with a local model folder"
+    help_page = "README.md"
+    help_section = "Offline use"
+
+
+class TextModelLoadError(ModelLoadError):
+    """The text encoder named by TEXT_MODEL_NAME cannot be loaded."""
+
+    help_page = "docs/api.md"
+    help_section = "Search by words"
 
 
 class InvalidImageError(ServiceError):
@@ -113,7 +128,8 @@ class StoreUnavailableError(ServiceBusyError):
     """The store (its database, or the catalog's write lock) cannot be reached or
     written now; the client may retry."""
 
-    readme_section = "Postgres"
+    help_page = "docs/operations.md"
+    help_section = "Postgres"
 
     def __init__(self, message: Message) -> None:
         super().__init__(message, retry_after_s=5)

@@ -21,6 +21,7 @@ from app.embedding.tower import TowerOptions
 from app.encoder import Encoder
 from app.errors import ModelLoadError
 from app.folder_guard import claim
+from app.folders import prepare_folders
 from app.imaging.grid_removal import GridRemovalParams
 from app.imaging.preprocessing import PreprocessingOptions
 from app.memory import MB, MemoryBudget
@@ -104,6 +105,7 @@ class Service:
     def open(cls, settings: Settings) -> "Service":
         """Load the towers, open IMAGES_DIR and the store (STORE), which loads the stored
         vectors (blocking: seconds; embeds nothing: ``reconciler.reconcile`` does)."""
+        prepare_folders(settings)  # before the model: a folder's error is told at once
         options = tower_options(settings)
         image_tower = ImageTower.load(settings.model_name, options)
         text_tower, text_off_reason = load_text_tower(settings, options, image_tower)

@@ -1,5 +1,5 @@
-"""The Dockerfile, the ignore files and README's Docker commands, checked by reading (no
-Docker engine runs here): what a newcomer following them literally needs."""
+"""The Dockerfile, the ignore files and the documentation's Docker commands, checked by
+reading (no Docker engine runs here): what a newcomer following them literally needs."""
 
 import re
 import subprocess
@@ -10,7 +10,10 @@ from app.config import Settings
 from tests.servers import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-README = (REPO / "README.md").read_text()
+# README and the docs pages, as one text: a command may be told on either.
+DOCS = "\n".join(
+    path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+)
 
 
 def dockerfile_instructions(name: str) -> list[str]:
@@ -38,10 +41,10 @@ def test_the_hugging_face_cache_exists_in_the_image_owned_by_the_service_user() 
 def test_the_container_command_bounds_idle_and_concurrent_connections() -> None:
     command = dockerfile_instructions("CMD")[-1]
 
-    assert '"uvicorn", "app.main:served_app", "--factory"' in command
+    assert '"python", "-m", "app"' in command
     assert '"--timeout-keep-alive", "5"' in command
     assert '"--limit-concurrency", "64"' in command
-    assert "--timeout-keep-alive 5 --limit-concurrency 64" in README
+    assert "--timeout-keep-alive 5 --limit-concurrency 64" in DOCS
 
 
 def test_a_local_model_folder_is_left_out_of_git_and_of_the_build_context() -> None:
@@ -59,16 +62,16 @@ def test_a_local_model_folder_is_left_out_of_git_and_of_the_build_context() -> N
 
 
 def test_readme_creates_the_env_file_before_docker_run_uses_it() -> None:
-    docker = README[README.index("## Docker") :]
+    docker = DOCS[DOCS.index("## Docker") :]
 
     assert docker.index("cp .env.template .env") < docker.index("docker run")
     assert "--env-file .env" in docker
 
 
 def test_readme_runs_python_commands_from_the_virtual_environment() -> None:
-    bare = re.findall(r"(?<![/\w])python -m [\w.]+", README)
+    bare = re.findall(r"(?<![/\w])python -m [\w.]+", DOCS)
 
-    assert bare == []
+    assert bare == ["python -m app"]  # the container's command, which has no .venv
 
 
 def test_compose_runs_two_replicas_on_pgvector_sharing_the_database_and_the_images() -> None:
@@ -91,7 +94,7 @@ def test_compose_runs_two_replicas_on_pgvector_sharing_the_database_and_the_imag
     assert "/srv/shared/images" in runs  # the volume starts owned by the service's user
     # Every variable the compose file sets is a setting of the service.
     assert {name.lower() for name in environment} <= set(Settings.model_fields)
-    assert "docker compose up -d --build" in README
+    assert "docker compose up -d --build" in DOCS
 
 
 def test_uploads_live_on_a_volume_that_gets_the_samples_at_its_first_start() -> None:
@@ -99,7 +102,7 @@ def test_uploads_live_on_a_volume_that_gets_the_samples_at_its_first_start() -> 
         value.split("=", 1) for env in dockerfile_instructions("ENV") for value in env.split()
     )
     volumes = " ".join(dockerfile_instructions("VOLUME"))
-    docker_run = next(line for line in README.splitlines() if line.startswith("docker run"))
+    docker_run = next(line for line in DOCS.splitlines() if line.startswith("docker run"))
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
     assert environment["IMAGES_DIR"] == "/srv/images"

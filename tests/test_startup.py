@@ -2,13 +2,16 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings, load_settings
@@ -16,7 +19,7 @@ from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
 from app.storage.image_folder import INCOMING_PREFIX
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
-from tests.servers import REPO
+from tests.servers import REPO, free_port
 
 SEARCH = "/search-similar-images/"
 
@@ -125,7 +128,7 @@ def test_uvicorn_that_cannot_load_the_model_exits_with_one_clear_line(tmp_path: 
     assert "Traceback" not in finished.stderr
     assert len(lines) == 1, finished.stderr
     assert "MODEL_NAME=" in lines[0] and "missing-model" in lines[0]
-    assert 'README: "Offline use with a local model folder"' in lines[0]
+    assert 'see README.md: "Offline use"' in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +144,7 @@ def test_uvicorn_with_an_invalid_setting_exits_with_one_clear_line(
     assert finished.returncode != 0
     assert "Traceback" not in finished.stderr
     assert len(lines) == 1, finished.stderr
-    assert f"{variable}=" in lines[0] and 'README: "Settings"' in lines[0]
+    assert f"{variable}=" in lines[0] and 'see docs/operations.md: "Settings"' in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +199,7 @@ def test_uvicorn_that_cannot_reach_the_database_exits_with_one_line_without_pass
     assert "Traceback" not in finished.stderr and "s3cret" not in finished.stderr
     assert len(lines) == 1, finished.stderr
     assert "dbname=brands" in lines[0] and "cannot be reached" in lines[0]
-    assert 'README: "Postgres"' in lines[0]
+    assert 'see docs/operations.md: "Postgres"' in lines[0]
 
 
 def test_postgres_without_a_database_url_fails_naming_both(
@@ -251,3 +254,160 @@ def test_env_template_lists_every_setting_and_nothing_else() -> None:
     }
 
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def a_file(tmp_path: Path) -> Path:
+    """A plain file, under which no folder can ever be created (even by root)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return blocker
+
+
+@pytest.mark.parametrize("variable", ["IMAGES_DIR", "INDEX_DIR", "ONNX_CACHE_DIR"])
+def test_a_folder_that_cannot_be_created_stops_the_start_in_one_line_naming_it(
+    tmp_path: Path, tiny_model_dir: Path, variable: str
+) -> None:
+    folders = {
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "INDEX_DIR": str(tmp_path / "index"),
+        "ONNX_CACHE_DIR": str(tmp_path / "onnx"),
+    }
+    folders[variable] = str(a_file(tmp_path) / "folder")
+    started = time.monotonic()
+
+    finished = start_uvicorn({"MODEL_NAME": str(tiny_model_dir), **folders})
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert f" {variable}=" in lines[0] and "a-file/folder" in lines[0]
+    assert 'see docs/operations.md: "Settings"' in lines[0]
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres//registry:s3cret@db/brands",
+        "postgresql://registry:s3cret@db:fivefour/brands",
+        "registry:s3cret@db",
+    ],
+)
+def test_a_malformed_database_url_is_one_line_naming_it_without_the_password(
+    tmp_path: Path, url: str
+) -> None:
+    finished = start_uvicorn(
+        {"STORE": "postgres", "DATABASE_URL": url, "IMAGES_DIR": str(tmp_path / "images")}
+    )
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr and "s3cret" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert "DATABASE_URL (value not shown)" in lines[0]
+
+
+def test_a_port_in_use_is_told_before_the_model_loads(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+
+        finished = subprocess.run(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            # A model that would take the hub's timeout to be told missing.
+            env={**os.environ, "MODEL_NAME": "someone/unknown-model", "HF_HUB_OFFLINE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert finished.returncode == 2
+    assert finished.stderr.strip().splitlines() == [
+        f"Port {port} on 127.0.0.1 is in use (another program, or this service already "
+        "running): stop it, or start with --port and another number."
+    ]
+    assert time.monotonic() - started < 10
+
+
+def test_the_entry_point_serves_the_app_with_uvicorns_options(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MODEL_NAME": str(tiny_model_dir),
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "INDEX_DIR": str(tmp_path / "index"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "--port", str(port), "--limit-concurrency", "8"],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the service did not answer")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert health.status_code == 200 and health.json()["model"] == str(tiny_model_dir)
+
+
+def test_device_cuda_without_a_gpu_points_at_the_gpu_section(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    finished = start_uvicorn({"DEVICE": "cuda", "IMAGES_DIR": str(tmp_path / "images")})
+
+    lines = error_lines(finished.stderr)
+    assert len(lines) == 1, finished.stderr
+    assert "DEVICE='cuda'" in lines[0] and 'see docs/operations.md: "GPU"' in lines[0]
+
+
+def test_a_missing_text_model_names_text_model_name_and_the_words_section(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    finished = start_uvicorn(
+        {
+            "MODEL_NAME": str(tiny_model_dir),
+            "TEXT_MODEL_NAME": str(tmp_path / "nonexistent"),
+            "IMAGES_DIR": str(tmp_path / "images"),
+            "INDEX_DIR": str(tmp_path / "index"),
+        }
+    )
+
+    lines = error_lines(finished.stderr)
+    assert len(lines) == 1, finished.stderr
+    assert " TEXT_MODEL_NAME=" in lines[0] and "set TEXT_MODEL_NAME to" in lines[0]
+    assert "MODEL_NAME to" not in lines[0].replace("TEXT_MODEL_NAME to", "")
+    assert 'see docs/api.md: "Search by words"' in lines[0]
+
+
+def test_unknown_keys_of_the_settings_file_are_warned_about_at_start(tmp_path: Path) -> None:
+    settings = tmp_path / "registry.env"
+    settings.write_text("TOPK=5\n")
+
+    finished = start_uvicorn(
+        {
+            "ENV_FILE": str(settings),
+            "MODEL_NAME": str(tmp_path / "missing-model"),
+            "IMAGES_DIR": str(tmp_path / "images"),
+        }
+    )
+
+    assert "TOPK in " in finished.stderr and "did you mean TOP_K?" in finished.stderr

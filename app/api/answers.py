@@ -65,10 +65,12 @@ def search_results(
 
 
 def deleted_response(
-    folder: ImageFolder, deleted: int, text: Message, language: Language
+    folder: ImageFolder, deleted: int, text: Message, language: Language, samples: bool
 ) -> DeletedResponse:
+    """The answer to a delete; ``samples``: whether it removed the repository's samples
+    (files of the sample folder that no upload brought), which the message then says."""
     said = render(text, language)
-    if folder.holds_samples:
+    if samples and folder.holds_samples:
         said += render(message("samples_note", command=RESTORE_SAMPLES), language)
     return DeletedResponse(deleted=deleted, deleted_count=deleted, message=said)
 

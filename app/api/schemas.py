@@ -155,7 +155,7 @@ TEXT_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": MAX_TEXT_CHARS, "pat
 class TextSearchRequest(BaseModel):
     text: str = Field(
         description="What the drawing shows, in English (CLIP's text tower reads English; "
-        f"README: Search by words). Up to {MAX_TEXT_CHARS} characters, of which the model "
+        f"docs/api.md: Search by words). Up to {MAX_TEXT_CHARS} characters, of which the model "
         "reads the first 77 tokens (about 50 words): text_truncated says when it was cut.",
         examples=[TEXT_EXAMPLE],
         json_schema_extra=TEXT_SCHEMA,

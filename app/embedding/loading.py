@@ -26,15 +26,16 @@ from transformers.utils import logging as transformers_logging
 from transformers.utils.hub import cached_file
 
 from app.embedding import onnx_tower
-from app.errors import ModelLoadError
+from app.errors import ModelLoadError, TextModelLoadError
 from app.log import configure_logging
 
 HUB_PROBE_TIMEOUT_S = 3.0
 EXPORT_LOCK = ".export.lock"
 OFFLINE_HINT = (
-    "To run offline, set MODEL_NAME to a local folder holding a CLIP checkpoint saved with "
+    "To run offline, set {setting} to a local folder holding a checkpoint saved with "
     "save_pretrained (config.json, model weights, preprocessor_config.json)."
 )
+GPU_HELP = ("docs/operations.md", "GPU")
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"DEVICE={requested!r} but no CUDA device is available.")
+        raise ModelLoadError(f"DEVICE={requested!r} but no CUDA device is available.", see=GPU_HELP)
     if requested == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError("DEVICE='mps' but no MPS device is available.")
+        raise ModelLoadError("DEVICE='mps' but no MPS device is available.", see=GPU_HELP)
     return torch.device(requested)
 
 
@@ -120,32 +121,31 @@ def load_from(
 ) -> Loaded:
     """What ``loader`` reads from a local folder, the cache, or the hub; errors name
     ``setting``, the variable the operator set ``name`` in."""
+    failure = TextModelLoadError if setting == "TEXT_MODEL_NAME" else ModelLoadError
     if _looks_like_path(name):
         folder = Path(name).expanduser()
         if not (folder / "config.json").is_file():
-            raise ModelLoadError(
+            raise failure(
                 f"{setting}={name!r} is not a folder holding a checkpoint "
-                f"(no config.json there). {OFFLINE_HINT}"
+                f"(no config.json there). {OFFLINE_HINT.format(setting=setting)}"
             )
         try:
             return loader(str(folder), False)
         except Exception as exc:
-            raise ModelLoadError(
-                f"{setting}={name!r}: cannot load the checkpoint ({exc})."
-            ) from exc
+            raise failure(f"{setting}={name!r}: cannot load the checkpoint ({exc}).") from exc
     try:
         return loader(name, True)
     except OSError:
         pass  # not cached: download below, if the hub can be reached at all
     if not hub.reachable():
-        raise ModelLoadError(
+        raise failure(
             f"{setting}={name!r} is not in the local Hugging Face cache and the hub cannot "
-            f"be reached. {OFFLINE_HINT}"
+            f"be reached. {OFFLINE_HINT.format(setting=setting)}"
         )
     try:
         return loader(name, False)
     except Exception as exc:
-        raise ModelLoadError(f"{setting}={name!r}: cannot load the checkpoint ({exc}).") from exc
+        raise failure(f"{setting}={name!r}: cannot load the checkpoint ({exc}).") from exc
 
 
 # Loads a checkpoint and makes the graph of one of its towers: a function at a module's

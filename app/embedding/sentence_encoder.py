@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils.hub import cached_file
 
-from app.errors import ModelLoadError
+from app.errors import TextModelLoadError
 
 MODULES_FILE = "modules.json"
 SETTINGS_FILE = "sentence_bert_config.json"
@@ -40,7 +40,7 @@ def model_file(name: str, path: str, local_files_only: bool) -> Path | None:
 def _json(name: str, path: str, local_files_only: bool) -> Any:
     found = model_file(name, path, local_files_only)
     if found is None:
-        raise ModelLoadError(f"TEXT_MODEL_NAME={name!r} has no {path}.")
+        raise TextModelLoadError(f"TEXT_MODEL_NAME={name!r} has no {path}.")
     return json.loads(found.read_text())
 
 
@@ -84,7 +84,7 @@ def _dense(name: str, folder: str, local_files_only: bool) -> torch.nn.Linear:
     else:
         legacy = model_file(name, f"{folder}/pytorch_model.bin", local_files_only)
         if legacy is None:
-            raise ModelLoadError(f"TEXT_MODEL_NAME={name!r} has no weights in {folder}.")
+            raise TextModelLoadError(f"TEXT_MODEL_NAME={name!r} has no weights in {folder}.")
         state = torch.load(legacy, map_location="cpu", weights_only=True)
     linear.load_state_dict({key.removeprefix("linear."): value for key, value in state.items()})
     return linear
@@ -97,24 +97,24 @@ def load_sentence_encoder(
     modules = _json(name, MODULES_FILE, local_files_only)
     paths = {module["type"].rsplit(".", 1)[-1]: module["path"] for module in modules}
     if sorted(paths) != ["Dense", "Pooling", "Transformer"]:
-        raise ModelLoadError(
+        raise TextModelLoadError(
             f"TEXT_MODEL_NAME={name!r} is a sentence-transformers model of {sorted(paths)}; "
             "only Transformer, mean Pooling and Dense are supported."
         )
     pooling = _json(name, f"{paths['Pooling']}/config.json", local_files_only)
     if not pooling.get("pooling_mode_mean_tokens"):
-        raise ModelLoadError(f"TEXT_MODEL_NAME={name!r} does not pool by the tokens' mean.")
+        raise TextModelLoadError(f"TEXT_MODEL_NAME={name!r} does not pool by the tokens' mean.")
     dense_config = _json(name, f"{paths['Dense']}/config.json", local_files_only)
     activation = ACTIVATIONS.get(dense_config.get("activation_function", ""))
     if activation is None:
-        raise ModelLoadError(
+        raise TextModelLoadError(
             f"TEXT_MODEL_NAME={name!r}: unsupported activation "
             f"{dense_config.get('activation_function')!r}."
         )
     tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
     pad = tokenizer.pad_token_id
     if not isinstance(pad, int):
-        raise ModelLoadError(f"TEXT_MODEL_NAME={name!r}: its tokenizer has no padding token.")
+        raise TextModelLoadError(f"TEXT_MODEL_NAME={name!r}: its tokenizer has no padding token.")
     encoder = AutoModel.from_pretrained(name, local_files_only=local_files_only)
     dense = _dense(name, paths["Dense"], local_files_only)
     model = MeanPooledEncoder(encoder, dense, activation(), pad).eval()

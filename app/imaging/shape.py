@@ -14,7 +14,7 @@ Model-free and deterministic, computed on what the embedder sees (the framed, gr
 4. square root (Hellinger: long strokes do not drown short ones), then unit length.
 
 Measured on ``bench/brand_scans.py`` drawings (re-drawn with warps, pen widths 0.6-1.5x,
-rotation and shear) against distance-transform maps and other cell sizes; see README.
+rotation and shear) against distance-transform maps and other cell sizes; see docs/ranking.md.
 
 Turns: the 8 turns of a square (quarter turns and mirror images) permute the
 descriptor's cells and orientation bins exactly, so ``turned_descriptor`` turns a stored

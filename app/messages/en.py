@@ -29,8 +29,8 @@ MESSAGES: dict[str, str] = {
     "text_search_off": "Text search is off in this service (TEXT_SEARCH=false). Set "
     "TEXT_SEARCH=true and restart it to search by words.",
     "text_tower_missing": "Text search is unavailable: MODEL_NAME's text tower cannot be "
-    "loaded ({reason}). Save the checkpoint's tokenizer beside it (README: Offline use with "
-    "a local model folder), or set TEXT_SEARCH=false.",
+    "loaded ({reason}). Save the checkpoint's tokenizer beside it (README: Offline use), or "
+    "set TEXT_SEARCH=false.",
     # The collection
     "image_not_found": "No image with id {id!r} in the collection.",
     "image_not_indexed": "Image {id!r} is not indexed yet; retry shortly.",
@@ -59,7 +59,7 @@ MESSAGES: dict[str, str] = {
     "write_no_key": "This client ({client}) is outside WRITE_ALLOWED_NETWORKS ({networks}) "
     "and API_KEY is not set, so it may not change the collection. Add its network to "
     "WRITE_ALLOWED_NETWORKS, or set API_KEY and send it in the X-API-Key header. Behind a "
-    "reverse proxy, see README: Who may change the collection.",
+    "reverse proxy, see docs/api.md: Who may change the collection.",
     "write_missing_key": "This client ({client}) is outside WRITE_ALLOWED_NETWORKS "
     "({networks}) and sent no X-API-Key header: changing the collection needs the service's "
     "API_KEY in X-API-Key, or a client address in WRITE_ALLOWED_NETWORKS.",

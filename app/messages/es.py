@@ -30,7 +30,7 @@ MESSAGES: dict[str, str] = {
     "(TEXT_SEARCH=false). Ponga TEXT_SEARCH=true y reinícielo para buscar por palabras.",
     "text_tower_missing": "La búsqueda por palabras no está disponible: no se puede cargar la "
     "parte de texto de MODEL_NAME ({reason}). Guarde el tokenizador junto al modelo (README: "
-    "Offline use with a local model folder), o ponga TEXT_SEARCH=false.",
+    "Offline use), o ponga TEXT_SEARCH=false.",
     # El registro
     "image_not_found": "No hay ninguna imagen con el id {id!r} en el registro.",
     "image_not_indexed": "La imagen {id!r} aún no está indexada; vuelva a intentarlo en "
@@ -62,7 +62,7 @@ MESSAGES: dict[str, str] = {
     "write_no_key": "Este cliente ({client}) está fuera de WRITE_ALLOWED_NETWORKS "
     "({networks}) y API_KEY no está configurada, así que no puede cambiar el registro. Añada "
     "su red a WRITE_ALLOWED_NETWORKS, o configure API_KEY y envíela en la cabecera "
-    "X-API-Key. Detrás de un proxy inverso, vea README: Who may change the collection.",
+    "X-API-Key. Detrás de un proxy inverso, vea docs/api.md: Who may change the collection.",
     "write_missing_key": "Este cliente ({client}) está fuera de WRITE_ALLOWED_NETWORKS "
     "({networks}) y no envió la cabecera X-API-Key: para cambiar el registro hace falta la "
     "API_KEY del servicio en X-API-Key, o una dirección de WRITE_ALLOWED_NETWORKS.",

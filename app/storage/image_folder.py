@@ -23,12 +23,15 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.errors import ConfigError
 
 INCOMING_PREFIX = ".incoming-"
 DELETING_PREFIX = ".deleting-"
@@ -40,9 +43,9 @@ BULK_LOCK = ".deleting.lock"
 # A staged file this young may be one whose writer has created it and not yet locked it.
 ABANDON_GRACE_S = 2.0
 # A folder holding this file is the repository's sample folder: changing it through the
-# API changes a git checkout, which this command, run from the checkout's root, restores.
+# API changes a git checkout, which this command restores (``restore_samples``).
 SAMPLES_MARKER = ".samples"
-RESTORE_SAMPLES = "git checkout -- example_images && git clean -fq example_images"
+RESTORE_SAMPLES = ".venv/bin/python -m app.cli.index restore-samples"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,33 @@ class ImageFolder:
     @property
     def holds_samples(self) -> bool:
         return (self.root / SAMPLES_MARKER).is_file()
+
+    def restore_samples(self) -> None:
+        """Put the sample folder back as its git checkout has it: the samples' files
+        restored, uploads removed (ignored files, such as the collection marker, stay).
+
+        Pipeline: ``git checkout -- .`` then ``git clean -fq .`` inside the folder; raises
+        ``ConfigError`` when it is not the sample folder or git cannot restore it."""
+        if not self.holds_samples:
+            raise ConfigError(
+                f"IMAGES_DIR={str(self.root)!r} is not the repository's sample folder (it "
+                f"has no {SAMPLES_MARKER} file): nothing was changed."
+            )
+        for arguments in (("checkout", "--", "."), ("clean", "-fq", ".")):
+            try:
+                subprocess.run(
+                    ["git", "-C", str(self.root), *arguments],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+            except (OSError, subprocess.CalledProcessError) as exc:
+                reason = getattr(exc, "stderr", None) or exc
+                raise ConfigError(
+                    f"Cannot restore the samples in IMAGES_DIR={str(self.root)!r} with git "
+                    f"({' '.join(str(reason).split())}): it needs git and the repository's "
+                    "checkout."
+                ) from None
 
     # The collection it belongs to
 

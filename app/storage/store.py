@@ -8,7 +8,7 @@ and similarity search over them. Two implementations sit behind it, opened by
   pgvector; search runs in the database, so replicas on several machines share it.
 
 The image files themselves are IMAGES_DIR for both (``app.storage.image_folder``):
-replicas of the Postgres store mount one folder (README: Postgres).
+replicas of the Postgres store mount one folder (docs/operations.md: Postgres).
 """
 
 from abc import ABC, abstractmethod

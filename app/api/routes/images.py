@@ -196,7 +196,8 @@ async def delete_image(
 ) -> DeletedResponse:
     record = await run_in_threadpool(collection.delete, file_name)
     text = message("deleted_one", name=spoken_name(record))
-    return deleted_response(collection.folder, 1, text, language)
+    # An upload has the file name it was sent with; the samples were never uploaded.
+    return deleted_response(collection.folder, 1, text, language, record.original_filename is None)
 
 
 @router.delete(
@@ -218,7 +219,7 @@ async def delete_all_images(
         raise ConfirmationRequiredError(message("confirm_delete_all"))
     deleted = await run_in_threadpool(collection.delete_all)
     return deleted_response(
-        collection.folder, deleted, message("deleted_all", count=deleted), language
+        collection.folder, deleted, message("deleted_all", count=deleted), language, True
     )
 
 
