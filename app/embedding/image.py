@@ -117,6 +117,7 @@ class ImageTower(Tower[object]):
     """RGB images to unit CLIP image vectors; its reader is the image processor."""
 
     kind = "vision"
+    weight_prefixes = ("vision_model.", "visual_projection.")
 
     @functools.cached_property
     def square_input(self) -> SquareInput | None:

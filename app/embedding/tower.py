@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.embedding.loading import Export, GraphOf, HubAccess, resolve_device
+from app.embedding.checkpoint_digest import checkpoint_digest, weight_files
+from app.embedding.loading import Export, GraphOf, HubAccess, checkpoint_folder, resolve_device
 from app.embedding.normalisation import unit_rows
 from app.errors import ModelLoadError
 
@@ -72,6 +73,9 @@ class Tower(ABC, Generic[Reader]):
 
     # Names the tower in ONNX exports ("vision", "text") and logs.
     kind: ClassVar[str]
+    # The checkpoint tensors whose digest names this tower's vectors; empty: its vectors
+    # are never stored, and its name does.
+    weight_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, run: Runner, reader: Reader, name: str, dimension: int, inference: str):
         self.run = run
@@ -80,12 +84,16 @@ class Tower(ABC, Generic[Reader]):
         self.dimension = dimension
         # The path that runs: torch, onnx or int8 (what INFERENCE=auto became).
         self.inference = inference
+        # The digest of the weights (``checkpoint_digest``), where the vectors are stored.
+        self.digest: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """Names the vectors this tower makes: ONNX Runtime's equal the transformers
-        model's (checked at export), int8 ones differ slightly."""
-        return f"{self.name} [int8]" if self.inference == "int8" else self.name
+        """Names the vectors this tower makes: the weights' digest (else the name), as
+        ONNX Runtime's equal the transformers model's (checked at export); int8 ones
+        differ slightly."""
+        known = f"{self.kind} sha256:{self.digest[:32]}" if self.digest else self.name
+        return f"{known} [int8]" if self.inference == "int8" else known
 
     @classmethod
     def load(cls, name: str, options: TowerOptions, setting: str = "MODEL_NAME") -> Self:
@@ -110,6 +118,9 @@ class Tower(ABC, Generic[Reader]):
             run = TorchRunner(quantized or module, device)
             dimension = int(getattr(module, "dimension"))  # noqa: B009 - every module has it
             tower = cls(run, reader, name, dimension, "int8" if quantized else "torch")
+        folder = checkpoint_folder(name)
+        if cls.weight_prefixes and folder is not None and weight_files(folder):
+            tower.digest = checkpoint_digest(folder, cls.weight_prefixes, options.onnx_dir)
         logger.info("Loaded the %s tower of %s on %s (%s)", cls.kind, name, device, tower.inference)
         return tower
 
