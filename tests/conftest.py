@@ -38,11 +38,11 @@ TINY_IMAGE_SIDE = 224
 TINY_VOCABULARY = 1000
 
 
-def save_tiny_clip(folder: Path) -> Path:
-    """Write a CLIP checkpoint with tiny sizes and fixed random weights to ``folder``, with
-    a minimal tokenizer (``scripts.clip_tokenizer``)."""
+def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """Write a CLIP checkpoint with tiny sizes and random weights fixed by ``seed`` to
+    ``folder``, with a minimal tokenizer (``scripts.clip_tokenizer``)."""
     start, end = special_token_ids(TINY_VOCABULARY)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = CLIPConfig(
         text_config={
             "hidden_size": 32,

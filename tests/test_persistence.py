@@ -135,7 +135,8 @@ def test_changing_model_or_preprocessing_recomputes_every_vector(
         pass
     embeds.images = 0
     if change == "model":
-        overrides: dict[str, object] = {"model_name": str(save_tiny_clip(tmp_path / "other"))}
+        other = save_tiny_clip(tmp_path / "other", seed=1)  # other weights, another path
+        overrides: dict[str, object] = {"model_name": str(other)}
     else:
         overrides = {"grid_removal": False}
 

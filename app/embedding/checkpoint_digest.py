@@ -24,7 +24,8 @@ from safetensors import safe_open
 
 logger = logging.getLogger(__name__)
 
-DIGEST_CACHE = "checkpoint-digests.json"
+# Hidden, beside the exports: not an export itself.
+DIGEST_CACHE = ".checkpoint-digests.json"
 PROCESSOR_FILE = "preprocessor_config.json"
 # The image processor's settings that change the pixels the tower sees.
 PROCESSOR_KEYS = (
