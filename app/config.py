@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "hf_endpoint")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -170,6 +170,15 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # An origin is scheme://host[:port]; a browser never sends anything else.
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://brands.example")
         return value
 
     @field_validator("write_allowed_networks", mode="before")
