@@ -27,6 +27,18 @@ def git(checkout: Path, *arguments: str) -> None:
     )
 
 
+def restore_samples(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The documented restore command, as an operator runs it with these settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli.index", "restore-samples"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A git checkout holding a sample folder like the repository's."""
@@ -89,14 +101,7 @@ def test_one_command_restores_the_samples_and_the_running_service_sees_them(
         **store_settings,
     }
 
-    restored = subprocess.run(
-        [sys.executable, "-m", "app.cli.index", "restore-samples"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    restored = restore_samples(environment)
 
     assert restored.returncode == 0, restored.stderr
     assert "added=5" in restored.stdout and "removed=1" in restored.stdout
@@ -123,14 +128,7 @@ def test_restoring_samples_in_a_folder_of_ones_own_changes_nothing(
     }
     before = sorted(path.name for path in images_dir.iterdir())
 
-    refused = subprocess.run(
-        [sys.executable, "-m", "app.cli.index", "restore-samples"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = restore_samples(environment)
 
     assert refused.returncode == 1
     assert "is not the repository's sample folder" in refused.stderr
