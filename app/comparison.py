@@ -1,9 +1,10 @@
 """Comparing two drawings laid over each other: an upload against one registered brand,
 or two registered brands (a registry's audit of its own conflicts).
 
-Pipeline: the registered brand's stored stroke mask; the other drawing's (an upload is
+Pipeline: the registered brand's stored stroke masks; the other drawing's (an upload is
 decoded, cleaned and framed as a search's query is, without the model; a registered one
-is stored) -> ``app.imaging.verification.verify`` (in every turn when asked) -> the
+is stored) -> ``app.imaging.verification.verify_drawings`` (in every turn when asked,
+their cores too, as a search's verification scores them) -> the
 scores, and on request a PNG overlay: the registered brand's strokes in blue, the other
 drawing's aligned strokes in orange, black where they coincide.
 
@@ -21,7 +22,7 @@ from app.encoder import Encoder
 from app.errors import ImageNotFoundError
 from app.imaging.grid_removal import Mask
 from app.imaging.shape import TURNS
-from app.imaging.verification import Alignment, overlay, stroke_mask, verify
+from app.imaging.verification import Alignment, Strokes, overlay, unpack, verify_drawings
 from app.messages.catalogue import message
 from app.ranking import UPRIGHT
 from app.storage.store import Store
@@ -64,24 +65,24 @@ class Comparison:
         self.verifier = verifier
 
     def upload(self, image_id: str, data: bytes, turns: bool) -> Compared:
-        registered = self._mask(image_id)
-        framed = np.asarray(self.encoder.prepare(data), np.uint8)
-        other = stroke_mask(framed)
-        return Compared(image_id, None, verify(other, registered, _turns(turns)), registered, other)
+        registered = self._strokes(image_id)
+        other = unpack(self.encoder.prepare_drawing(data)[1][self.encoder.strokes])
+        alignment = verify_drawings(other, registered, _turns(turns))
+        return Compared(image_id, None, alignment, registered.whole, other.whole)
 
     def between(self, image_id: str, other_id: str, turns: bool) -> Compared:
-        registered, other = self._mask(image_id), self._mask(other_id)
-        alignment = verify(other, registered, _turns(turns))
-        return Compared(image_id, other_id, alignment, registered, other)
+        registered, other = self._strokes(image_id), self._strokes(other_id)
+        alignment = verify_drawings(other, registered, _turns(turns))
+        return Compared(image_id, other_id, alignment, registered.whole, other.whole)
 
-    def _mask(self, image_id: str) -> Mask:
+    def _strokes(self, image_id: str) -> Strokes:
         record = self.store.get(image_id)
         if record is None:
             raise ImageNotFoundError(message("image_not_found", id=image_id))
-        mask = self.verifier.masks({record.sha256}).get(record.sha256)
-        if mask is None:
+        strokes = self.verifier.strokes({record.sha256}).get(record.sha256)
+        if strokes is None:
             raise ImageNotFoundError(message("image_not_indexed", id=image_id))
-        return mask
+        return strokes
 
 
 def _turns(turns: bool) -> tuple[str, ...]:

@@ -3,7 +3,8 @@ searches with.
 
 Pipeline of an image: bytes -> decoded, reduced (``app.imaging.decoding``) -> grid
 removed, framed, square (``app.imaging.preprocessing``) -> its concept vector (the image
-tower, on the model's worker), its shape descriptor (``app.imaging.shape``) and its
+tower, on the model's worker), its shape descriptor (``app.imaging.shape``), its core's
+(``app.imaging.framing``: the brand beside an addition; zeros without one) and its
 stroke mask (``app.imaging.verification``), keyed by the vector space. A text:
 characters -> the text tower's tokens -> its concept vector, on the same worker.
 
@@ -23,10 +24,15 @@ from app.embedding.image import ImageTower
 from app.embedding.text import TextTower, Tokens
 from app.errors import InvalidTextError, TextSearchDisabledError
 from app.imaging.decoding import decode_image
-from app.imaging.framing import inset
 from app.imaging.preprocessing import PreprocessingOptions, prepare_with_core
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
-from app.imaging.verification import STROKES_DIMENSION, STROKES_VERSION, pack, stroke_mask
+from app.imaging.verification import (
+    STROKES_DIMENSION,
+    STROKES_VERSION,
+    Strokes,
+    pack,
+    stroke_mask,
+)
 from app.memory import MemoryBudget
 from app.messages.catalogue import Message, message
 from app.storage.types import EmbeddingKey, Vectors, VectorSpace
@@ -46,6 +52,7 @@ def vector_space(tower: ImageTower, preprocessing: PreprocessingOptions) -> Vect
     return VectorSpace(
         EmbeddingKey(tower.fingerprint, fingerprint, tower.dimension),
         EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
+        EmbeddingKey(f"core-shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
     )
 
 
@@ -88,14 +95,13 @@ class Encoder:
 
     def prepare(self, data: bytes) -> Image.Image:
         """Decode untrusted bytes and preprocess them into what the image tower sees."""
-        return self._prepared(data, core=False)[0]
+        return self._prepared(data)[0]
 
-    def _prepared(self, data: bytes, core: bool) -> tuple[Image.Image, Image.Image | None]:
-        """What the image tower sees, and, with ``core``, the drawing's core (only a
-        query needs it: indexing does not frame it); decoding at most
-        DECODE_CONCURRENCY at once across every endpoint and the indexing, holding at most
-        DECODE_MEMORY_MB together, since a large image's decoding holds hundreds of
-        megabytes until it is reduced."""
+    def _prepared(self, data: bytes) -> tuple[Image.Image, Image.Image | None]:
+        """What the image tower sees, and the drawing's core framed alike when it has one;
+        decoding at most DECODE_CONCURRENCY at once across every endpoint and the
+        indexing, holding at most DECODE_MEMORY_MB together, since a large image's
+        decoding holds hundreds of megabytes until it is reduced."""
         with self._decode_slots:
             image = decode_image(
                 data,
@@ -103,13 +109,29 @@ class Encoder:
                 DECODE_SIDE_FACTOR * self.preprocessing.working_side,
                 self._decode_budget,
             )
-            return prepare_with_core(image, self.preprocessing, core)
+            return prepare_with_core(image, self.preprocessing)
 
-    def drawing_of(self, framed: Image.Image) -> Vectors:
-        """What the store keeps of a prepared image besides its concept vector, all
-        computed without the model: the shape descriptor and the packed stroke mask."""
+    def prepare_drawing(self, data: bytes) -> tuple[Image.Image, Vectors]:
+        """What the image tower sees, and what the store keeps of it besides its concept
+        vector, all computed without the model: the shape descriptor, the stroke masks
+        and its core's shape (zeros without a core)."""
+        framed, core = self._prepared(data)
         pixels = np.asarray(framed, np.uint8)
-        return {self.space.shape: shape_descriptor(pixels), self.strokes: pack(stroke_mask(pixels))}
+        core_pixels = None if core is None else np.asarray(core, np.uint8)
+        core_shape = (
+            np.zeros(SHAPE_DIMENSION, np.float32)
+            if core_pixels is None
+            else shape_descriptor(core_pixels)
+        )
+        strokes = Strokes(
+            stroke_mask(pixels), None if core_pixels is None else stroke_mask(core_pixels)
+        )
+        assert self.space.core is not None  # the encoder's space has one
+        return framed, {
+            self.space.shape: shape_descriptor(pixels),
+            self.strokes: pack(strokes),
+            self.space.core: core_shape,
+        }
 
     def model_input(self, framed: Image.Image) -> NDArray[np.float32]:
         """The image tower's input for one prepared image."""
@@ -120,22 +142,11 @@ class Encoder:
         return self.batcher.embed(self.image_tower, pixels)
 
     def encode(self, data: bytes) -> Vectors:
-        """The concept and shape vectors and the stroke mask of untrusted image bytes:
-        decoding, framing, the shape and the strokes in the caller's thread, only the
-        model on its worker."""
-        return self.encode_query(data)[0]
-
-    def encode_query(self, data: bytes) -> tuple[Vectors, tuple[NDArray[np.float32], ...]]:
-        """``encode``'s vectors, and the shape descriptors a search also looks for (a
-        brand registered with an addition, or without the one this drawing has): the
-        drawing's core when it has one, and the drawing inset as it would be framed beside
-        an addition (``app.imaging.framing``)."""
-        framed, core = self._prepared(data, core=True)
-        concept = self.concepts(self.model_input(framed))[0]
-        parts = [np.asarray(core, np.uint8)] if core is not None else []
-        parts += inset(np.asarray(framed, np.uint8))
-        shapes = tuple(shape_descriptor(part) for part in parts)
-        return {self.space.concept: concept, **self.drawing_of(framed)}, shapes
+        """The concept and shape vectors, the stroke mask and the core's shape of
+        untrusted image bytes: decoding, framing, the shapes and the strokes in the
+        caller's thread, only the model on its worker."""
+        framed, drawing = self.prepare_drawing(data)
+        return {self.space.concept: self.concepts(self.model_input(framed))[0], **drawing}
 
     def preview_png(self, data: bytes) -> bytes:
         """The PNG of what the image tower sees for an uploaded image."""

@@ -11,10 +11,11 @@ Turns: the query's shape descriptor is turned 8 ways (no model, no image needed)
 its concept part stays upright (the model is not run again: a turns search costs about
 what a plain one does); each image keeps its best turn.
 
-Parts: a drawing's search also looks, upright, for the shapes of its parts (its core
-without an addition beside it; the drawing as it would be framed beside one), so that a
-brand and the same brand with an addition find each other in the first stage; each image
-keeps its best row.
+Parts: a drawing's search also looks, upright, for the shape of its core (the brand
+without the addition beside it), and every image with a core is also stored as its
+core's row (``app.storage.types.VectorSpace``), so that a brand and the same brand with
+an addition find each other in the first stage whichever of the two is registered; each
+image keeps its best row.
 """
 
 from dataclasses import dataclass

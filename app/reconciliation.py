@@ -189,12 +189,13 @@ class Reconciler:
         records = [record for record in current if record is not None]
         sha256s = {record.sha256 for record in records}
         strokes = store.vectors(self.encoder.strokes, sha256s)
-        # Complete: searchable, and verifiable; a missing stroke mask (a new
-        # STROKES_VERSION) is made again with the shape, without the model.
+        # Complete: searchable with its core's row, and verifiable; a missing stroke mask
+        # or core (a new STROKES_VERSION or SHAPE_VERSION) is made again with the shape,
+        # without the model.
         stored = {
             sha256: {**vectors, self.encoder.strokes: strokes[sha256]}
-            for sha256, vectors in store.stored(sha256s).items()
-            if sha256 in strokes
+            for sha256, vectors in store.stored(sha256s, with_core=True).items()
+            if sha256 in strokes and (store.space.core is None or store.space.core in vectors)
         }
         searchable = store.searchable_ids()
         self.save_present(
@@ -334,15 +335,15 @@ class Reconciler:
         return embedded, set(unreadable)
 
     def _prepare_file(self, entry: _Work) -> _Prepared | None:
-        """The model's input (unless the concept vector is stored), the shape vector and
+        """The model's input (unless the concept vector is stored), the shape vectors and
         the stroke mask of a collection file; ``None`` (and a warning) when it cannot be
         read or decoded."""
         image_id = entry.records[0].id
         try:
-            framed = self.encoder.prepare(self.folder.read_bytes(image_id))
+            framed, drawing = self.encoder.prepare_drawing(self.folder.read_bytes(image_id))
         except (ServiceError, OSError) as exc:
             message = exc.message if isinstance(exc, ServiceError) else str(exc)
             logger.warning("Skipping %s: %s", image_id, message)
             return None
         pixels = self.encoder.model_input(framed) if entry.concept is None else None
-        return pixels, self.encoder.drawing_of(framed)
+        return pixels, drawing

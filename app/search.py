@@ -15,12 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-import numpy as np
-from numpy.typing import NDArray
-
 from app.encoder import Encoder
 from app.errors import ImageNotFoundError, IndexNotReadyError, ServiceBusyError
-from app.imaging.grid_removal import Mask
+from app.imaging.verification import Strokes
 from app.messages.catalogue import message
 from app.metrics import SEARCHES_IN_PROGRESS, SEARCHES_REFUSED
 from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_query
@@ -143,8 +140,8 @@ class Search:
         uploaded image in the query's mode (and best turn), best first."""
         self._require_ready()
         with self.admission.slot():
-            vectors, parts = self.encoder.encode_query(data)
-        return self.by_vectors(vectors, query, parts)
+            vectors = self.encoder.encode(data)
+        return self.by_vectors(vectors, query)
 
     def search_text(self, text: str, query: SearchQuery) -> tuple[list[Match], bool]:
         """Up to ``top_k`` collection images whose CLIP vectors are nearest the text's,
@@ -169,27 +166,27 @@ class Search:
         stored = self.store.searchable([image_id]).get(image_id)
         if stored is None:
             raise ImageNotFoundError(message("image_not_indexed", id=image_id))
-        # Its stroke mask too, as stored (packed), so that the search is verified.
-        packed = self.store.vectors(self.verifier.key, {record.sha256})
-        if record.sha256 in packed:
-            stored = {**stored, self.verifier.key: packed[record.sha256]}
+        # Its stroke mask and its core's shape too, as stored (the mask packed), so that
+        # the search is verified and looks for its brand without an addition.
+        for key in filter(None, (self.verifier.key, self.store.space.core)):
+            found = self.store.vectors(key, {record.sha256})
+            if record.sha256 in found:
+                stored = {**stored, key: found[record.sha256]}
         wider = replace(query, top_k=query.top_k + 1)
         matches = self.by_vectors(stored, wider)
         return [match for match in matches if match.id != image_id][: query.top_k]
 
-    def by_vectors(
-        self,
-        vectors: Vectors,
-        query: SearchQuery,
-        parts: tuple[NDArray[np.float32], ...] = (),
-    ) -> list[Match]:
-        """The images most similar to a drawing's vectors and its parts' shapes (and
-        stroke mask, when they hold one: shape and hybrid searches are then verified)."""
+    def by_vectors(self, vectors: Vectors, query: SearchQuery) -> list[Match]:
+        """The images most similar to a drawing's vectors, and to its core's shape when
+        it has one (and its stroke mask, when they hold one: shape and hybrid searches
+        are then verified)."""
         space = self.store.space
+        core = vectors.get(space.core) if space.core is not None else None
+        parts = (core,) if core is not None and core.any() else ()
         vector_query, labels = image_query(
             vectors[space.concept], vectors[space.shape], query, parts
         )
-        strokes = self.verifier.query_mask(vectors) if query.mode != SearchMode.CONCEPT else None
+        strokes = self.verifier.query_strokes(vectors) if query.mode != SearchMode.CONCEPT else None
         return self._matches(vector_query, labels, query, strokes)
 
     def _matches(
@@ -197,7 +194,7 @@ class Search:
         vectors: VectorQuery,
         labels: tuple[str, ...],
         query: SearchQuery,
-        strokes: Mask | None,
+        strokes: Strokes | None,
         words: bool = False,
     ) -> list[Match]:
         """The first stage (one store call), then, for a drawing with its stroke mask, the

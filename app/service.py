@@ -135,7 +135,8 @@ class Service:
             settings.search_mode,
             settings.hybrid_concept_weight,
         )
-        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates)
+        image_threads = settings.preprocess_threads or settings.cpu_threads
+        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates, image_threads)
         search = Search(
             encoder,
             store,
@@ -153,7 +154,7 @@ class Service:
             write_lock,
             progress,
             settings.embed_batch_size,
-            settings.preprocess_threads or settings.cpu_threads,
+            image_threads,
         )
         logger.info("Loaded %d stored vectors from %s", store.searchable_count(), store.location)
         return cls(
@@ -170,4 +171,5 @@ class Service:
 
     def close(self) -> None:
         self.encoder.close()
+        self.search.verifier.close()
         self.store.close()

@@ -4,17 +4,20 @@ drawing aligned on the query's and ranked by how much of each the other covers.
 Pipeline (``Verifier.rerank``): the first ``RERANK_CANDIDATES`` hits of the first stage
 (the store's search, in the query's best turn) -> their stored stroke masks, in one
 store call -> each aligned on the query's mask (``app.imaging.verification.verify``, in
-every turn searched) -> those candidates ordered by ``overlap``, ahead of the rest in the
-first stage's order. A candidate whose mask is not stored yet (an index being rebuilt
-after ``STROKES_VERSION`` changed) keeps its first-stage place after the verified ones.
+every turn searched, and their cores where they have one: ``verify_drawings``; on
+PREPROCESS_THREADS threads: OpenCV's matching releases the interpreter, so one search's
+candidates share the cores) -> those candidates ordered by ``Alignment.overlap`` (their
+coverages, or their cores' match), ahead of the rest in the first stage's order. A
+candidate whose masks are not stored yet (an index being rebuilt after
+``STROKES_VERSION`` changed) keeps its first-stage place after the verified ones.
 
 Shape and hybrid searches are verified; a concept search ranks by CLIP alone, as asked.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from app.imaging.grid_removal import Mask
-from app.imaging.verification import Alignment, unpack, verify
+from app.imaging.verification import Alignment, Strokes, unpack, verify_drawings
 from app.ranking import TurnedHit
 from app.storage.store import Store
 from app.storage.types import EmbeddingKey, Vectors
@@ -29,33 +32,39 @@ class Verified:
 class Verifier:
     """Re-ranks a search's first candidates by aligning their drawings on the query's."""
 
-    def __init__(self, store: Store, key: EmbeddingKey, candidates: int) -> None:
+    def __init__(self, store: Store, key: EmbeddingKey, candidates: int, threads: int) -> None:
         self.store = store
         self.key = key
         self.candidates = candidates
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="verify")
 
-    def query_mask(self, vectors: Vectors) -> Mask | None:
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def query_strokes(self, vectors: Vectors) -> Strokes | None:
         stored = vectors.get(self.key)
         return None if stored is None else unpack(stored)
 
-    def masks(self, sha256s: set[str]) -> dict[str, Mask]:
+    def strokes(self, sha256s: set[str]) -> dict[str, Strokes]:
         stored = self.store.vectors(self.key, sha256s)
         return {sha256: unpack(values) for sha256, values in stored.items()}
 
     def rerank(
-        self, query: Mask | None, hits: list[TurnedHit], turns: tuple[str, ...]
+        self, query: Strokes | None, hits: list[TurnedHit], turns: tuple[str, ...]
     ) -> list[Verified]:
         """``hits`` (best first) with the first ``candidates`` verified and re-ordered."""
         if query is None or not self.candidates:
             return [Verified(hit, None) for hit in hits]
         head, tail = hits[: self.candidates], hits[self.candidates :]
-        masks = self.masks({turned.hit.record.sha256 for turned in head})
-        verified, unverified = [], []
-        for turned in head:
-            mask = masks.get(turned.hit.record.sha256)
-            if mask is None:
-                unverified.append(Verified(turned, None))
-            else:
-                verified.append(Verified(turned, verify(query, mask, turns)))
+        masks = self.strokes({turned.hit.record.sha256 for turned in head})
+        checked = [turned for turned in head if turned.hit.record.sha256 in masks]
+        unverified = [Verified(turned, None) for turned in head if turned not in checked]
+        alignments = self._pool.map(
+            lambda turned: verify_drawings(query, masks[turned.hit.record.sha256], turns),
+            checked,
+        )
+        verified = [
+            Verified(turned, found) for turned, found in zip(checked, alignments, strict=True)
+        ]
         verified.sort(key=lambda item: -item.alignment.overlap if item.alignment else 0.0)
         return verified + unverified + [Verified(hit, None) for hit in tail]

@@ -26,7 +26,6 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.imaging.decoding import decode_image
-from app.imaging.framing import inset
 from app.imaging.preprocessing import prepare_for_embedding, prepare_with_core
 from app.imaging.shape import shape_descriptor
 from bench.brand_scans import PAPER_STYLES, TURNS, Redraw, ink_on_paper
@@ -241,13 +240,11 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
 
 
 def query_shapes(data: bytes) -> list[NDArray[np.float32]]:
-    """The shape rows a search sends for a drawing, upright: the whole drawing, its core
-    and its insets (``app.encoder.Encoder.encode_query``)."""
+    """The shape rows a search sends for a drawing, upright: the whole drawing and its
+    core (``app.search.Search.by_vectors``)."""
     whole, core = prepare_with_core(decode_image(data, MAX_PIXELS, 896))
-    parts = [np.asarray(whole, np.uint8)]
-    parts += [np.asarray(core, np.uint8)] if core is not None else []
-    parts += inset(parts[0])
-    return [shape_descriptor(part) for part in parts]
+    parts = [whole] if core is None else [whole, core]
+    return [shape_descriptor(np.asarray(part, np.uint8)) for part in parts]
 
 
 def preprocessed(data: bytes) -> Image.Image:

@@ -33,6 +33,8 @@ from tests.conftest import drawing, encode, new_database
 CONCEPT = EmbeddingKey("tiny-clip", "v4 test", 24)
 SHAPE = EmbeddingKey("shape-v1", "v4 test", 432)
 SPACE = VectorSpace(CONCEPT, SHAPE)
+CORE = EmbeddingKey("core-shape-v1", "v4 test", 432)
+CORE_SPACE = VectorSpace(CONCEPT, SHAPE, CORE)
 IMAGES = 300
 
 
@@ -125,6 +127,41 @@ def test_both_stores_give_the_same_ids_and_scores_for_the_same_vectors(
     )
 
 
+def test_an_image_with_a_core_is_found_by_its_cores_row_once_on_both_stores_until_deleted(
+    tmp_path: Path, database: str
+) -> None:
+    entries = collection_entries(40, seed=5)
+    rng = np.random.default_rng(6)
+    cores = unit_rows(rng, 40, 432)
+    for number, (_, vectors) in enumerate(entries):  # every other image has a core
+        vectors[CORE] = cores[number] if number % 2 else np.zeros(432, np.float32)
+    embedded = EmbeddedStore(tmp_path / "index", CORE_SPACE)
+    postgres = PostgresStore(database, CORE_SPACE)
+    # A query that is image 7's core: image 7 is found first, by that row, and once.
+    query = VectorQuery(entries[7][1][CONCEPT], (cores[7],), 0.0)
+    try:
+        for store in (embedded, postgres):
+            store.save(entries)
+            hits = store.search(query, 5, -1.0)[0]
+            assert hits[0].record.id == "img7.png"
+            assert hits[0].shape_similarity == pytest.approx(1.0, abs=1e-5)
+            assert len({hit.record.id for hit in hits}) == len(hits) == 5
+            # Image 8's zero core is never a row: its query finds it by its shape alone.
+            other = VectorQuery(entries[8][1][CONCEPT], (entries[8][1][SHAPE],), 0.0)
+            assert store.search(other, 1, -1.0)[0][0].record.id == "img8.png"
+
+            store.delete(["img7.png"])
+            assert "img7.png" not in {hit.record.id for hit in store.search(query, 40, -1.0)[0]}
+        # Another process (a reopened store) finds the core's row from what was stored.
+        reopened = EmbeddedStore(tmp_path / "index", CORE_SPACE)
+        entries_9 = VectorQuery(entries[9][1][CONCEPT], (cores[9],), 0.0)
+        assert reopened.search(entries_9, 1, -1.0)[0][0].record.id == "img9.png"
+        reopened.close()
+    finally:
+        embedded.close()
+        postgres.close()
+
+
 def test_both_stores_keep_records_pages_and_vectors_alike(
     embedded: Store, postgres_store: Store
 ) -> None:
@@ -172,7 +209,7 @@ def test_vectors_of_another_model_are_never_searched(database: str) -> None:
 
 def test_hnsw_search_finds_most_of_the_exact_neighbours(database: str) -> None:
     entries = collection_entries(2000, seed=3)
-    store = PostgresStore(database, SPACE, hnsw=True)
+    store = PostgresStore(database, CORE_SPACE, hnsw=True)
     store.save(entries)
     exact = PostgresStore(database, SPACE)
     queries = np.stack(
@@ -191,10 +228,14 @@ def test_hnsw_search_finds_most_of_the_exact_neighbours(database: str) -> None:
     with psycopg.connect(database) as connection:
         register_vector(connection)
         connection.execute("SET plan_cache_mode = force_generic_plan")
-        plan = connection.execute(
-            sql.SQL("EXPLAIN ") + store._search_query, (queries[0], queries[0], 10)
-        ).fetchall()
-    assert "images_hnsw_" in str(plan)
+        plans = [
+            connection.execute(
+                sql.SQL("EXPLAIN ") + statement, (queries[0], queries[0], 10)
+            ).fetchall()
+            for statement in store._nearest.statements
+        ]
+    # One index per searched column: the images' rows and their cores' rows.
+    assert "images_hnsw_" in str(plans[0]) and "images_hnsw_core_embedding_" in str(plans[1])
     store.close()
     exact.close()
 
@@ -337,8 +378,11 @@ def test_an_embedded_catalog_of_an_earlier_version_gains_labels_and_its_filter(
 def test_a_postgres_database_of_schema_2_gains_labels_and_its_filter(database: str) -> None:
     PostgresStore(database, SPACE).close()
     with psycopg.connect(database, autocommit=True) as connection:
-        connection.execute("ALTER TABLE images DROP COLUMN label, DROP COLUMN search_text")
-        connection.execute("DELETE FROM schema_version WHERE version = 3")
+        connection.execute(
+            "ALTER TABLE images DROP COLUMN label, DROP COLUMN search_text, "
+            "DROP COLUMN core_embedding"
+        )
+        connection.execute("DELETE FROM schema_version WHERE version >= 3")
         connection.execute(
             "INSERT INTO images (id, sha256, size, mtime_ns, original_filename, created_at) "
             "VALUES ('a.png', 'ab', 1, 1, 'Marca Núñez.png', now())"

@@ -14,7 +14,16 @@ from PIL import Image
 
 from app import encoder as encoder_module
 from app.imaging import verification
-from app.imaging.verification import overlay, pack, stroke_mask, turned_mask, unpack, verify
+from app.imaging.verification import (
+    Strokes,
+    overlay,
+    pack,
+    stroke_mask,
+    turned_mask,
+    unpack,
+    verify,
+    verify_drawings,
+)
 from bench.brand_scans import Redraw, Stroke, draw_scan, make_brand, redraw_like_another_hand
 from tests.conftest import BOTH_STORES, encode
 from tests.test_persistence import EmbedCounter
@@ -125,6 +134,22 @@ def test_a_brand_plus_a_bar_finds_the_brand_in_the_top_3_covering_it_and_the_con
     assert found["query_covered"] > found["registered_covered"]  # type: ignore[operator]
 
 
+@BOTH_STORES
+def test_a_plain_brand_finds_the_brand_registered_with_an_addition_in_the_first_stage(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry, similarity_threshold=-1, rerank_candidates=0)
+
+    results = search(client, redrawn(make_brand(0), 8, paper="none"), mode="shape")
+
+    # Through the registered image's core's row (its drawing without the circle), it
+    # scores as the plain brand does, far above every other brand.
+    scores = {str(r["id"]): float(r["similarity"]) for r in results}  # type: ignore[arg-type]
+    assert {str(r["id"]) for r in results[:2]} == {"brand0.png", "brand0_plus_circle.png"}
+    assert scores["brand0_plus_circle.png"] == pytest.approx(scores["brand0.png"], abs=0.03)
+    assert scores["brand0_plus_circle.png"] > float(results[2]["similarity"]) + 0.1  # type: ignore[arg-type]
+
+
 def test_rerank_candidates_0_gives_the_first_stage_ranking_without_coverages(
     make_client: Callable[..., TestClient], registry: Path
 ) -> None:
@@ -165,7 +190,9 @@ def test_stroke_masks_are_stored_and_a_new_version_recomputes_them_without_the_m
     monkeypatch.setattr(encoder_module, "stroke_mask", counting_mask)
     images = len(list(registry.iterdir()))
     make_client(images_dir=registry).__exit__(None, None, None)
-    assert embeds.images == images and len(masks) == images
+    # One mask per image, and one per image drawn with a core (a brand beside an addition).
+    made = len(masks)
+    assert embeds.images == images and made > images
 
     embeds.images, masks[:] = 0, []
     make_client(images_dir=registry).__exit__(None, None, None)
@@ -174,7 +201,7 @@ def test_stroke_masks_are_stored_and_a_new_version_recomputes_them_without_the_m
     monkeypatch.setattr(encoder_module, "STROKES_VERSION", 999)
     client = make_client(images_dir=registry, similarity_threshold=-1)
     assert embeds.images == 0  # no model call
-    assert len(masks) == images  # every mask made again
+    assert len(masks) == made  # every mask made again
     results = search(client, redrawn(WITH_BAR, 9), mode="shape")
     assert results[0]["id"] == "with_bar.png" and results[0]["overlap"] is not None
 
@@ -186,11 +213,29 @@ def drawn_mask(strokes: list[Stroke], seed: int = 1) -> np.ndarray:
     return stroke_mask(np.asarray(prepare_for_embedding(Image.fromarray(page)), np.uint8))
 
 
-def test_a_stroke_mask_survives_packing_into_floats() -> None:
-    mask = drawn_mask(WITH_BAR)
+def test_a_drawings_stroke_masks_survive_packing_into_floats_with_or_without_a_core() -> None:
+    mask, core = drawn_mask(plus_a_bar(WITH_BAR)), drawn_mask(WITH_BAR)
 
-    assert mask.any() and np.array_equal(unpack(pack(mask)), mask)
-    assert pack(mask).shape == (verification.STROKES_DIMENSION,)
+    unpacked = unpack(pack(Strokes(mask, core)))
+    assert mask.any() and np.array_equal(unpacked.whole, mask)
+    assert unpacked.core is not None and np.array_equal(unpacked.core, core)
+    assert unpack(pack(Strokes(mask))).core is None
+    assert pack(Strokes(mask)).shape == (verification.STROKES_DIMENSION,)
+
+
+def test_a_brand_and_the_same_brand_beside_an_addition_score_by_the_cores_match() -> None:
+    brand, plus = drawn_mask(make_brand(3), seed=4), drawn_mask(plus_a_bar(make_brand(3)))
+    other = drawn_mask(make_brand(6), seed=5)
+
+    whole_only = verify_drawings(Strokes(brand), Strokes(plus))
+    with_core = verify_drawings(Strokes(brand), Strokes(plus, drawn_mask(make_brand(3))))
+    stranger = verify_drawings(Strokes(other), Strokes(plus, drawn_mask(make_brand(3))))
+
+    assert whole_only.core_match == 0.0
+    assert with_core.core_match > 0.9 and with_core.overlap > whole_only.overlap
+    # The coverages stay the whole drawings': the registered one's bar is not covered.
+    assert with_core.registered_covered == whole_only.registered_covered < 0.95
+    assert stranger.overlap < with_core.overlap - 0.1
 
 
 def test_a_turned_drawing_is_aligned_in_its_turn_and_the_overlay_marks_both() -> None:

@@ -39,9 +39,6 @@ LARGE_MARK_REACH = 0.35
 # A drawing's largest mark is its core (the brand, beside an addition) when it holds at
 # least this share of the ink of the large marks that make the drawing.
 CORE_SHARE = 0.5
-# A query's drawing is also looked for as it would be framed beside an addition: this
-# much smaller, against each side of the square.
-INSET_SCALE = 0.75
 # Page borders: straight runs of ink at least BORDER_LENGTH_FRACTION of the page long,
 # along an edge and within BORDER_BAND_FRACTION of the side from it.
 BORDER_BAND_FRACTION = 0.05
@@ -64,16 +61,16 @@ class _Mark:
         return max(dx, dy)
 
 
-def drawing_mask(ink: Mask, core: bool = False) -> Mask:
+def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     """The ink pixels that belong to the drawing: ``ink`` without page borders and stray
-    marks far from the main strokes (steps 2-4 of the module's pipeline). With ``core``,
-    the largest mark alone, when other large marks join it and it holds at least
-    ``CORE_SHARE`` of their ink (a brand with an addition beside it: the brand); else an
+    marks far from the main strokes (steps 2-4 of the module's pipeline); and its core:
+    its largest mark alone, when other large marks join it and it holds at least
+    ``CORE_SHARE`` of their ink (a brand with an addition beside it: the brand), else an
     empty mask."""
     height, width = ink.shape
     ink = ink & ~_page_borders(ink)
     if not ink.any():
-        return ink
+        return ink, ink
     reach = max(1, round(PEN_LIFT_FRACTION * max(height, width)))
     joined = cv2.dilate(ink.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -102,21 +99,24 @@ def drawing_mask(ink: Mask, core: bool = False) -> Mask:
                 kept.add(label)
                 box = _union(box, _box(candidates[label]))
                 grew = True
-    if core:
-        total = sum(candidates[label].area for label in kept)
-        if len(kept) == 1 or candidates[largest].area < CORE_SHARE * total:
-            return np.zeros_like(ink)
-        kept, box = {largest}, _box(candidates[largest])
-    # Small marks never move the frame: they stay where they lie within it (a dot, a
-    # short dash of the brand) and go where they do not (grid stubs, specks).
-    kept |= {
-        label
-        for label in candidates.keys() - large
-        if candidates[label].gap(box) == 0 and _inside(candidates[label], box)
-    }
-    keep = np.zeros(count, bool)
-    keep[list(kept)] = True
-    return np.asarray(ink & keep[labels], bool)
+
+    def with_small_marks(marks: set[int], frame: tuple[int, int, int, int]) -> Mask:
+        # Small marks never move the frame: they stay where they lie within it (a dot, a
+        # short dash of the brand) and go where they do not (grid stubs, specks).
+        marks = marks | {
+            label
+            for label in candidates.keys() - large
+            if candidates[label].gap(frame) == 0 and _inside(candidates[label], frame)
+        }
+        keep = np.zeros(count, bool)
+        keep[list(marks)] = True
+        return np.asarray(ink & keep[labels], bool)
+
+    drawing = with_small_marks(kept, box)
+    total = sum(candidates[label].area for label in kept)
+    if len(kept) == 1 or candidates[largest].area < CORE_SHARE * total:
+        return drawing, np.zeros_like(ink)
+    return drawing, with_small_marks({largest}, _box(candidates[largest]))
 
 
 def _inside(mark: _Mark, box: tuple[int, int, int, int]) -> bool:
@@ -157,17 +157,17 @@ def frame_drawing(image: RGBImage) -> RGBImage:
 
 def frame_parts(image: RGBImage, core: bool = True) -> tuple[RGBImage, RGBImage | None]:
     """The framed drawing (``frame_drawing``), and, with ``core``, its core framed the
-    same way when it has one (``drawing_mask``'s ``core``): what a search for a brand
-    drawn with an addition beside it also looks for."""
+    same way when it has one (``drawing_and_core``): what a brand drawn with an addition
+    beside it is also searched and found as."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     paper_level = median_level(grey)
     light = np.asarray(grey >= paper_level, np.uint8)
     paper = [int(median_level(image[:, :, channel], light)) for channel in range(3)]
     ink = np.asarray(grey < paper_level - INK_CONTRAST, bool)
-    whole = _framed(image, ink, drawing_mask(ink), paper)
+    drawing, largest = drawing_and_core(ink)
+    whole = _framed(image, ink, drawing, paper)
     if not core:
         return whole, None
-    largest = drawing_mask(ink, core=True)
     return whole, _framed(image, ink, largest, paper) if largest.any() else None
 
 
@@ -190,20 +190,3 @@ def _framed(image: RGBImage, ink: Mask, drawing: Mask, paper: list[int]) -> RGBI
     interpolation = cv2.INTER_AREA if side > EMBEDDER_SIDE else cv2.INTER_CUBIC
     framed = cv2.resize(square, (EMBEDDER_SIDE, EMBEDDER_SIDE), interpolation=interpolation)
     return np.asarray(framed, np.uint8)
-
-
-def inset(framed: RGBImage) -> list[RGBImage]:
-    """A framed drawing as it would be framed with an addition beside it: shrunk to
-    ``INSET_SCALE`` and moved to each side of the square in turn, on its paper."""
-    side = framed.shape[0]
-    small_side = round(side * INSET_SCALE)
-    small = cv2.resize(framed, (small_side, small_side), interpolation=cv2.INTER_AREA)
-    paper = np.median(framed.reshape(-1, 3), axis=0).astype(np.uint8)
-    middle, far = (side - small_side) // 2, side - small_side
-    insets = []
-    for y, x in ((middle, 0), (middle, far), (0, middle), (far, middle)):
-        square = np.empty_like(framed)
-        square[:] = paper
-        square[y : y + small_side, x : x + small_side] = small
-        insets.append(square)
-    return insets

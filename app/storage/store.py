@@ -72,15 +72,20 @@ class Store(ABC):
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
 
-    def stored(self, sha256s: Iterable[str]) -> dict[str, Vectors]:
-        """The bytes among ``sha256s`` whose vectors of the space are both stored."""
-        wanted = set(sha256s)
-        concepts = self.vectors(self.space.concept, wanted)
-        shapes = self.vectors(self.space.shape, wanted)
-        return {
-            sha256: self.space.vectors(concepts[sha256], shapes[sha256])
+    def stored(self, sha256s: Iterable[str], with_core: bool = False) -> dict[str, Vectors]:
+        """The bytes among ``sha256s`` whose vectors of the space are both stored; with
+        ``with_core``, their cores' shapes too, where stored."""
+        wanted, space = set(sha256s), self.space
+        concepts = self.vectors(space.concept, wanted)
+        shapes = self.vectors(space.shape, wanted)
+        found = {
+            sha256: space.vectors(concepts[sha256], shapes[sha256])
             for sha256 in concepts.keys() & shapes.keys()
         }
+        if with_core and space.core is not None:
+            for sha256, core in self.vectors(space.core, found).items():
+                found[sha256][space.core] = core
+        return found
 
     # Writes: each is atomic
 

@@ -81,10 +81,16 @@ class VectorSpace:
     shape]``, so one inner product gives ``w * concept_similarity + (1 - w) *
     shape_similarity`` for any weight without indexing again.
 
+    With ``core``, an image whose drawing has a core (a brand with an addition beside
+    it, ``app.imaging.framing``) is also searchable as ``[concept | core's shape]``, a
+    second row under the same id: a search for the plain brand finds it. An image
+    without one stores a zero core (computed, nothing to search).
+
     The only code that joins, splits or weights the two halves."""
 
     concept: EmbeddingKey
     shape: EmbeddingKey
+    core: EmbeddingKey | None = None
 
     @property
     def dimension(self) -> int:
@@ -104,6 +110,13 @@ class VectorSpace:
     def join(self, vectors: Vectors) -> NDArray[np.float32]:
         return np.concatenate([vectors[self.concept], vectors[self.shape]]).astype(np.float32)
 
+    def join_core(self, vectors: Vectors) -> NDArray[np.float32] | None:
+        """The image's second row, ``[concept | core's shape]``; None without a core."""
+        core = None if self.core is None else vectors.get(self.core)
+        if core is None or not core.any() or not self.holds(vectors):
+            return None
+        return np.concatenate([vectors[self.concept], core]).astype(np.float32)
+
     def split(self, joined: NDArray[np.float32]) -> Vectors:
         concept, shape = np.split(joined, [self.concept.dimension])
         return self.vectors(concept, shape)
@@ -117,6 +130,21 @@ class VectorSpace:
                 for shape in query.shapes
             ]
         ).astype(np.float32)
+
+    def merged(
+        self, rows: list[list[Hit]], core_rows: list[list[Hit]], top_k: int
+    ) -> list[list[Hit]]:
+        """Each query row's hits among the images' rows and their cores' rows: each image
+        once, at its better row, best first."""
+        merged = []
+        for hits, core_hits in zip(rows, core_rows, strict=True):
+            best: dict[str, Hit] = {}
+            for hit in hits + core_hits:
+                held = best.get(hit.record.id)
+                if held is None or hit.similarity > held.similarity:
+                    best[hit.record.id] = hit
+            merged.append(sorted(best.values(), key=lambda hit: -hit.similarity)[:top_k])
+        return merged
 
     def hit(
         self,

@@ -39,6 +39,8 @@ class EmbeddedStore(Store):
         self.catalog = Catalog(index_dir)
         self.location = str(self.catalog.path)
         self.index = VectorIndex(space.dimension, index_factory, ef_search)
+        # The second rows of the images whose drawings have a core (``VectorSpace.core``).
+        self.core_index = VectorIndex(space.dimension, index_factory, ef_search)
         # The index and the last catalog change it reflects change together.
         self._lock = threading.Lock()
         self._seen_change = self.catalog.last_change()  # later ones are caught up
@@ -95,13 +97,14 @@ class EmbeddedStore(Store):
     def delete(self, ids: list[str]) -> int:
         with self._lock:
             removed = self.catalog.delete(ids)
-            self.index.remove(ids)
+            self._unindex(ids)
         return removed
 
     def delete_all(self) -> None:
         with self._lock:
             self.catalog.delete_all()
             self.index.clear()
+            self.core_index.clear()
 
     # Search
 
@@ -109,10 +112,25 @@ class EmbeddedStore(Store):
         """FAISS finds the ids; their vectors come from the index and their records from
         the catalog, read after it: an image deleted in between is left out."""
         self._catch_up()
-        found = self.index.search(self.space.rows(query), top_k, min_similarity)
-        ids = list(dict.fromkeys(image_id for hits in found for image_id, _ in hits))
-        joined = self.index.vectors(ids)
+        rows = self.space.rows(query)
+        found = self.index.search(rows, top_k, min_similarity)
+        found_core = self.core_index.search(rows, top_k, min_similarity)
+        ids = list(dict.fromkeys(image_id for hits in found + found_core for image_id, _ in hits))
         records = self.catalog.records_of(ids)
+        main, core = (
+            self._hits(index, hits_per_row, records, query)
+            for index, hits_per_row in ((self.index, found), (self.core_index, found_core))
+        )
+        return self.space.merged(main, core, top_k)
+
+    def _hits(
+        self,
+        index: VectorIndex,
+        found: list[list[tuple[str, float]]],
+        records: dict[str, ImageRecord],
+        query: VectorQuery,
+    ) -> list[list[Hit]]:
+        joined = index.vectors(list({image_id for hits in found for image_id, _ in hits}))
         return [
             [
                 self.space.hit(records[image_id], score, joined[image_id], query, turn)
@@ -138,20 +156,27 @@ class EmbeddedStore(Store):
         return len(self.index)
 
     def _index(self, entries: list[tuple[ImageRecord, Vectors]]) -> None:
-        """Make records with both vectors of the space searchable, and the rest not."""
-        indexed = [(record.id, vectors) for record, vectors in entries if self.space.holds(vectors)]
-        self.index.remove(
-            [record.id for record, vectors in entries if not self.space.holds(vectors)]
-        )
-        if indexed:
-            self.index.add(
-                [image_id for image_id, _ in indexed],
-                np.vstack([self.space.join(vectors) for _, vectors in indexed]),
-            )
+        """Make records with both vectors of the space searchable (and their cores, when
+        they have one), and the rest not."""
+        space = self.space
+        self._unindex([record.id for record, vectors in entries if not space.holds(vectors)])
+        self.core_index.remove([record.id for record, vectors in entries])
+        for index, join in ((self.index, space.join), (self.core_index, space.join_core)):
+            rows = [
+                (record.id, joined)
+                for record, vectors in entries
+                if space.holds(vectors) and (joined := join(vectors)) is not None
+            ]
+            if rows:
+                index.add([image_id for image_id, _ in rows], np.vstack([row for _, row in rows]))
+
+    def _unindex(self, ids: list[str]) -> None:
+        self.index.remove(ids)
+        self.core_index.remove(ids)
 
     def _index_stored(self, records: dict[str, ImageRecord]) -> set[str]:
         """Index the records whose vectors are stored; return their ids."""
-        stored = self.stored({record.sha256 for record in records.values()})
+        stored = self.stored({record.sha256 for record in records.values()}, with_core=True)
         self._index(
             [
                 (record, stored[record.sha256])
@@ -171,8 +196,9 @@ class EmbeddedStore(Store):
             changed, last = self.catalog.changes_since(self._seen_change)
             if None in changed:  # everything was deleted, then these changed
                 self.index.clear()
+                self.core_index.clear()
                 changed = changed[len(changed) - changed[::-1].index(None) :]
             ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
             present = self._index_stored(self.catalog.records_of(ids))
-            self.index.remove([image_id for image_id in ids if image_id not in present])
+            self._unindex([image_id for image_id in ids if image_id not in present])
             self._seen_change = last

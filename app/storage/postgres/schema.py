@@ -6,8 +6,9 @@ first migrates and the others find the work done. A database migrated by a newer
 service is refused rather than misread.
 
 - ``images``: one row per file of IMAGES_DIR (as the embedded catalog), plus the file's
-  searchable vector, ``[concept | shape]``, and the vector space it belongs to (so
-  vectors of another model or preprocessing are never compared with a query's);
+  searchable vector, ``[concept | shape]`` (and ``[concept | core's shape]`` where its
+  drawing has a core), and the vector space it belongs to (so vectors of another model
+  or preprocessing are never compared with a query's);
 - ``embeddings``: the concept and shape vectors by bytes, model and preprocessing, so a
   new shape descriptor version reuses every concept vector (as the embedded catalog);
 - ``collection``: the id of the collection whose folder the store indexes.
@@ -73,6 +74,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE images ADD COLUMN label text;
     ALTER TABLE images ADD COLUMN search_text text;
     """,
+    # 4: the image's second searchable row, ``[concept | core's shape]``, where its
+    # drawing has a core (app.storage.types.VectorSpace); filled by the next
+    # reconciliation, without the model.
+    """
+    ALTER TABLE images ADD COLUMN core_embedding vector;
+    ALTER TABLE images ALTER COLUMN core_embedding SET STORAGE PLAIN;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -111,17 +119,21 @@ def _fill_search_text(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
         )
 
 
-def hnsw_index_name(space: str) -> str:
-    return f"images_hnsw_{hashlib.sha256(space.encode()).hexdigest()[:12]}"
+def hnsw_index_name(space: str, column: str = "embedding") -> str:
+    prefix = "images_hnsw" if column == "embedding" else f"images_hnsw_{column}"
+    return f"{prefix}_{hashlib.sha256(space.encode()).hexdigest()[:12]}"
 
 
 def create_hnsw_index(
-    connection: psycopg.Connection[tuple[Any, ...]], space: str, dimension: int
+    connection: psycopg.Connection[tuple[Any, ...]],
+    space: str,
+    dimension: int,
+    column: str = "embedding",
 ) -> None:
-    """An HNSW index (inner product) on the vectors of one space, unless it exists; the
-    first start with PG_HNSW=true builds it over every stored vector (minutes for a
-    million)."""
-    name = hnsw_index_name(space)
+    """An HNSW index (inner product) on one column of the vectors of one space, unless
+    it exists; the first start with PG_HNSW=true builds it over every stored vector
+    (minutes for a million)."""
+    name = hnsw_index_name(space, column)
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         exists = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
@@ -130,9 +142,14 @@ def create_hnsw_index(
         logger.info("Building the HNSW index %s of %d dimensions", name, dimension)
         connection.execute(
             sql.SQL(
-                "CREATE INDEX {} ON images USING hnsw ((embedding::vector({})) vector_ip_ops) "
+                "CREATE INDEX {} ON images USING hnsw (({}::vector({})) vector_ip_ops) "
                 "WHERE space = {}"
-            ).format(sql.Identifier(name), sql.Literal(dimension), sql.Literal(space))
+            ).format(
+                sql.Identifier(name),
+                sql.Identifier(column),
+                sql.Literal(dimension),
+                sql.Literal(space),
+            )
         )
         # Fresh statistics, so the planner weighs the index against a scan correctly.
         connection.execute("ANALYZE images")

@@ -1,11 +1,9 @@
 """The Postgres store (STORE=postgres): records, vectors and search in PostgreSQL with
 the pgvector extension, shared by every replica of the service.
 
-Search runs in the database: ``ORDER BY embedding <#> query LIMIT top_k`` over the
-images of the service's vector space, exact by default (a scan of every vector, as FAISS
-Flat), or through an HNSW index (approximate, faster on large collections) with
-PG_HNSW=true. Nothing is kept in memory between requests, so an acknowledged change by
-any replica is seen by the next search on every other.
+Search runs in the database (``app.storage.postgres.nearest``). Nothing is kept in
+memory between requests, so an acknowledged change by any replica is seen by the next
+search on every other.
 
 Connections come from ``app.storage.postgres.database``'s pool.
 """
@@ -15,15 +13,20 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from psycopg import sql
 
 from app.storage.postgres.database import Connection, Database, direct_connection
+from app.storage.postgres.nearest import (
+    COLUMNS,
+    SEARCHED_COLUMNS,
+    NearestSearch,
+    as_numpy,
+    record_of,
+)
 from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migrate
-from app.storage.search_index import HNSW_EF_SEARCH, MAX_EF_SEARCH
+from app.storage.search_index import HNSW_EF_SEARCH
 from app.storage.store import Store
 from app.storage.types import (
     EmbeddingKey,
@@ -36,16 +39,6 @@ from app.storage.types import (
 )
 
 logger = logging.getLogger(__name__)
-
-_COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at, label"
-
-
-def _record(row: tuple[Any, ...]) -> ImageRecord:
-    return ImageRecord(*row[:7])
-
-
-def _numpy(vector: Any) -> NDArray[np.float32]:
-    return np.asarray(vector.to_numpy(), dtype=np.float32)
 
 
 def _upload_lock(sha256: str) -> int:
@@ -60,32 +53,15 @@ class PostgresStore(Store):
         self, url: str, space: VectorSpace, hnsw: bool = False, ef_search: int = HNSW_EF_SEARCH
     ) -> None:
         self.space = space
-        self._ef_search = ef_search
-        self._search_query = self._nearest_first(space, hnsw)
+        self._nearest = NearestSearch(space, hnsw, ef_search)
         with direct_connection(url) as connection:
             migrate(connection)
             if hnsw:
-                create_hnsw_index(connection, space.name, space.dimension)
+                for column in SEARCHED_COLUMNS:
+                    create_hnsw_index(connection, space.name, space.dimension, column)
         self._database = Database(url)
         self.location = self._database.location
         self._connection = self._database.connection
-
-    @staticmethod
-    def _nearest_first(space: VectorSpace, hnsw: bool) -> sql.Composed:
-        """The search query: ids and similarities of the space's images, nearest first.
-        With HNSW, the index's own expression and predicate: the space is written into
-        the query, as a parameter would not match the partial index once psycopg
-        prepares the statement."""
-        order: sql.Composable
-        if hnsw:
-            cast = sql.SQL("::vector({})").format(sql.Literal(space.dimension))
-            order = sql.SQL("embedding{} <#> %s{}").format(cast, cast)
-        else:
-            order = sql.SQL("embedding <#> %s")
-        return sql.SQL(
-            "SELECT {}, -(embedding <#> %s), embedding FROM images WHERE space = {} "
-            "ORDER BY {} LIMIT %s"
-        ).format(sql.SQL(_COLUMNS), sql.Literal(space.name), order)
 
     def close(self) -> None:
         self._database.close()
@@ -119,15 +95,15 @@ class PostgresStore(Store):
 
     def records(self) -> dict[str, ImageRecord]:
         with self._connection() as connection:
-            rows = connection.execute(f"SELECT {_COLUMNS} FROM images").fetchall()
-        return {row[0]: _record(row) for row in rows}
+            rows = connection.execute(f"SELECT {COLUMNS} FROM images").fetchall()
+        return {row[0]: record_of(row) for row in rows}
 
     def get(self, image_id: str) -> ImageRecord | None:
         with self._connection() as connection:
             row = connection.execute(
-                f"SELECT {_COLUMNS} FROM images WHERE id = %s", (image_id,)
+                f"SELECT {COLUMNS} FROM images WHERE id = %s", (image_id,)
             ).fetchone()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def find_sha256(self, sha256: str) -> ImageRecord | None:
         with self._connection() as connection:
@@ -136,9 +112,9 @@ class PostgresStore(Store):
     @staticmethod
     def _find_sha256(connection: Connection, sha256: str) -> ImageRecord | None:
         row = connection.execute(
-            f"SELECT {_COLUMNS} FROM images WHERE sha256 = %s ORDER BY seq LIMIT 1", (sha256,)
+            f"SELECT {COLUMNS} FROM images WHERE sha256 = %s ORDER BY seq LIMIT 1", (sha256,)
         ).fetchone()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def newest_first(
         self, page: int, page_size: int, text: str | None = None
@@ -153,20 +129,20 @@ class PostgresStore(Store):
             total = int(row[0]) if row else 0
             page = max(1, min(page, math.ceil(total / page_size)))
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM images WHERE {matching} "
+                f"SELECT {COLUMNS} FROM images WHERE {matching} "
                 "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s OFFSET %(offset)s",
                 {**values, "offset": (page - 1) * page_size},
             ).fetchall()
-        return [_record(row) for row in rows], total, page
+        return [record_of(row) for row in rows], total, page
 
     def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
         with self._connection() as connection, connection.transaction():
             row = connection.execute(
-                f"SELECT {_COLUMNS} FROM images WHERE id = %s FOR UPDATE", (image_id,)
+                f"SELECT {COLUMNS} FROM images WHERE id = %s FOR UPDATE", (image_id,)
             ).fetchone()
             if row is None:
                 return None
-            record = replace(_record(row), label=label)
+            record = replace(record_of(row), label=label)
             connection.execute(
                 "UPDATE images SET label = %s, search_text = %s WHERE id = %s",
                 (label, record.search_text, image_id),
@@ -180,7 +156,7 @@ class PostgresStore(Store):
                 "WHERE model = %s AND preprocessing = %s AND sha256 = ANY(%s)",
                 (key.model, key.preprocessing, list(set(sha256s))),
             ).fetchall()
-        found = {sha256: _numpy(vector) for sha256, vector in rows}
+        found = {sha256: as_numpy(vector) for sha256, vector in rows}
         return {sha256: vector for sha256, vector in found.items() if len(vector) == key.dimension}
 
     # Writes
@@ -200,11 +176,11 @@ class PostgresStore(Store):
     def _save(self, connection: Connection, entries: list[tuple[ImageRecord, Vectors]]) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO images ({_COLUMNS}, search_text, space, embedding) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO images ({COLUMNS}, search_text, space, embedding, core_embedding) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, "
-                "size = excluded.size, mtime_ns = excluded.mtime_ns, "
-                "space = excluded.space, embedding = excluded.embedding",
+                "size = excluded.size, mtime_ns = excluded.mtime_ns, space = excluded.space, "
+                "embedding = excluded.embedding, core_embedding = excluded.core_embedding",
                 [
                     (
                         record.id,
@@ -216,9 +192,13 @@ class PostgresStore(Store):
                         record.label,
                         record.search_text,
                         *(
-                            (self.space.name, self.space.join(vectors))
+                            (
+                                self.space.name,
+                                self.space.join(vectors),
+                                self.space.join_core(vectors),
+                            )
                             if self.space.holds(vectors)
-                            else (None, None)
+                            else (None, None, None)
                         ),
                     )
                     for record, vectors in entries
@@ -254,27 +234,8 @@ class PostgresStore(Store):
     # Search
 
     def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
-        """One query per turn, answering the records and vectors with the scores."""
-        queries = self.space.rows(query)
-        if top_k < 1:
-            return [[] for _ in queries]
-        hits: list[list[Hit]] = []
         with self._connection() as connection, connection.transaction():
-            # HNSW returns at most ef_search rows.
-            connection.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true)",
-                (str(min(max(self._ef_search, top_k), MAX_EF_SEARCH)),),
-            )
-            for turn, vector in enumerate(queries):
-                found = connection.execute(self._search_query, (vector, vector, top_k)).fetchall()
-                hits.append(
-                    [
-                        self.space.hit(_record(row), float(row[7]), _numpy(row[8]), query, turn)
-                        for row in found
-                        if row[7] >= min_similarity
-                    ]
-                )
-        return hits
+            return self._nearest.search(connection, query, top_k, min_similarity)
 
     def searchable(self, ids: list[str]) -> dict[str, Vectors]:
         with self._connection() as connection:
@@ -282,7 +243,7 @@ class PostgresStore(Store):
                 "SELECT id, embedding FROM images WHERE space = %s AND id = ANY(%s)",
                 (self.space.name, ids),
             ).fetchall()
-        return {image_id: self.space.split(_numpy(vector)) for image_id, vector in rows}
+        return {image_id: self.space.split(as_numpy(vector)) for image_id, vector in rows}
 
     def searchable_ids(self) -> set[str]:
         with self._connection() as connection:
