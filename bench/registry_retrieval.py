@@ -78,12 +78,18 @@ def _distractor_rows(number: int) -> list[NDArray[np.float32]]:
     return _rows_of(on_page(redraw_mask(drawing, rng), rng))
 
 
+def _registered(images: Path) -> list[Path]:
+    """The registry's image files, without the hidden ones the service keeps beside them
+    (its collection marker)."""
+    return sorted(path for path in images.iterdir() if not path.name.startswith("."))
+
+
 def recall_at_scale(
     images: Path, queries: list[Query], size: int, candidates: int
 ) -> tuple[float, int]:
     """The first stage's recall at ``candidates`` among ``size`` images (this registry's
     and new distractors), for the upright queries; and the count of images."""
-    files = sorted(images.iterdir())
+    files = _registered(images)
     upright = [query for query in queries if query.kind != "turned"]
     workers = os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
@@ -146,11 +152,12 @@ def run(
                     chosen = [query for query in queries if query.kind == kind]
                     ranked = _rankings(client, chosen, size, turns=kind == "turned")
                     lines.append(_row(f"{kind}, {label}", ranked, size))
+                    print(lines[-1], flush=True)  # as it comes: the whole run takes long
                     if not verified:
                         first_stage_recall[kind] = float(
                             np.mean([query.rank <= candidates for query in ranked])
                         )
-        collection = {path.name: path.read_bytes() for path in sorted(images.iterdir())}
+        collection = {path.name: path.read_bytes() for path in _registered(images)}
         for kind in ("redrawn", "addition"):
             chosen = [query for query in queries if query.kind == kind]
             baseline = baseline_rankings(
