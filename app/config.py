@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)
     # The verification stage: how many of the first stage's best candidates of a shape or
     # hybrid search are aligned on the query and re-ranked by overlap (0: none); each
-    # costs about 3 ms (6 with turns=true); see docs/ranking.md.
+    # costs about 4 ms (6 with turns=true); see docs/ranking.md.
     rerank_candidates: int = Field(default=16, ge=0, le=MAX_RERANK_CANDIDATES)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)

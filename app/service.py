@@ -135,8 +135,7 @@ class Service:
             settings.search_mode,
             settings.hybrid_concept_weight,
         )
-        image_threads = settings.preprocess_threads or settings.cpu_threads
-        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates, image_threads)
+        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates)
         search = Search(
             encoder,
             store,
@@ -154,7 +153,7 @@ class Service:
             write_lock,
             progress,
             settings.embed_batch_size,
-            image_threads,
+            settings.preprocess_threads or settings.cpu_threads,
         )
         logger.info("Loaded %d stored vectors from %s", store.searchable_count(), store.location)
         return cls(
@@ -171,5 +170,4 @@ class Service:
 
     def close(self) -> None:
         self.encoder.close()
-        self.search.verifier.close()
         self.store.close()

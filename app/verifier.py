@@ -4,17 +4,15 @@ drawing aligned on the query's and ranked by how much of each the other covers.
 Pipeline (``Verifier.rerank``): the first ``RERANK_CANDIDATES`` hits of the first stage
 (the store's search, in the query's best turn) -> their stored stroke masks, in one
 store call -> each aligned on the query's mask (``app.imaging.verification.verify``, in
-every turn searched, and their cores where they have one: ``verify_drawings``; on
-PREPROCESS_THREADS threads: OpenCV's matching releases the interpreter, so one search's
-candidates share the cores) -> those candidates ordered by ``Alignment.overlap`` (their
-coverages, or their cores' match), ahead of the rest in the first stage's order. A
+every turn searched, and their cores where they have one: ``verify_drawings``) -> those
+candidates ordered by ``Alignment.overlap`` (their coverages, or their cores' match),
+ahead of the rest in the first stage's order. A
 candidate whose masks are not stored yet (an index being rebuilt after
 ``STROKES_VERSION`` changed) keeps its first-stage place after the verified ones.
 
 Shape and hybrid searches are verified; a concept search ranks by CLIP alone, as asked.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from app.imaging.verification import Alignment, Strokes, unpack, verify_drawings
@@ -32,14 +30,10 @@ class Verified:
 class Verifier:
     """Re-ranks a search's first candidates by aligning their drawings on the query's."""
 
-    def __init__(self, store: Store, key: EmbeddingKey, candidates: int, threads: int) -> None:
+    def __init__(self, store: Store, key: EmbeddingKey, candidates: int) -> None:
         self.store = store
         self.key = key
         self.candidates = candidates
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="verify")
-
-    def close(self) -> None:
-        self._pool.shutdown()
 
     def query_strokes(self, vectors: Vectors) -> Strokes | None:
         stored = vectors.get(self.key)
@@ -59,12 +53,9 @@ class Verifier:
         masks = self.strokes({turned.hit.record.sha256 for turned in head})
         checked = [turned for turned in head if turned.hit.record.sha256 in masks]
         unverified = [Verified(turned, None) for turned in head if turned not in checked]
-        alignments = self._pool.map(
-            lambda turned: verify_drawings(query, masks[turned.hit.record.sha256], turns),
-            checked,
-        )
         verified = [
-            Verified(turned, found) for turned, found in zip(checked, alignments, strict=True)
+            Verified(turned, verify_drawings(query, masks[turned.hit.record.sha256], turns))
+            for turned in checked
         ]
         verified.sort(key=lambda item: -item.alignment.overlap if item.alignment else 0.0)
         return verified + unverified + [Verified(hit, None) for hit in tail]

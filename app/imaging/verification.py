@@ -247,6 +247,8 @@ def _best_shift(query: Mask, registered: Mask, scale: float, angle: float) -> _F
     if cropped is None:
         return None
     template, wide_template = cropped
+    if not query.any():  # a half-size mask of a few pixels can vanish
+        return None
     height, width = template.shape
     side = query.shape[0]
     pad_y = max(0, height - side) + _margin(side)
