@@ -14,6 +14,23 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+# How long a command-line run in a test may take.
+COMMAND_TIMEOUT_S = 120
+
+
+def index_command(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m app.cli.index <arguments>``, as an operator runs it, in a process of its
+    own with exactly ``environment``."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli.index", *arguments],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+
+
 UVICORN = (sys.executable, "-m", "uvicorn", "app.main:served_app", "--factory")
 
 

@@ -4,7 +4,6 @@ again."""
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,20 +21,13 @@ from tests.conftest import (
     new_database,
     wait_until_indexed,
 )
-from tests.servers import REPO
+from tests.servers import index_command
 
 SEARCH = "/search-similar-images/"
 
 
 def run_index(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.index", *arguments],
-        cwd=REPO,
-        env={**os.environ, **environment},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return index_command({**os.environ, **environment}, *arguments)
 
 
 def listing_and_answer(

@@ -4,7 +4,6 @@ indexing answer 503, and the command line builds the same index."""
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from tests.conftest import (
     save_tiny_clip,
     wait_until_indexed,
 )
-from tests.servers import REPO
+from tests.servers import index_command
 
 pytestmark = BOTH_STORES
 
@@ -201,14 +200,7 @@ def test_searches_while_new_files_are_indexed_use_the_stored_index(
 
 
 def build_index(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.index", "build"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return index_command(environment, "build")
 
 
 def test_command_line_build_makes_the_index_the_service_loads_without_embedding(

@@ -4,7 +4,6 @@ is warned that the samples change, and one command restores them."""
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.storage.image_folder import BULK_LOCK, COLLECTION_MARKER, RESTORE_SAMPLES, SAMPLES_MARKER
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode, folder_files
-from tests.servers import REPO
+from tests.servers import REPO, index_command
 
 SAMPLES = [f"imagen{number}.jpg" for number in range(1, 6)]
 
@@ -29,14 +28,7 @@ def git(checkout: Path, *arguments: str) -> None:
 
 def restore_samples(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The documented restore command, as an operator runs it with these settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.index", "restore-samples"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return index_command(environment, "restore-samples")
 
 
 @pytest.fixture
