@@ -52,7 +52,9 @@ class Verifier:
         head, tail = hits[: self.candidates], hits[self.candidates :]
         masks = self.strokes({turned.hit.record.sha256 for turned in head})
         checked = [turned for turned in head if turned.hit.record.sha256 in masks]
-        unverified = [Verified(turned, None) for turned in head if turned not in checked]
+        unverified = [
+            Verified(turned, None) for turned in head if turned.hit.record.sha256 not in masks
+        ]
         verified = [
             Verified(turned, verify_drawings(query, masks[turned.hit.record.sha256], turns))
             for turned in checked
