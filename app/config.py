@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # The verification stage: how many of the first stage's best candidates of a shape or
     # hybrid search are aligned on the query and re-ranked by overlap (0: none); each
     # costs about 4 ms (6 with turns=true); see docs/ranking.md.
-    rerank_candidates: int = Field(default=16, ge=0, le=MAX_RERANK_CANDIDATES)
+    rerank_candidates: int = Field(default=8, ge=0, le=MAX_RERANK_CANDIDATES)
     max_upload_mb: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     # Images decoded at once across all requests and indexing; each may hold a few

@@ -24,6 +24,7 @@ from app.embedding.image import ImageTower
 from app.embedding.text import TextTower, Tokens
 from app.errors import InvalidTextError, TextSearchDisabledError
 from app.imaging.decoding import decode_image
+from app.imaging.framing import CORE_VERSION
 from app.imaging.preprocessing import PreprocessingOptions, prepare_with_core
 from app.imaging.shape import SHAPE_DIMENSION, SHAPE_VERSION, shape_descriptor
 from app.imaging.verification import (
@@ -52,14 +53,19 @@ def vector_space(tower: ImageTower, preprocessing: PreprocessingOptions) -> Vect
     return VectorSpace(
         EmbeddingKey(tower.fingerprint, fingerprint, tower.dimension),
         EmbeddingKey(f"shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
-        EmbeddingKey(f"core-shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
+        EmbeddingKey(f"core-v{CORE_VERSION}-shape-v{SHAPE_VERSION}", fingerprint, SHAPE_DIMENSION),
     )
 
 
 def strokes_key(preprocessing: PreprocessingOptions) -> EmbeddingKey:
     """What an image's stroke mask (for the verification stage) is stored under, beside
-    its vectors: recomputed without the model when ``STROKES_VERSION`` changes."""
-    return EmbeddingKey(f"strokes-v{STROKES_VERSION}", preprocessing.fingerprint, STROKES_DIMENSION)
+    its vectors: recomputed without the model when ``STROKES_VERSION`` or what a core is
+    (``CORE_VERSION``: the masks hold the core's) changes."""
+    return EmbeddingKey(
+        f"strokes-v{STROKES_VERSION}-core-v{CORE_VERSION}",
+        preprocessing.fingerprint,
+        STROKES_DIMENSION,
+    )
 
 
 class Encoder:

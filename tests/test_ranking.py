@@ -165,10 +165,12 @@ def test_invalid_ranking_settings_stop_start_up_naming_the_setting(
         make_settings(**{setting: value})
 
 
-def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_without_the_model(
+@pytest.mark.parametrize("version", ["SHAPE_VERSION", "CORE_VERSION"])
+def test_shape_vectors_are_stored_and_a_new_shape_or_core_version_recomputes_them_without_the_model(
     make_client: Callable[..., TestClient],
     brands_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
+    version: str,
 ) -> None:
     embeds = EmbedCounter(monkeypatch)
     shapes: list[int] = []
@@ -190,7 +192,7 @@ def test_shape_vectors_are_stored_and_a_new_shape_version_recomputes_them_withou
     make_client(images_dir=brands_dir).__exit__(None, None, None)
     assert (embeds.images, len(shapes)) == (0, 0)  # both reused
 
-    monkeypatch.setattr(encoder_module, "SHAPE_VERSION", 999)
+    monkeypatch.setattr(encoder_module, version, 999)
     client = make_client(images_dir=brands_dir)
     assert embeds.images == 0  # the CLIP vectors are unchanged: no model call
     assert len(shapes) == indexed  # every shape recomputed

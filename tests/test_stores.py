@@ -33,7 +33,7 @@ from tests.conftest import drawing, encode, new_database
 CONCEPT = EmbeddingKey("tiny-clip", "v4 test", 24)
 SHAPE = EmbeddingKey("shape-v1", "v4 test", 432)
 SPACE = VectorSpace(CONCEPT, SHAPE)
-CORE = EmbeddingKey("core-shape-v1", "v4 test", 432)
+CORE = EmbeddingKey("core-v2-shape-v1", "v4 test", 432)
 CORE_SPACE = VectorSpace(CONCEPT, SHAPE, CORE)
 IMAGES = 300
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import encoder as encoder_module
+from app.config import Settings
 from app.imaging import verification
 from app.imaging.verification import (
     Strokes,
@@ -165,7 +166,10 @@ def test_rerank_candidates_0_gives_the_first_stage_ranking_without_coverages(
     assert scores == sorted(scores, reverse=True)
     assert all(r["overlap"] is None and r["registered_covered"] is None for r in first_stage)
     assert {r["id"] for r in first_stage} == {r["id"] for r in verified}
-    assert all(r["overlap"] is not None for r in verified[:10])
+    checked = Settings.model_fields["rerank_candidates"].default
+    assert len(verified) > checked
+    assert all(r["overlap"] is not None for r in verified[:checked])
+    assert all(r["overlap"] is None for r in verified[checked:])
 
 
 def test_a_concept_search_is_not_verified(
@@ -211,6 +215,19 @@ def drawn_mask(strokes: list[Stroke], seed: int = 1) -> np.ndarray:
 
     page = draw_scan(strokes, Redraw(seed=seed, paper="none"))
     return stroke_mask(np.asarray(prepare_for_embedding(Image.fromarray(page)), np.uint8))
+
+
+def test_a_brand_of_several_marks_beside_an_addition_has_the_whole_brand_for_core() -> None:
+    from app.imaging.preprocessing import prepare_with_core
+
+    page = draw_scan(plus_a_circle(WITH_BAR), Redraw(seed=1, paper="none"))
+    # The ring holds most of the ink, but its bar stands within it: they are one part.
+    _, core = prepare_with_core(Image.fromarray(page))
+    assert core is not None
+    found = stroke_mask(np.asarray(core, np.uint8))
+    brand, ring = drawn_mask(WITH_BAR), drawn_mask(omega([]))
+    assert verify(found, brand).overlap > 0.9
+    assert verify(found, ring).query_covered < 0.9  # the ring alone leaves its bar out
 
 
 def test_a_drawings_stroke_masks_survive_packing_into_floats_with_or_without_a_core() -> None:

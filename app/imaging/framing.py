@@ -17,6 +17,7 @@ Two scans of one brand, one with a page border and corner dashes, are framed ali
 """
 
 from dataclasses import dataclass
+from typing import Final
 
 import cv2
 import numpy as np
@@ -36,9 +37,16 @@ SMALL_MARK_FRACTION = 0.05
 # How far from the drawing so far, as a fraction of its longer side, a large mark may lie
 # to join it (a brand's separate parts, an addition beside it).
 LARGE_MARK_REACH = 0.35
-# A drawing's largest mark is its core (the brand, beside an addition) when it holds at
+# A drawing's parts: its large marks, those whose bounding boxes overlap or lie within
+# this fraction of the drawing's longer side of each other counted as one part (a stick
+# figure's head, limbs and body; a "B" of two loops; a ring and the mark inside it).
+PART_GAP_FRACTION = 0.01
+# A drawing's largest part is its core (the brand, beside an addition) when it holds at
 # least this share of the ink of the large marks that make the drawing.
 CORE_SHARE = 0.5
+# Bump whenever what a drawing's core is changes: the cores' stored shapes and stroke
+# masks carry it, and are recomputed (without the model) when it differs.
+CORE_VERSION: Final = 2
 # Page borders: straight runs of ink at least BORDER_LENGTH_FRACTION of the page long,
 # along an edge and within BORDER_BAND_FRACTION of the side from it.
 BORDER_BAND_FRACTION = 0.05
@@ -64,7 +72,7 @@ class _Mark:
 def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     """The ink pixels that belong to the drawing: ``ink`` without page borders and stray
     marks far from the main strokes (steps 2-4 of the module's pipeline); and its core:
-    its largest mark alone, when other large marks join it and it holds at least
+    its largest part alone (``_parts``), when other parts join it and it holds at least
     ``CORE_SHARE`` of their ink (a brand with an addition beside it: the brand), else an
     empty mask."""
     height, width = ink.shape
@@ -114,9 +122,31 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
 
     drawing = with_small_marks(kept, box)
     total = sum(candidates[label].area for label in kept)
-    if len(kept) == 1 or candidates[largest].area < CORE_SHARE * total:
-        return drawing, np.zeros_like(ink)
-    return drawing, with_small_marks({largest}, _box(candidates[largest]))
+    # The largest part first (a brand drawn in several marks, a ring around an inner mark,
+    # beside its addition), then the largest mark (an addition too close to tell apart).
+    for parts in (_parts(kept, candidates, box), [{label} for label in kept]):
+        core = max(parts, key=lambda part: sum(candidates[label].area for label in part))
+        if len(parts) > 1 and sum(candidates[label].area for label in core) >= CORE_SHARE * total:
+            core_box = _box(candidates[min(core)])
+            for label in core:
+                core_box = _union(core_box, _box(candidates[label]))
+            return drawing, with_small_marks(core, core_box)
+    return drawing, np.zeros_like(ink)
+
+
+def _parts(
+    labels: set[int], marks: dict[int, _Mark], box: tuple[int, int, int, int]
+) -> list[set[int]]:
+    """The marks ``labels`` grouped into parts: marks within ``PART_GAP_FRACTION`` of the
+    drawing's (``box``) longer side of each other, directly or through others, are one."""
+    reach = PART_GAP_FRACTION * max(box[2] - box[0], box[3] - box[1])
+    parts: list[set[int]] = []
+    for label in sorted(labels):
+        mark = marks[label]
+        near = [part for part in parts if any(mark.gap(_box(marks[o])) <= reach for o in part)]
+        merged = {label}.union(*near)
+        parts = [part for part in parts if part not in near] + [merged]
+    return parts
 
 
 def _inside(mark: _Mark, box: tuple[int, int, int, int]) -> bool:
