@@ -11,8 +11,8 @@ Turns: the query's shape descriptor is turned 8 ways (no model, no image needed)
 its concept part stays upright (the model is not run again: a turns search costs about
 what a plain one does); each image keeps its best turn.
 
-Parts: a drawing's search also looks, upright, for the shape of its core (the brand
-without the addition beside it), and every image with a core is also stored as its
+Parts: a drawing's search also looks for the shape of its core (the brand without the
+addition beside it), in every turn searched, and every image with a core is also stored as its
 core's row (``app.storage.types.VectorSpace``), so that a brand and the same brand with
 an addition find each other in the first stage whichever of the two is registered; each
 image keeps its best row.
@@ -61,13 +61,14 @@ def image_query(
     parts: tuple[NDArray[np.float32], ...] = (),
 ) -> tuple[VectorQuery, tuple[str, ...]]:
     """A drawing's search: its upright concept vector, its shape in every turn searched,
-    then the shapes of its ``parts`` (upright, in a shape or hybrid search); and each
-    row's turn, for ``best_turns``."""
-    shapes = tuple(turned_descriptor(shape, turn) for turn in query.turn_names)
+    then the shapes of its ``parts`` in every turn searched (in a shape or hybrid search);
+    and each row's turn, for ``best_turns``."""
     if query.mode == SearchMode.CONCEPT:
         parts = ()
-    labels = query.turn_names + (UPRIGHT,) * len(parts)
-    return VectorQuery(concept, shapes + parts, query.weight), labels
+    shapes = tuple(
+        turned_descriptor(vector, turn) for vector in (shape, *parts) for turn in query.turn_names
+    )
+    return VectorQuery(concept, shapes, query.weight), query.turn_names * (1 + len(parts))
 
 
 def words_query(concept: NDArray[np.float32]) -> VectorQuery:

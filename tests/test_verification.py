@@ -151,6 +151,29 @@ def test_a_plain_brand_finds_the_brand_registered_with_an_addition_in_the_first_
     assert scores["brand0_plus_circle.png"] > float(results[2]["similarity"]) + 0.1  # type: ignore[arg-type]
 
 
+@BOTH_STORES
+def test_a_turned_brand_plus_a_bar_finds_the_brand_by_its_core_in_the_first_stage(
+    make_client: Callable[..., TestClient], registry: Path
+) -> None:
+    client = make_client(images_dir=registry, similarity_threshold=-1, rerank_candidates=0)
+    page = draw_scan(plus_a_bar(make_brand(3)), Redraw(seed=7, paper="none"))
+    upright = search(client, encode(Image.fromarray(page), "PNG"), mode="shape")
+    turned = encode(Image.fromarray(np.ascontiguousarray(np.rot90(page))), "PNG")
+
+    results = search(client, turned, mode="shape", turns="true")
+
+    # The query's core (the brand without its bar) is searched in every turn too, so the
+    # turned query finds the brand as the upright one does (its whole drawing, bar
+    # included, scored 0.92 against 0.999 here).
+    assert results[0]["id"] == upright[0]["id"] == "brand3.png"
+    assert results[0]["turn"] == "rot270"
+    assert float(results[0]["similarity"]) == pytest.approx(  # type: ignore[arg-type]
+        float(upright[0]["similarity"]),
+        abs=0.02,  # type: ignore[arg-type]
+    )
+    assert float(results[0]["similarity"]) > float(results[1]["similarity"]) + 0.1  # type: ignore[arg-type]
+
+
 def test_rerank_candidates_0_gives_the_first_stage_ranking_without_coverages(
     make_client: Callable[..., TestClient], registry: Path
 ) -> None:
