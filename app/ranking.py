@@ -12,10 +12,10 @@ its concept part stays upright (the model is not run again: a turns search costs
 what a plain one does); each image keeps its best turn.
 
 Parts: a drawing's search also looks for the shape of its core (the brand without the
-addition beside it), in every turn searched, and every image with a core is also stored as its
-core's row (``app.storage.types.VectorSpace``), so that a brand and the same brand with
-an addition find each other in the first stage whichever of the two is registered; each
-image keeps its best row.
+addition beside it), in every turn searched, and every image with a core is also stored
+as its core's row (``app.storage.types.VectorSpace``), so that a brand and the same brand
+with an addition find each other in the first stage whichever of the two is registered;
+each image keeps its best row.
 """
 
 from dataclasses import dataclass

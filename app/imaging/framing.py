@@ -17,6 +17,7 @@ Two scans of one brand, one with a page border and corner dashes, are framed ali
 """
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Final
 
 import cv2
@@ -72,9 +73,9 @@ class _Mark:
 def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     """The ink pixels that belong to the drawing: ``ink`` without page borders and stray
     marks far from the main strokes (steps 2-4 of the module's pipeline); and its core:
-    its largest part alone (``_parts``), when other parts join it and it holds at least
-    ``CORE_SHARE`` of their ink (a brand with an addition beside it: the brand), else an
-    empty mask."""
+    its largest part alone (``_parts``; failing that, its largest mark), when others join
+    it and it holds at least ``CORE_SHARE`` of their ink (a brand with an addition beside
+    it: the brand), else an empty mask."""
     height, width = ink.shape
     ink = ink & ~_page_borders(ink)
     if not ink.any():
@@ -127,9 +128,7 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     for parts in (_parts(kept, candidates, box), [{label} for label in kept]):
         core = max(parts, key=lambda part: sum(candidates[label].area for label in part))
         if len(parts) > 1 and sum(candidates[label].area for label in core) >= CORE_SHARE * total:
-            core_box = _box(candidates[min(core)])
-            for label in core:
-                core_box = _union(core_box, _box(candidates[label]))
+            core_box = reduce(_union, (_box(candidates[label]) for label in core))
             return drawing, with_small_marks(core, core_box)
     return drawing, np.zeros_like(ink)
 
