@@ -167,11 +167,12 @@ def test_a_turned_brand_plus_a_bar_finds_the_brand_by_its_core_in_the_first_stag
     # included, scored 0.92 against 0.999 here).
     assert results[0]["id"] == upright[0]["id"] == "brand3.png"
     assert results[0]["turn"] == "rot270"
-    assert float(results[0]["similarity"]) == pytest.approx(  # type: ignore[arg-type]
-        float(upright[0]["similarity"]),
-        abs=0.02,  # type: ignore[arg-type]
+    found, second, expected = (
+        float(r["similarity"])  # type: ignore[arg-type]
+        for r in (results[0], results[1], upright[0])
     )
-    assert float(results[0]["similarity"]) > float(results[1]["similarity"]) + 0.1  # type: ignore[arg-type]
+    assert found == pytest.approx(expected, abs=0.02)
+    assert found > second + 0.1
 
 
 def test_rerank_candidates_0_gives_the_first_stage_ranking_without_coverages(
