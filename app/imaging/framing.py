@@ -122,12 +122,15 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
         return np.asarray(ink & keep[labels], bool)
 
     drawing = with_small_marks(kept, box)
-    total = sum(candidates[label].area for label in kept)
+
+    def ink_of(part: set[int]) -> int:
+        return sum(candidates[label].area for label in part)
+
     # The largest part first (a brand drawn in several marks, a ring around an inner mark,
     # beside its addition), then the largest mark (an addition too close to tell apart).
     for parts in (_parts(kept, candidates, box), [{label} for label in kept]):
-        core = max(parts, key=lambda part: sum(candidates[label].area for label in part))
-        if len(parts) > 1 and sum(candidates[label].area for label in core) >= CORE_SHARE * total:
+        core = max(parts, key=ink_of)
+        if len(parts) > 1 and ink_of(core) >= CORE_SHARE * ink_of(kept):
             core_box = reduce(_union, (_box(candidates[label]) for label in core))
             return drawing, with_small_marks(core, core_box)
     return drawing, np.zeros_like(ink)
