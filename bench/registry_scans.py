@@ -14,7 +14,10 @@ own cleaning and framing, then checked by eye), from which the queries are re-dr
   paper: a smooth warp, another pen width, up to 5 degrees of rotation and some shear;
   the answer is its scan), ``addition`` (the same with an addition beside it; the answer
   is the scan), ``converse`` (a plain re-drawing whose answer is the registered brand
-  with an addition), ``turned`` (a re-drawing turned one of the 7 other ways).
+  with an addition), ``turned`` (a re-drawing turned one of the 7 other ways), and
+  ``related`` (a real scan whose answer is another real scan drawn with the same body
+  and a different head, ``RELATED_BODIES``; the query's own brand, registered as it is
+  and with an addition, is left out of its ranking).
 """
 
 from dataclasses import dataclass
@@ -45,6 +48,10 @@ FONTS = (
     cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
 )
 ADDITIONS = ("bar", "letter", "circle", "arc")
+# Real scans of one body with different heads, by eye: 21 and 23 (a chest crossed by an
+# X), 29, 33 and 37 (a running figure; 37's head is crossed). Each asks for the other.
+RELATED_BODIES = (("21", "23"), ("23", "21"), ("33", "37"), ("37", "33"), ("29", "37"),
+                  ("37", "29"))  # fmt: skip
 MAX_PIXELS = 100_000_000
 
 Mask = NDArray[np.bool_]
@@ -55,6 +62,7 @@ class Query:
     data: bytes
     answer: str  # the registered file's name
     kind: str
+    own: frozenset[str] = frozenset()  # registered files left out of its ranking
 
 
 def real_scans(folder: Path) -> list[Path]:
@@ -228,6 +236,11 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
             queries.append(Query(on_page(redraw_mask(added, rng), rng), answer, "addition"))
         turn = str(rng.choice(TURNS[1:]))
         queries.append(Query(on_page(redraw_mask(mask, rng, turn), rng), answer, "turned"))
+    for asked, answer in RELATED_BODIES:
+        if asked in stems and answer in stems:
+            own = frozenset({f"real_{scan_paths[asked].name}", f"real_{asked}_plus.png"})
+            data = scan_paths[asked].read_bytes()
+            queries.append(Query(data, f"real_{scan_paths[answer].name}", "related", own))
     chimeras = max(1, distractors // 10)
     for number in range(distractors):
         if number < chimeras:

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from app.imaging.grid_removal import remove_grid
-from app.imaging.preprocessing import prepare_for_embedding
+from app.imaging.preprocessing import prepare_for_embedding, prepare_with_core
 from bench.brand_scans import Redraw, draw_scan, make_brand
 
 
@@ -98,3 +98,23 @@ def test_a_grid_stub_beside_a_drawing_corner_does_not_move_its_frame() -> None:
         cv2.line(stubbed, start, end, (35, 35, 40), 9)
 
         assert np.abs(np.subtract(ink_box(seen(page)), ink_box(seen(stubbed)))).max() <= 3, seed
+
+
+def test_a_bar_drawn_half_the_brands_side_away_stays_in_the_frame_beside_its_core() -> None:
+    for seed in (0, 1, 3, 4):  # brands of one part: with the bar, the brand is the core
+        strokes = make_brand(seed)
+        points = np.concatenate(strokes)
+        low, high = points.min(axis=0), points.max(axis=0)
+        side = (high - low).max()
+        x = high[0] + 0.5 * side
+        bar = np.array([(x, low[1] + 0.1 * side), (x, high[1] - 0.1 * side)])
+        alone = draw_scan(strokes, Redraw(seed=seed, paper="none"))
+        page = draw_scan([*strokes, bar], Redraw(seed=seed, paper="none"))
+
+        whole, core = prepare_with_core(Image.fromarray(page))
+        _, _, width, height = ink_box(np.asarray(whole.convert("L"), np.float32))
+        _, _, alone_width, alone_height = ink_box(seen(alone))
+        assert width / height > alone_width / alone_height + 0.3, seed  # the bar is kept
+        assert core is not None, seed
+        _, _, core_width, core_height = ink_box(np.asarray(core.convert("L"), np.float32))
+        assert abs(core_width / core_height - alone_width / alone_height) < 0.1, seed

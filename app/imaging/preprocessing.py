@@ -37,7 +37,7 @@ AREA_AVERAGING_SCALE = 0.5
 DARK_PAPER_LEVEL = 110
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 5
+PREPROCESSING_VERSION = 6
 
 
 @dataclass(frozen=True)
