@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from app.imaging.framing import drawing_and_core
 from app.imaging.grid_removal import remove_grid
 from app.imaging.preprocessing import prepare_for_embedding, prepare_with_core
 from bench.brand_scans import Redraw, draw_scan, make_brand
@@ -118,3 +119,22 @@ def test_a_bar_drawn_half_the_brands_side_away_stays_in_the_frame_beside_its_cor
         assert core is not None, seed
         _, _, core_width, core_height = ink_box(np.asarray(core.convert("L"), np.float32))
         assert abs(core_width / core_height - alone_width / alone_height) < 0.1, seed
+
+
+def test_a_stub_or_a_broken_page_border_half_the_drawings_side_away_stays_out_of_it() -> None:
+    ink = np.zeros((400, 400), np.uint8)
+    # A drawing of four separate strokes (its largest mark holds a quarter of its ink) ...
+    for row in range(2):
+        for column in range(2):
+            x, y = 100 + 50 * column, 120 + 90 * row
+            cv2.line(ink, (x, y), (x + 15, y + 70), 1, 7)
+    # ... a grid stub half the drawing's side below it ...
+    cv2.line(ink, (120, 364), (135, 364), 1, 3)
+    # ... and a page border broken into dashes, holding a fifth of the drawing's ink.
+    for y in range(40, 360, 14):
+        cv2.line(ink, (6, y), (6, y + 6), 1, 2)
+
+    drawing, _ = drawing_and_core(ink.astype(bool))
+
+    assert drawing[100:300, 90:180].sum() == ink[100:300, 90:180].sum()
+    assert not drawing[350:].any() and not drawing[:, :20].any()

@@ -36,12 +36,15 @@ PEN_LIFT_FRACTION = 0.008
 # A mark this much smaller than the largest one (in ink pixels) is small.
 SMALL_MARK_FRACTION = 0.05
 # How far from the drawing so far, as a fraction of its longer side, a large mark may lie
-# to join it (a brand's separate parts, an addition beside it). A registry's addition may
-# stand half the brand's side away or more; what must stay out is small (stubs, dashes,
-# specks: under SMALL_MARK_FRACTION) or a page border. On the 20 real scans every large
-# mark lies within 0.35 already; on the registry benchmark 0.35 dropped the bars of two
-# registered brands with additions, making them copies of the plain brands.
-LARGE_MARK_REACH = 0.7
+# to join it (a brand's separate parts, an addition beside it).
+LARGE_MARK_REACH = 0.35
+# A mark holding at least FAR_MARK_SHARE of the drawing's ink so far joins it from up to
+# FAR_MARK_REACH of its side, unless it lies in the page's border band: a registry's
+# addition may stand half the brand's side away or more, while the large marks that must
+# stay out hold little of its ink (stubs and dashes beside a drawing broken into pieces,
+# whose largest mark is small) or lie along an edge (a page border broken into dashes).
+FAR_MARK_REACH = 0.7
+FAR_MARK_SHARE = 0.1
 # A drawing's parts: its large marks, those whose bounding boxes overlap or lie within
 # this fraction of the drawing's longer side of each other counted as one part (a stick
 # figure's head, limbs and body; a "B" of two loops; a ring and the mark inside it).
@@ -73,6 +76,17 @@ class _Mark:
         dy = max(top - self.bottom, self.top - bottom, 0)
         return max(dx, dy)
 
+    def along_an_edge(self, shape: tuple[int, ...]) -> bool:
+        """Whether this mark lies within ``BORDER_BAND_FRACTION`` of an edge of the page."""
+        height, width = shape
+        band = BORDER_BAND_FRACTION * max(height, width)
+        return (
+            self.right <= band
+            or self.bottom <= band
+            or self.left >= width - band
+            or self.top >= height - band
+        )
+
 
 def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     """The ink pixels that belong to the drawing: ``ink`` without page borders and stray
@@ -101,6 +115,10 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     largest = max(candidates, key=lambda label: candidates[label].area)
     small_area = SMALL_MARK_FRACTION * candidates[largest].area
     large = {label for label, mark in candidates.items() if mark.area >= small_area}
+
+    def ink_of(part: set[int]) -> int:
+        return sum(candidates[label].area for label in part)
+
     kept = {largest}
     box = _box(candidates[largest])
     grew = True
@@ -108,9 +126,11 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
         grew = False
         side = max(box[2] - box[0], box[3] - box[1])
         for label in large - kept:
-            if candidates[label].gap(box) <= LARGE_MARK_REACH * side:
+            mark = candidates[label]
+            far = mark.area >= FAR_MARK_SHARE * ink_of(kept) and not mark.along_an_edge(ink.shape)
+            if mark.gap(box) <= (FAR_MARK_REACH if far else LARGE_MARK_REACH) * side:
                 kept.add(label)
-                box = _union(box, _box(candidates[label]))
+                box = _union(box, _box(mark))
                 grew = True
 
     def with_small_marks(marks: set[int], frame: tuple[int, int, int, int]) -> Mask:
@@ -126,10 +146,6 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
         return np.asarray(ink & keep[labels], bool)
 
     drawing = with_small_marks(kept, box)
-
-    def ink_of(part: set[int]) -> int:
-        return sum(candidates[label].area for label in part)
-
     # The largest part first (a brand drawn in several marks, a ring around an inner mark,
     # beside its addition), then the largest mark (an addition too close to tell apart).
     for parts in (_parts(kept, candidates, box), [{label} for label in kept]):
