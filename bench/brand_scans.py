@@ -152,17 +152,22 @@ def draw_scan(strokes: list[Stroke], redraw: Redraw) -> NDArray[np.uint8]:
 
 
 def ink_on_paper(
-    ink: NDArray[np.uint8], redraw: Redraw, rng: np.random.Generator, pen: int
+    ink: NDArray[np.uint8],
+    redraw: Redraw,
+    rng: np.random.Generator,
+    pen: int,
+    max_grid_width: float = math.inf,
 ) -> NDArray[np.uint8]:
     """An RGB scan of an ink mask (0-255, the page's size): squared paper as ``redraw``
-    says, with grid lines about a third of ``pen`` wide, then scan artefacts."""
+    says, with grid lines about a third of ``pen`` wide (at most ``max_grid_width``
+    pixels), then scan artefacts."""
     side = ink.shape[0]
     paper = np.array(rng.choice([(250, 250, 247), (243, 239, 226)]), np.float32)
     page = np.empty((side, side, 3), np.float32)
     page[:] = GREY_PAPER if redraw.paper == "grey" else paper
     if redraw.paper != "none":
         pitch = side * rng.uniform(0.025, 0.07)
-        grid_width = max(1.0, pen * rng.uniform(0.25, 0.45))
+        grid_width = max(1.0, min(pen * rng.uniform(0.25, 0.45), max_grid_width))
         du, dv = grid_distances(side, pitch, math.radians(rng.uniform(-2, 2)), 0.0, rng)
         across, along = du < grid_width / 2, dv < grid_width / 2
         grid = across | along

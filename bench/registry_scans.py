@@ -53,6 +53,11 @@ ADDITIONS = ("bar", "letter", "circle", "arc")
 RELATED_BODIES = (("21", "23"), ("23", "21"), ("33", "37"), ("37", "33"), ("29", "37"),
                   ("37", "29"))  # fmt: skip
 MAX_PIXELS = 100_000_000
+# Squared paper's lines are at most this fraction of the page's side wide, however wide
+# the pen (a real 1,500-pixel scan's thresholded lines are about 4 pixels, 0.27%): wider,
+# a bold brand's page would be mostly grid, darker than its paper, and taken for a light
+# drawing on dark paper.
+MAX_GRID_WIDTH_FRACTION = 0.005
 
 Mask = NDArray[np.bool_]
 
@@ -203,7 +208,9 @@ def on_page(mask: Mask, rng: np.random.Generator, paper: str | None = None) -> b
         paper=paper or str(rng.choice(PAPER_STYLES)),
         border=bool(rng.random() < 0.3),
     )
-    image = ink_on_paper(page, redraw, np.random.default_rng(redraw.seed), pen)
+    image = ink_on_paper(
+        page, redraw, np.random.default_rng(redraw.seed), pen, MAX_GRID_WIDTH_FRACTION * side
+    )
     buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1]
     return buffer.tobytes()
 

@@ -84,6 +84,17 @@ def test_light_drawing_on_dark_paper_is_turned_dark_on_light() -> None:
     assert seen.min() < 80
 
 
+def test_a_bold_brand_covering_most_of_the_page_stays_dark_on_light() -> None:
+    page = np.full((400, 400, 3), 245, np.uint8)
+    cv2.line(page, (100, 100), (300, 300), (20, 20, 25), 140)
+    cv2.line(page, (300, 100), (100, 300), (20, 20, 25), 140)
+    assert np.median(page) < 110  # most of the page is ink, strokes far wider than a grid's
+
+    seen = np.asarray(prepare_for_embedding(Image.fromarray(page)).convert("L"))
+
+    assert seen[112, 112] < 80 and seen[112, 10] > 200  # the X dark, the paper white
+
+
 def test_a_symbol_in_a_corner_is_framed_like_the_same_symbol_in_the_middle() -> None:
     def page_with_ring(centre: tuple[int, int]) -> np.ndarray:
         page = np.full((600, 600, 3), 255, np.uint8)

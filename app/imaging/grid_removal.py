@@ -39,9 +39,14 @@ from numpy.typing import NDArray
 RGBImage = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
 
-# Paper level: max filter over this fraction of the image side, computed at 1/8 scale.
+# Paper level: max filter over this fraction of the image side, computed at 1/8 scale;
+# never under PAPER_FLOOR_FRACTION of the page's brightest paper (its PAPER_PERCENTILE),
+# since inside a stroke wider than the window (a bold brand) the filter finds only ink,
+# while a scan's uneven light darkens its paper far less.
 PAPER_WINDOW_FRACTION = 0.06
 PAPER_DOWNSCALE = 8
+PAPER_FLOOR_FRACTION = 0.7
+PAPER_PERCENTILE = 95
 # Ink level: this percentile of darkness among pixels darker than MIN_INK_DARKNESS.
 INK_LEVEL_PERCENTILE = 90
 MIN_INK_DARKNESS = 0.25
@@ -98,6 +103,7 @@ def _paper_level(grey: NDArray[np.float32]) -> NDArray[np.float32]:
     window = max(3, round(max(height, width) * PAPER_WINDOW_FRACTION / PAPER_DOWNSCALE) | 1)
     paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (window, window)))
     paper = cv2.blur(paper, (window, window))
+    paper = np.maximum(paper, PAPER_FLOOR_FRACTION * np.percentile(paper, PAPER_PERCENTILE))
     full = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.maximum(np.asarray(full, np.float32), 1.0)
 

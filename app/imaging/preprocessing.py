@@ -33,8 +33,12 @@ WORKING_SIDE = 448
 # weight; above it bilinear sampling loses none of them and costs a fifth as much (the
 # grid-removal benchmark scores it equal or better: grid 0.002, keep 0.998, IoU 0.953).
 AREA_AVERAGING_SCALE = 0.5
-# Paper darker than this (0-255 median) means a light drawing on dark paper.
+# Paper darker than this (0-255 median) means a light drawing on dark paper: the page's
+# median and the median of its margin, the band within PAPER_BAND_FRACTION of its side
+# from an edge, must both be that dark, since a bold brand may cover most of its page but
+# seldom its margin, and a scanner's dark edges seldom most of the page.
 DARK_PAPER_LEVEL = 110
+PAPER_BAND_FRACTION = 0.05
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
 PREPROCESSING_VERSION = 6
@@ -55,7 +59,11 @@ class PreprocessingOptions:
 def dark_on_light(image: RGBImage) -> RGBImage:
     """Invert a light-on-dark drawing; leave a dark-on-light one as it is."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return 255 - image if median_level(grey) < DARK_PAPER_LEVEL else image
+    band = max(1, round(PAPER_BAND_FRACTION * max(grey.shape)))
+    margin = np.ones_like(grey)
+    margin[band:-band, band:-band] = 0
+    dark = max(median_level(grey), median_level(grey, margin)) < DARK_PAPER_LEVEL
+    return 255 - image if dark else image
 
 
 def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBImage:
