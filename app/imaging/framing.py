@@ -6,8 +6,10 @@ Pipeline (``frame_drawing``), on a (grid-free) RGB drawing on paper:
 2. page borders: long straight runs along an edge of the page are not the drawing;
 3. marks: the ink's connected pieces, pieces a pen lift apart counted as one;
 4. the drawing: the largest mark, and every large mark within ``LARGE_MARK_REACH`` of
-   the drawing's side, grown until nothing more joins; the frame is theirs alone, so a
-   fragment much smaller than the drawing (a grid stub, a dash, a speck) cannot move it:
+   the drawing's side (``FAR_MARK_REACH`` for one holding ``FAR_MARK_SHARE`` of its ink:
+   an addition beside a brand), grown until nothing more joins; the frame is theirs
+   alone, so a fragment much smaller than the drawing (a grid stub, a dash, a speck)
+   cannot move it:
    small marks inside the frame stay, the others, like marks out of reach, are painted
    over with paper and leave both the frame and the image;
 5. crop to the drawing's bounding box with a margin, pad to a square on the paper colour,
