@@ -101,11 +101,13 @@ def _stroke_width(mask: Mask) -> int:
 
 
 def with_addition(mask: Mask, kind: str, rng: np.random.Generator) -> Mask:
-    """``mask`` shrunk to make room, with an addition beside it on the right or below."""
+    """``mask`` shrunk to make room, with an addition beside it on the right or below,
+    drawn with the shrunk brand's pen (one hand draws both: a pen wider than the brand's
+    would make the page's grid lines, sized from the widest strokes, as wide as it)."""
     side = mask.shape[0]
-    pen = _stroke_width(mask)
     canvas = np.zeros((side, side), np.uint8)
     shrunk = cv2.resize(mask.astype(np.uint8) * 255, (side * 3 // 4, side * 3 // 4))
+    pen = _stroke_width(shrunk > 127)
     right = rng.random() < 0.5
     canvas[: shrunk.shape[0], : shrunk.shape[1]] = shrunk
     if not right:
