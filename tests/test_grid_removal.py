@@ -10,7 +10,14 @@ from PIL import Image
 from app.imaging.framing import frame_drawing
 from app.imaging.grid_removal import remove_grid
 from app.imaging.levels import median_level
-from app.imaging.preprocessing import prepare_for_embedding
+from app.imaging.preprocessing import (
+    PreprocessingOptions,
+    dark_on_light,
+    prepare_for_embedding,
+    to_working_size,
+    without_grid,
+)
+from bench.brand_scans import Redraw, ink_on_paper
 from bench.grid_removal import score, service_remover
 from bench.hough_baseline import find_grid_segments
 from bench.synthetic_scans import ScanSpec, make_scan
@@ -152,3 +159,26 @@ def test_median_level_equals_numpy_median_with_and_without_a_mask(size: int) -> 
 
     assert median_level(channel) == np.median(channel)
     assert median_level(channel, mask) == np.median(channel[mask > 0])
+
+
+def test_thin_strokes_as_wide_as_a_small_scans_grid_lines_survive() -> None:
+    side = 400  # a small scan: its 2-pixel strokes barely wider than the grid's lines
+    drawing, circle = np.zeros((side, side), np.uint8), np.zeros((side, side), np.uint8)
+    cv2.ellipse(drawing, (150, 150), (60, 80), 0, 0, 300, 255, 2, cv2.LINE_AA)
+    cv2.line(drawing, (150, 60), (210, 240), 255, 2, cv2.LINE_AA)
+    cv2.circle(circle, (300, 300), 30, 255, 4, cv2.LINE_AA)
+    redraw = Redraw(seed=3, side=side, paper="dark_broken")
+    page = ink_on_paper(np.maximum(drawing, circle), redraw, np.random.default_rng(3), pen=4)
+    working = dark_on_light(to_working_size(page))
+    core = cv2.resize(drawing, working.shape[:2]) > 250
+    away = cv2.resize(cv2.dilate(drawing | circle, np.ones((9, 9))), working.shape[:2]) == 0
+    grid_only = away & (cv2.cvtColor(working, cv2.COLOR_RGB2GRAY) < 150)
+
+    out = cv2.cvtColor(without_grid(page, working, PreprocessingOptions()), cv2.COLOR_RGB2GRAY)
+
+    assert (out[core] < 150).mean() > 0.95
+    assert grid_only.sum() > 10_000
+    assert (out[grid_only] < 200).mean() < 0.01
+    # At the working size alone, the grid's disc takes most of the drawing with it.
+    at_working_size = cv2.cvtColor(remove_grid(working), cv2.COLOR_RGB2GRAY)
+    assert (at_working_size[core] < 150).mean() < 0.6

@@ -9,7 +9,10 @@ Pipeline (``prepare_for_embedding``), on a decoded RGB image:
    grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time); first,
    so that nothing after it works on a large image;
 2. polarity: a light drawing on dark paper is inverted to dark on light;
-3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper;
+3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper; done
+   again at ``FINE_SCALE`` times the working size (from the decoded image, up to twice
+   the working size; cubic above it) when the strokes kept are barely wider than the
+   grid's lines, since thinner ones may have gone with them, then reduced;
 4. framing (``app.imaging.framing``): page borders and stray marks far from the strokes
    are dropped, then the drawing is cropped with a margin and padded to a square on the
    paper colour, so the model's centre crop never cuts the drawing and a symbol drawn in
@@ -41,7 +44,10 @@ DARK_PAPER_LEVEL = 110
 PAPER_BAND_FRACTION = 0.05
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 6
+PREPROCESSING_VERSION = 7
+# Grid removal again at this many times the working size when the strokes are barely
+# wider than the grid's lines at it (step 3).
+FINE_SCALE = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,17 @@ def to_working_size(image: RGBImage, working_side: int = WORKING_SIDE) -> RGBIma
     return np.asarray(cv2.resize(image, size, interpolation=interpolation), np.uint8)
 
 
+def without_grid(decoded: RGBImage, working: RGBImage, options: PreprocessingOptions) -> RGBImage:
+    """``working`` (``decoded`` at working size, dark on light) without its grid; cleaned
+    again from ``decoded`` at ``FINE_SCALE`` times the working size, then reduced, when
+    its strokes are at risk there (``grid_removal.Ink.strokes_at_risk``)."""
+    pixels, at_risk = grid_removal.cleaned(working, options.grid)
+    if not at_risk:
+        return pixels
+    fine = dark_on_light(to_working_size(decoded, FINE_SCALE * options.working_side))
+    return to_working_size(grid_removal.remove_grid(fine, options.grid), options.working_side)
+
+
 def prepare_for_embedding(
     image: Image.Image, options: PreprocessingOptions = PreprocessingOptions()
 ) -> Image.Image:
@@ -93,8 +110,9 @@ def prepare_with_core(
 ) -> tuple[Image.Image, Image.Image | None]:
     """What the embedder sees, and, with ``core``, the drawing's core framed alike when
     it has one (``app.imaging.framing.frame_parts``)."""
-    pixels = dark_on_light(to_working_size(np.asarray(image, np.uint8), options.working_side))
+    decoded = np.asarray(image, np.uint8)
+    pixels = dark_on_light(to_working_size(decoded, options.working_side))
     if options.remove_grid:
-        pixels = grid_removal.remove_grid(pixels, options.grid)
+        pixels = without_grid(decoded, pixels, options)
     whole, largest = frame_parts(pixels, core)
     return Image.fromarray(whole), None if largest is None else Image.fromarray(largest)
