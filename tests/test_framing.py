@@ -138,3 +138,22 @@ def test_a_stub_or_a_broken_page_border_half_the_drawings_side_away_stays_out_of
 
     assert drawing[100:300, 90:180].sum() == ink[100:300, 90:180].sum()
     assert not drawing[350:].any() and not drawing[:, :20].any()
+
+
+def test_a_brand_broken_in_two_beside_an_addition_has_both_pieces_for_core() -> None:
+    ink = np.zeros((448, 448), np.uint8)
+    # A "P" on a stem, its stroke broken below the bowl (where grid removal took a
+    # crossing line) a little more than a pen lift: two marks, close enough to be one part
+    # only beside the wider gap ...
+    cv2.ellipse(ink, (200, 130), (40, 35), 0, -90, 90, 1, 4)
+    cv2.line(ink, (200, 95), (200, 180), 1, 4)
+    cv2.line(ink, (200, 196), (200, 290), 1, 4)
+    cv2.line(ink, (200, 290), (160, 290), 1, 4)
+    # ... and a circle as large as either piece beside it, as an addition.
+    cv2.circle(ink, (340, 250), 38, 1, 4)
+
+    drawing, core = drawing_and_core(ink.astype(bool))
+
+    assert drawing.sum() == ink.sum()
+    assert core[:, :250].sum() == ink[:, :250].sum()  # both pieces of the brand
+    assert not core[:, 290:].any()  # and not the addition

@@ -51,12 +51,16 @@ FAR_MARK_SHARE = 0.1
 # this fraction of the drawing's longer side of each other counted as one part (a stick
 # figure's head, limbs and body; a "B" of two loops; a ring and the mark inside it).
 PART_GAP_FRACTION = 0.01
+# Failing a core with those parts, parts within this wider fraction are one: a thin stroke
+# broken where grid removal took a crossing line leaves a brand in pieces a few pixels
+# apart, while an addition may stand as close to an unbroken brand.
+WIDE_PART_GAP_FRACTION = 0.02
 # A drawing's largest part is its core (the brand, beside an addition) when it holds at
 # least this share of the ink of the large marks that make the drawing.
 CORE_SHARE = 0.5
 # Bump whenever what a drawing's core is changes: the cores' stored shapes and stroke
 # masks carry it, and are recomputed (without the model) when it differs.
-CORE_VERSION: Final = 2
+CORE_VERSION: Final = 3
 # Page borders: straight runs of ink at least BORDER_LENGTH_FRACTION of the page long,
 # along an edge and within BORDER_BAND_FRACTION of the side from it.
 BORDER_BAND_FRACTION = 0.05
@@ -150,7 +154,11 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
     drawing = with_small_marks(kept, box)
     # The largest part first (a brand drawn in several marks, a ring around an inner mark,
     # beside its addition), then the largest mark (an addition too close to tell apart).
-    for parts in (_parts(kept, candidates, box), [{label} for label in kept]):
+    for parts in (
+        _parts(kept, candidates, box, PART_GAP_FRACTION),
+        _parts(kept, candidates, box, WIDE_PART_GAP_FRACTION),
+        [{label} for label in kept],
+    ):
         core = max(parts, key=ink_of)
         if len(parts) > 1 and ink_of(core) >= CORE_SHARE * ink_of(kept):
             core_box = reduce(_union, (_box(candidates[label]) for label in core))
@@ -159,11 +167,11 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
 
 
 def _parts(
-    labels: set[int], marks: dict[int, _Mark], box: tuple[int, int, int, int]
+    labels: set[int], marks: dict[int, _Mark], box: tuple[int, int, int, int], gap: float
 ) -> list[set[int]]:
-    """The marks ``labels`` grouped into parts: marks within ``PART_GAP_FRACTION`` of the
-    drawing's (``box``) longer side of each other, directly or through others, are one."""
-    reach = PART_GAP_FRACTION * max(box[2] - box[0], box[3] - box[1])
+    """The marks ``labels`` grouped into parts: marks within ``gap`` of the drawing's
+    (``box``) longer side of each other, directly or through others, are one."""
+    reach = gap * max(box[2] - box[0], box[3] - box[1])
     parts: list[set[int]] = []
     for label in sorted(labels):
         mark = marks[label]
