@@ -158,13 +158,13 @@ def test_grid_removal_runs_on_indexed_and_query_images(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen_shapes: list[tuple[int, ...]] = []
-    real_remove_grid = grid_removal.remove_grid
+    real_cleaned = grid_removal.cleaned
 
-    def recording_remove_grid(image, params):  # type: ignore[no-untyped-def]
+    def recording_cleaned(image, params):  # type: ignore[no-untyped-def]
         seen_shapes.append(image.shape)
-        return real_remove_grid(image, params)
+        return real_cleaned(image, params)
 
-    monkeypatch.setattr(grid_removal, "remove_grid", recording_remove_grid)
+    monkeypatch.setattr(grid_removal, "cleaned", recording_cleaned)
     client = make_client()
     assert len(seen_shapes) == 8  # every indexed image
 
@@ -177,7 +177,7 @@ def test_grid_removal_can_be_switched_off(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(grid_removal, "remove_grid", lambda image, params: calls.append(1))
+    monkeypatch.setattr(grid_removal, "cleaned", lambda image, params: calls.append(1))
     client = make_client(grid_removal=False)
 
     response = client.post(SEARCH, files=upload(EXAMPLE_IMAGES / "imagen1.jpg"))
