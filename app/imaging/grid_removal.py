@@ -243,6 +243,8 @@ def _threshold_above_a_lighter_grid(
 
 @dataclass(frozen=True)
 class Ink:
+    """What grid removal found on a page (steps 1-6)."""
+
     mask: Mask
     paper: NDArray[np.float32]  # the paper level
     grid_disc: int  # the smallest disc that removed the grid's lines or debris; 0: none

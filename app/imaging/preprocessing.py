@@ -7,7 +7,8 @@ Pipeline (``prepare_for_embedding``), on a decoded RGB image:
    enough for the embedder's 224-pixel view of a drawing that fills half the page, and
    enough pixels across a small scan's strokes to tell them from grid lines (the
    grid-removal benchmark scores 448 within 0.005 of 640, in 60% of the time); first,
-   so that nothing after it works on a large image;
+   so that nothing after it works on a large image (step 3's second cleaning, on few
+   pages, on twice that at most);
 2. polarity: a light drawing on dark paper is inverted to dark on light;
 3. grid removal (``app.imaging.grid_removal``), when enabled: ink on white paper; done
    again at ``FINE_SCALE`` times the working size (from the decoded image, up to twice
