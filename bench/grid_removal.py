@@ -4,7 +4,8 @@
 
 Compares, in one run, the original method (Otsu, Canny 50/150, HoughLinesP 50/100/10,
 5x5 dilation, Telea inpainting radius 3, at full resolution) with the service's
-``prepare_for_embedding`` path (shrink to the working size, then ``remove_grid``), and
+``prepare_for_embedding`` path (shrink to the working size, then ``without_grid``:
+``remove_grid``, again at twice the working size where the strokes are at risk), and
 prints per-style and per-size averages:
 
 - grid: residual grid contrast on grid-only pixels, as a fraction of the input's;
@@ -24,8 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from app.imaging.grid_removal import remove_grid
-from app.imaging.preprocessing import to_working_size
+from app.imaging.preprocessing import PreprocessingOptions, to_working_size, without_grid
 from bench.hough_baseline import remove_grid as hough_remove_grid
 from bench.synthetic_scans import STYLES, Scan, ScanSpec, make_scan
 
@@ -35,7 +35,9 @@ Remover = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
 
 
 def service_remover(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    return remove_grid(to_working_size(image))
+    """The service's grid removal: at working size, and again at twice it where the
+    strokes are at risk (``app.imaging.preprocessing.without_grid``)."""
+    return without_grid(image, to_working_size(image), PreprocessingOptions())
 
 
 def _resize_mask(mask: NDArray[np.bool_], shape: tuple[int, ...]) -> NDArray[np.bool_]:
