@@ -309,12 +309,12 @@ def remove_grid(image: RGBImage, params: GridRemovalParams = GridRemovalParams()
 
 def cleaned(
     image: RGBImage, params: GridRemovalParams = GridRemovalParams()
-) -> tuple[RGBImage, bool]:
-    """``remove_grid``'s image, and whether its strokes are at risk (step 7)."""
+) -> tuple[RGBImage, Ink]:
+    """``remove_grid``'s image, and the ink it found (``Ink.strokes_at_risk``: step 7)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError("remove_grid expects an 8-bit RGB array of shape (H, W, 3)")
     ink = ink_mask(image, params)
     out = np.full(image.shape, PAPER_WHITE, np.uint8)
     gain = (PAPER_WHITE / ink.paper[ink.mask])[:, None]
     out[ink.mask] = np.clip(image[ink.mask].astype(np.float32) * gain, 0, 255).astype(np.uint8)
-    return out, ink.strokes_at_risk
+    return out, ink

@@ -92,8 +92,8 @@ def without_grid(decoded: RGBImage, working: RGBImage, options: PreprocessingOpt
     """``working`` (``decoded`` at working size, dark on light) without its grid; cleaned
     again from ``decoded`` at ``FINE_SCALE`` times the working size, then reduced, when
     its strokes are at risk there (``grid_removal.Ink.strokes_at_risk``)."""
-    pixels, at_risk = grid_removal.cleaned(working, options.grid)
-    if not at_risk:
+    pixels, ink = grid_removal.cleaned(working, options.grid)
+    if not ink.strokes_at_risk:
         return pixels
     fine = dark_on_light(to_working_size(decoded, FINE_SCALE * options.working_side))
     return to_working_size(grid_removal.remove_grid(fine, options.grid), options.working_side)
