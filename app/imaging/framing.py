@@ -153,7 +153,8 @@ def drawing_and_core(ink: Mask) -> tuple[Mask, Mask]:
 
     drawing = with_small_marks(kept, box)
     # The largest part first (a brand drawn in several marks, a ring around an inner mark,
-    # beside its addition), then the largest mark (an addition too close to tell apart).
+    # beside its addition), then with the wider gap (a brand broken into pieces), then the
+    # largest mark (an addition too close to tell apart).
     for parts in (
         _parts(kept, candidates, box, PART_GAP_FRACTION),
         _parts(kept, candidates, box, WIDE_PART_GAP_FRACTION),
