@@ -26,6 +26,7 @@ from bench.registry_scans import (
     Query,
     chimera,
     glyph_brand,
+    held_out_queries,
     load_masks,
     make_registry,
     on_page,
@@ -34,10 +35,9 @@ from bench.registry_scans import (
 )
 from bench.service_bench import REPO, full_size_checkpoint, running_server
 
-KINDS = ("redrawn", "addition", "converse", "turned", "related")
-# The sets whose answer is the query's own brand (the upright ones first): the first
-# stage's recall is theirs.
-OWN_BRAND_KINDS = KINDS[:4]
+# The upright sets whose answer is the query's own brand: the first stage's recall at
+# scale is theirs (every set's but the related one's is printed at the registry's size).
+UPRIGHT_OWN_BRAND_KINDS = ("redrawn", "addition", "converse")
 
 
 def _row(label: str, ranked: list[RankedQuery], size: int) -> str:
@@ -95,7 +95,7 @@ def recall_at_scale(
     """The first stage's recall at ``candidates`` among ``size`` images (this registry's
     and new distractors), for the upright queries; and the count of images."""
     files = _registered(images)
-    upright = [query for query in queries if query.kind in OWN_BRAND_KINDS[:3]]
+    upright = [query for query in queries if query.kind in UPRIGHT_OWN_BRAND_KINDS]
     workers = os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
         stored = list(pool.map(_rows_of, [path.read_bytes() for path in files], chunksize=16))
@@ -121,13 +121,18 @@ def run(
     scale_size: int,
     model: str | None,
     checkout: Path = REPO,
+    held_out_seed: int | None = None,
 ) -> None:
     """Print the tables; the service runs from ``checkout`` (another version's, to
-    compare; one without a verification stage answers the same in both rows)."""
+    compare; one without a verification stage answers the same in both rows); with
+    ``held_out_seed``, also for queries drawn with that seed (``held_out_queries``)."""
     with tempfile.TemporaryDirectory() as work:
         images = Path(work) / "images"
         images.mkdir()
         queries = make_registry(scans, images, distractors)
+        if held_out_seed is not None:
+            queries += held_out_queries(scans, held_out_seed)
+        kinds = list(dict.fromkeys(query.kind for query in queries))
         size = len(list(images.iterdir()))
         environment = {
             **os.environ,
@@ -153,9 +158,10 @@ def run(
                 running_server(environment, checkout) as server,
                 httpx.Client(base_url=server.url, timeout=120) as client,
             ):
-                for kind in KINDS:
+                for kind in kinds:
                     chosen = [query for query in queries if query.kind == kind]
-                    ranked = _rankings(client, chosen, size, turns=kind == "turned")
+                    turns = kind.startswith("turned")
+                    ranked = _rankings(client, chosen, size, turns)
                     lines.append(_row(f"{kind}, {label}", ranked, size))
                     print(lines[-1], flush=True)  # as it comes: the whole run takes long
                     if not verified:
@@ -176,7 +182,7 @@ def run(
         )
     lines += ["", f"| first stage's recall at {candidates} | {size} images | {scaled} images |"]
     lines.append("| --- | --- | --- |")
-    for kind in OWN_BRAND_KINDS:
+    for kind in (kind for kind in kinds if not kind.startswith("related")):
         lines.append(f"| {kind} | {first_stage_recall[kind]:.3f} | |")
     lines.append(f"| upright queries, in-process | | {recall:.3f} |")
     print("\n".join(lines))

@@ -17,7 +17,9 @@ own cleaning and framing, then checked by eye), from which the queries are re-dr
   with an addition), ``turned`` (a re-drawing turned one of the 7 other ways), and
   ``related`` (a real scan whose answer is another real scan drawn with the same body
   and a different head, ``RELATED_BODIES``; the query's own brand, registered as it is
-  and with an addition, is left out of its ranking).
+  and with an addition, is left out of its ranking);
+- **held-out queries** (``held_out_queries``): the same kinds drawn with another seed, for
+  checking that constants chosen on the queries above hold on others.
 """
 
 from dataclasses import dataclass
@@ -236,15 +238,7 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
         )
         # A query's addition differs from the registered one's: its answer is the scan.
         others = [kind for kind in ADDITIONS if kind != registered_addition]
-        for _ in range(redrawn):
-            data = on_page(redraw_mask(mask, rng), rng)
-            queries.append(Query(data, answer, "redrawn"))
-            queries.append(Query(data, extended, "converse"))
-        for _ in range(2):
-            added = with_addition(mask, str(rng.choice(others)), rng)
-            queries.append(Query(on_page(redraw_mask(added, rng), rng), answer, "addition"))
-        turn = str(rng.choice(TURNS[1:]))
-        queries.append(Query(on_page(redraw_mask(mask, rng, turn), rng), answer, "turned"))
+        queries += brand_queries(mask, answer, extended, others, redrawn, rng)
     for asked, answer in RELATED_BODIES:
         if asked in stems and answer in stems:
             own = frozenset({f"real_{scan_paths[asked].name}", f"real_{asked}_plus.png"})
@@ -259,6 +253,55 @@ def make_registry(scans: Path, folder: Path, distractors: int, redrawn: int = 4)
             drawing = glyph_brand(number)
         (folder / f"other{number:05d}.png").write_bytes(on_page(redraw_mask(drawing, rng), rng))
     return queries
+
+
+def brand_queries(
+    mask: Mask,
+    answer: str,
+    extended: str,
+    additions: list[str],
+    redrawn: int,
+    rng: np.random.Generator,
+    suffix: str = "",
+) -> list[Query]:
+    """A real brand's ``redrawn`` and ``converse`` queries (``redrawn`` re-drawings), two
+    ``addition`` ones (one of ``additions`` beside it) and a ``turned`` one; each kind
+    named with ``suffix``."""
+    queries = []
+    for _ in range(redrawn):
+        data = on_page(redraw_mask(mask, rng), rng)
+        queries.append(Query(data, answer, "redrawn" + suffix))
+        queries.append(Query(data, extended, "converse" + suffix))
+    for _ in range(2):
+        added = with_addition(mask, str(rng.choice(additions)), rng)
+        queries.append(Query(on_page(redraw_mask(added, rng), rng), answer, "addition" + suffix))
+    turn = str(rng.choice(TURNS[1:]))
+    queries.append(Query(on_page(redraw_mask(mask, rng, turn), rng), answer, "turned" + suffix))
+    return queries
+
+
+def held_out_queries(scans: Path, seed: int, redrawn: int = 3) -> list[Query]:
+    """Queries of the same kinds as ``make_registry``'s, drawn by other random hands
+    (``seed``) for the same registry, their kinds named ``", held-out"``: the constants
+    were chosen on ``make_registry``'s queries, so these say whether they hold on
+    drawings they were not chosen on. Their additions may be of the registered one's kind
+    (never the same drawing)."""
+    rng = np.random.default_rng(seed)
+    names = {path.stem: path.name for path in real_scans(scans)}
+    return [
+        query
+        for stem, mask in load_masks().items()
+        if stem in names
+        for query in brand_queries(
+            mask,
+            f"real_{names[stem]}",
+            f"real_{stem}_plus.png",
+            list(ADDITIONS),
+            redrawn,
+            rng,
+            ", held-out",
+        )
+    ]
 
 
 def query_shapes(data: bytes) -> list[NDArray[np.float32]]:

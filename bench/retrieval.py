@@ -119,6 +119,11 @@ def main() -> None:
         help="run the service of another checkout (a git worktree of the commit before)",
     )
     parser.add_argument(
+        "--held-out-seed",
+        type=int,
+        help="also ask queries drawn with this seed (constants were not chosen on them)",
+    )
+    parser.add_argument(
         "--freeze-masks",
         action="store_true",
         help="write the real scans' clean stroke masks under bench/data/real_brands/ first",
@@ -134,6 +139,7 @@ def main() -> None:
             args.scale_size,
             args.model,
             args.server_checkout,
+            args.held_out_seed,
         )
         return
 
