@@ -157,10 +157,11 @@ def ink_on_paper(
     rng: np.random.Generator,
     pen: int,
     max_grid_width: float = math.inf,
+    ink_colour: tuple[int, int, int] | None = None,
 ) -> NDArray[np.uint8]:
     """An RGB scan of an ink mask (0-255, the page's size): squared paper as ``redraw``
     says, with grid lines about a third of ``pen`` wide (at most ``max_grid_width``
-    pixels), then scan artefacts."""
+    pixels), in one of ``INKS`` (or ``ink_colour``), then scan artefacts."""
     side = ink.shape[0]
     paper = np.array(rng.choice([(250, 250, 247), (243, 239, 226)]), np.float32)
     page = np.empty((side, side, 3), np.float32)
@@ -183,7 +184,8 @@ def ink_on_paper(
             page[grid] = GRID_COLOURS[redraw.paper]
     if redraw.border:
         _draw_border_and_dashes(page, np.random.default_rng([redraw.seed, 13]))
-    colour = np.array(INKS[int(rng.integers(len(INKS)))], np.float32)
+    drawn = INKS[int(rng.integers(len(INKS)))]  # drawn either way: the same page follows
+    colour = np.array(ink_colour or drawn, np.float32)
     alpha = (ink.astype(np.float32) / 255)[..., None]
     page = page * (1 - alpha) + colour * alpha
 

@@ -182,3 +182,53 @@ def test_thin_strokes_as_wide_as_a_small_scans_grid_lines_survive() -> None:
     # At the working size alone, the grid's disc takes most of the drawing with it.
     at_working_size = cv2.cvtColor(remove_grid(working), cv2.COLOR_RGB2GRAY)
     assert (at_working_size[core] < 150).mean() < 0.6
+
+
+BLUE_INK = (30, 45, 150)
+
+
+def _thin_drawing(side: int) -> np.ndarray:
+    drawing = np.zeros((side, side), np.uint8)
+    cv2.ellipse(drawing, (side // 2, side // 2), (60, 80), 0, 0, 300, 255, 2, cv2.LINE_AA)
+    cv2.line(drawing, (side // 2, side // 2 - 90), (side // 2 + 60, side // 2 + 90), 255, 2)
+    return drawing
+
+
+@pytest.mark.parametrize("paper", ["dark_broken", "grey"])
+def test_blue_strokes_as_thin_as_a_black_grids_lines_or_crosses_are_kept_and_the_grid_goes(
+    paper: str,
+) -> None:
+    side = 400
+    drawing = _thin_drawing(side)
+    redraw = Redraw(seed=5, side=side, paper=paper)
+    page = ink_on_paper(drawing, redraw, np.random.default_rng(5), pen=6, ink_colour=BLUE_INK)
+    working = dark_on_light(to_working_size(page))
+    core = cv2.resize(drawing, working.shape[:2]) > 250
+    away = cv2.resize(cv2.dilate(drawing, np.ones((9, 9))), working.shape[:2]) == 0
+    grid_only = away & (cv2.cvtColor(working, cv2.COLOR_RGB2GRAY) < 110)
+
+    out = cv2.cvtColor(without_grid(page, working, PreprocessingOptions()), cv2.COLOR_RGB2GRAY)
+
+    assert grid_only.sum() > 1_000
+    assert (out[core] < 200).mean() > 0.95
+    assert (out[grid_only] < 200).mean() < 0.01
+
+
+def test_a_drawing_in_two_inks_on_a_black_grid_keeps_both() -> None:
+    side = 400
+    red, blue = np.zeros((side, side), np.uint8), np.zeros((side, side), np.uint8)
+    cv2.circle(red, (140, 200), 70, 255, 5, cv2.LINE_AA)
+    cv2.line(blue, (260, 100), (260, 300), 255, 5)
+    redraw = Redraw(seed=5, side=side, paper="dark_broken")
+    page = ink_on_paper(np.zeros_like(red), redraw, np.random.default_rng(5), pen=6)
+    for mask, colour in ((red, (170, 30, 30)), (blue, BLUE_INK)):
+        alpha = (mask.astype(np.float32) / 255)[..., None]
+        page = (page * (1 - alpha) + np.array(colour, np.float32) * alpha).astype(np.uint8)
+    working = dark_on_light(to_working_size(page))
+
+    out = cv2.cvtColor(without_grid(page, working, PreprocessingOptions()), cv2.COLOR_RGB2GRAY)
+
+    # Told apart by colour alone, the grid's group would hold the red circle too.
+    for mask in (red, blue):
+        core = cv2.resize(cv2.erode(mask, np.ones((3, 3))), working.shape[:2]) > 250
+        assert (out[core] < 200).mean() > 0.95

@@ -18,14 +18,17 @@ horizontal and vertical lines. The method uses both facts:
    grid that reaches it but is clearly lighter than the ink (light grey lines beside
    pencil strokes barely thicker than them) must not decide the disc either: the
    threshold is raised between the grid's darkness and the ink's (Otsu), and when no grid
-   is left above it, that threshold alone separates the ink.
+   is left above it, that threshold alone separates the ink. Likewise a grid of another
+   colour than the ink (blue strokes on a black grid as thick as they are): the dark
+   pixels split in two by colour, one group a grid and the other not, the colour alone
+   separates the ink.
 5. Removal: a morphological closing of the brightness with that disc fills every thin
    dark structure with paper, whatever its colour, angle, breaks or hairs; strokes wider
    than the disc, straight ones lying on grid lines included, keep their shape.
 6. Specks: small components much thinner than the strokes (grid dots, noise) go. A page
    without grid lines but strewn with many of them (dots and crosses where faint lines
    met) is closed like a grid with a disc wider than they are, so that those touching a
-   stroke go too.
+   stroke go too; or, when they are of another colour than the ink, they go by colour.
 7. Output: the ink pixels, lighting-corrected, on white paper, and whether the strokes
    kept are barely wider than the disc (``Ink.strokes_at_risk``): thinner strokes of
    the same drawing may then have gone with the grid, and the caller may clean the page
@@ -33,6 +36,7 @@ horizontal and vertical lines. The method uses both facts:
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -84,6 +88,9 @@ SPECK_THICKNESS_PERCENTILE = 90
 # A grid whose mean darkness is under this fraction of the ink's is lighter than the
 # ink: the ink is then told from it by darkness, not by thickness.
 LIGHT_GRID_FRACTION = 0.7
+# A grid and ink whose colours (Lab's a and b, 0-255) differ by at least this much are
+# told apart by colour.
+MIN_COLOUR_DIFFERENCE = 30.0
 PAPER_WHITE = 255
 # Strokes kept are at risk when a quarter of their length (AT_RISK_PERCENTILE of their
 # widths along their middle lines) is under AT_RISK_STROKE_RATIO times the disc that
@@ -124,6 +131,12 @@ def _disc(diameter: int) -> NDArray[np.uint8]:
     return np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter)), np.uint8)
 
 
+def _opened(mask: Mask, diameter: int) -> Mask:
+    """``mask`` without what is thinner than a disc of ``diameter`` (an opening)."""
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _disc(diameter))
+    return np.asarray(opened > 0, bool)
+
+
 def _parallel_lines_per_strip(mask: NDArray[np.uint8], run: int, strip: int) -> list[int]:
     """For horizontal lines: in each vertical strip, the number of separate bands of rows
     that hold a horizontal run of at least ``run`` pixels."""
@@ -156,16 +169,11 @@ def grid_disc(dark: Mask, params: GridRemovalParams) -> tuple[int, Mask]:
     if not holds_grid(dark, params.min_grid_lines):
         return 0, dark
     largest = max(3, math.ceil(int(max(dark.shape)) * params.max_disc_fraction))
-    binary = dark.astype(np.uint8)
-
-    def opening(diameter: int) -> Mask:
-        return np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, _disc(diameter)) > 0, bool)
-
     for diameter in range(3, largest, 2):
-        opened = opening(diameter)
+        opened = _opened(dark, diameter)
         if not holds_grid(opened, params.min_grid_lines):
             return diameter, opened
-    return largest, opening(largest)
+    return largest, _opened(dark, largest)
 
 
 def _with_margin(diameter: int, strokes: Mask) -> int:
@@ -195,8 +203,7 @@ def _debris_disc(dark: Mask) -> tuple[int, Mask]:
     diameter = round(2 * thickness) | 1
     if diameter > MAX_DISC_OF_STROKE * _stroke_width(dark & ~specks):
         return 0, dark
-    opened = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_OPEN, _disc(diameter)) > 0
-    return diameter, np.asarray(opened, bool)
+    return diameter, _opened(dark, diameter)
 
 
 def _specks(mask: Mask) -> tuple[Mask, float]:
@@ -239,6 +246,58 @@ def _threshold_above_a_lighter_grid(
         return None
     threshold = float(split) / 255
     return None if holds_grid(darkness > threshold, params.min_grid_lines) else threshold
+
+
+def _colour_split(chroma: NDArray[np.float32], mask: Mask) -> tuple[Mask, Mask] | None:
+    """``mask`` split in two by colour, when it holds two: its pixels' colours (``chroma``,
+    Lab's a and b) projected on their main axis and split by Otsu's method, when the two
+    groups' mean colours lie at least ``MIN_COLOUR_DIFFERENCE`` apart; else ``None``."""
+    colours = chroma[mask]
+    if len(colours) < 2:
+        return None
+    centred = colours - colours.mean(axis=0)
+    axis = np.linalg.svd(centred.T @ centred)[0][:, 0]
+    along = np.asarray(chroma @ axis, np.float32)
+    values = along[mask]
+    low, high = float(values.min()), float(values.max())
+    if high - low < MIN_COLOUR_DIFFERENCE:  # one colour (a scanner's grey page)
+        return None
+    levels = np.round((values - low) / (high - low) * 255).astype(np.uint8)
+    split, _ = cv2.threshold(levels.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    below = along <= low + float(split) / 255 * (high - low)
+    first, second = mask & below, mask & ~below
+    if not first.any() or not second.any():
+        return None
+    if float(along[second].mean() - along[first].mean()) < MIN_COLOUR_DIFFERENCE:
+        return None
+    return first, second
+
+
+def _ink_of_another_colour(
+    image: RGBImage, dark: Mask, is_grid: Callable[[Mask], bool]
+) -> Mask | None:
+    """The ink, when the grid in ``dark`` (its lines, or what a scanner left of them:
+    ``is_grid``) is of another colour than the ink (blue strokes on a black grid as thick
+    as they are, or beside its black crosses); else ``None``.
+
+    The dark pixels split in two by colour (``_colour_split``); the split counts when one
+    group is a grid and the other is not, and the grid's group is of one colour: a
+    drawing in two inks on a grid of a third colour is left to the thickness method,
+    which keeps both."""
+    chroma = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
+    groups = _colour_split(chroma, dark)
+    if groups is None:
+        return None
+    first, second = groups
+    for grid, ink in ((first, second), (second, first)):
+        if is_grid(grid) and not is_grid(ink):
+            return None if _colour_split(chroma, grid) is not None else ink
+    return None
+
+
+def _holds_debris(mask: Mask) -> bool:
+    """Whether ``mask`` holds what a scanner leaves of a grid: many specks."""
+    return _specks(mask)[1] > 0
 
 
 @dataclass(frozen=True)
@@ -285,12 +344,21 @@ def ink_mask(image: RGBImage, params: GridRemovalParams = GridRemovalParams()) -
             cores = (darkness > lighter).astype(np.uint8)
             dark = dark & (cv2.dilate(cores, np.ones((3, 3), np.uint8)) > 0)
             diameter = smallest = 0
-    if diameter:
-        diameter = _with_margin(diameter, strokes)
-    else:
-        # No grid lines, but maybe a page strewn with what a scanner left of them (dots
-        # and crosses at intersections, as on grey paper): those touching a stroke are
-        # not specks, and go with a closing like a grid's when the strokes are wide enough.
+        else:
+            coloured = _ink_of_another_colour(
+                image, dark, lambda mask: holds_grid(mask, params.min_grid_lines)
+            )
+            if coloured is not None:
+                return Ink(coloured & ~_specks(coloured)[0], paper, 0)
+            diameter = _with_margin(diameter, strokes)
+    if not diameter:
+        # No grid lines (left), but maybe a page strewn with what a scanner left of them
+        # (dots and crosses at intersections, as on grey paper): of another colour than
+        # the ink, they go by colour; else those touching a stroke are not specks, and go
+        # with a closing like a grid's when the strokes are wide enough.
+        coloured = _ink_of_another_colour(image, dark, _holds_debris)
+        if coloured is not None:
+            return Ink(coloured & ~_specks(coloured)[0], paper, 0)
         diameter, strokes = _debris_disc(dark)
         smallest = diameter
     if diameter:

@@ -45,7 +45,7 @@ DARK_PAPER_LEVEL = 110
 PAPER_BAND_FRACTION = 0.05
 # Bump whenever this pipeline or grid removal changes what the embedder sees: stored
 # vectors carry it (with the options) and are recomputed when it differs.
-PREPROCESSING_VERSION = 7
+PREPROCESSING_VERSION = 8
 # Grid removal again at this many times the working size when the strokes are barely
 # wider than the grid's lines at it (step 3).
 FINE_SCALE = 2
