@@ -248,29 +248,26 @@ def _threshold_above_a_lighter_grid(
     return None if holds_grid(darkness > threshold, params.min_grid_lines) else threshold
 
 
-def _colour_split(chroma: NDArray[np.float32], mask: Mask) -> tuple[Mask, Mask] | None:
-    """``mask`` split in two by colour, when it holds two: its pixels' colours (``chroma``,
-    Lab's a and b) projected on their main axis and split by Otsu's method, when the two
-    groups' mean colours lie at least ``MIN_COLOUR_DIFFERENCE`` apart; else ``None``."""
-    colours = chroma[mask]
+def _colour_split(colours: NDArray[np.float32]) -> NDArray[np.bool_] | None:
+    """Which of ``colours`` (Lab's a and b, a row a pixel) form the second of two colour
+    groups, when they hold two: projected on their main axis and split by Otsu's method,
+    the two groups' mean colours at least ``MIN_COLOUR_DIFFERENCE`` apart; else ``None``."""
     if len(colours) < 2:
         return None
     centred = colours - colours.mean(axis=0)
     axis = np.linalg.svd(centred.T @ centred)[0][:, 0]
-    along = np.asarray(chroma @ axis, np.float32)
-    values = along[mask]
-    low, high = float(values.min()), float(values.max())
+    along = np.asarray(colours @ axis, np.float32)
+    low, high = float(along.min()), float(along.max())
     if high - low < MIN_COLOUR_DIFFERENCE:  # one colour (a scanner's grey page)
         return None
-    levels = np.round((values - low) / (high - low) * 255).astype(np.uint8)
+    levels = np.round((along - low) / (high - low) * 255).astype(np.uint8)
     split, _ = cv2.threshold(levels.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    below = along <= low + float(split) / 255 * (high - low)
-    first, second = mask & below, mask & ~below
-    if not first.any() or not second.any():
+    second = along > low + float(split) / 255 * (high - low)
+    if second.all() or not second.any():
         return None
-    if float(along[second].mean() - along[first].mean()) < MIN_COLOUR_DIFFERENCE:
+    if float(along[second].mean() - along[~second].mean()) < MIN_COLOUR_DIFFERENCE:
         return None
-    return first, second
+    return np.asarray(second, bool)
 
 
 def _ink_of_another_colour(
@@ -280,18 +277,22 @@ def _ink_of_another_colour(
     ``is_grid``) is of another colour than the ink (blue strokes on a black grid as thick
     as they are, or beside its black crosses); else ``None``.
 
-    The dark pixels split in two by colour (``_colour_split``); the split counts when one
-    group is a grid and the other is not, and the grid's group is of one colour: a
-    drawing in two inks on a grid of a third colour is left to the thickness method,
-    which keeps both."""
-    chroma = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
-    groups = _colour_split(chroma, dark)
-    if groups is None:
+    The dark pixels split in two by colour (``_colour_split``, on their colours alone:
+    the page's other pixels play no part); the split counts when one group is a grid and
+    the other is not, and the grid's group is of one colour: a drawing in two inks on a
+    grid of a third colour is left to the thickness method, which keeps both."""
+    ys, xs = np.nonzero(dark)
+    pixels = image[ys, xs].reshape(-1, 1, 3)
+    colours = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)[:, 0, 1:].astype(np.float32)
+    second = _colour_split(colours)
+    if second is None:
         return None
-    first, second = groups
-    for grid, ink in ((first, second), (second, first)):
+    for grid_rows in (~second, second):
+        grid, ink = np.zeros_like(dark), np.zeros_like(dark)
+        grid[ys[grid_rows], xs[grid_rows]] = True
+        ink[ys[~grid_rows], xs[~grid_rows]] = True
         if is_grid(grid) and not is_grid(ink):
-            return None if _colour_split(chroma, grid) is not None else ink
+            return None if _colour_split(colours[grid_rows]) is not None else ink
     return None
 
 
