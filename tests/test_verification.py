@@ -283,10 +283,10 @@ def test_a_brand_and_the_same_brand_beside_an_addition_score_by_the_cores_match(
 def test_a_copy_ranks_before_the_same_brand_with_an_addition_whose_core_matches_a_hair_better() -> (
     None
 ):
-    # The coverages of a re-drawn real brand (the registry benchmark's real_27, held-out
-    # seed 2031): its scan covers it both ways; the brand registered with an addition
-    # leaves its addition uncovered, while its core, re-drawn from the same strokes as the
-    # query, matches by a hair more than the scan does.
+    # The coverages of a re-drawn real brand (real_27, in a held-out draw of the registry
+    # benchmark's queries made outside it): its scan covers it both ways; the brand
+    # registered with an addition leaves its addition uncovered, while its core, re-drawn
+    # from the same strokes as the query, matches by a hair more than the scan does.
     copy = Alignment(0.992, 0.994, "upright", 1.0, 0.0, (0, 0))
     with_addition = Alignment(0.858, 1.0, "upright", 1.0, 0.0, (0, 0), core_match=0.996)
     stranger = Alignment(0.75, 0.8, "upright", 1.0, 0.0, (0, 0))
