@@ -76,10 +76,10 @@ class Comparison:
         return Compared(image_id, other_id, alignment, registered.whole, other.whole)
 
     def _strokes(self, image_id: str) -> Strokes:
-        record = self.store.get(image_id)
-        if record is None:
+        found = self.store.image(image_id, (self.verifier.key,))
+        if found is None:
             raise ImageNotFoundError(message("image_not_found", id=image_id))
-        strokes = self.verifier.strokes({record.sha256}).get(record.sha256)
+        strokes = self.verifier.strokes(found[1])
         if strokes is None:
             raise ImageNotFoundError(message("image_not_indexed", id=image_id))
         return strokes

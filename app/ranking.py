@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.imaging.shape import SHAPE_DIMENSION, TURNS, turned_descriptor
-from app.storage.types import Hit, VectorQuery
+from app.storage.types import Hit, VectorQuery, best_per_image
 
 UPRIGHT = TURNS[0]
 
@@ -83,15 +83,8 @@ class TurnedHit:
 
 
 def best_turns(turns: tuple[str, ...], hits_per_turn: list[list[Hit]]) -> list[TurnedHit]:
-    """Each image once, with its best turn's hit (the first turn on ties), best first.
-
-    When every turn's list holds its ``top_k`` best, the merged list's first ``top_k`` are
-    the true ``top_k`` by best turn: any image ranked above one in some turn's list also
-    ranks above it by best turn."""
-    best: dict[str, TurnedHit] = {}
-    for turn, hits in zip(turns, hits_per_turn, strict=True):
-        for hit in hits:
-            held = best.get(hit.record.id)
-            if held is None or hit.similarity > held.hit.similarity:
-                best[hit.record.id] = TurnedHit(hit, turn)
-    return sorted(best.values(), key=lambda turned: -turned.hit.similarity)
+    """Each image once, with its best turn's hit (the first turn on ties), best first
+    (``best_per_image``)."""
+    if len(turns) != len(hits_per_turn):
+        raise ValueError(f"{len(hits_per_turn)} lists of hits for {len(turns)} turns")
+    return [TurnedHit(hit, turns[row]) for row, hit in best_per_image(hits_per_turn)]

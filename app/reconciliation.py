@@ -188,14 +188,14 @@ class Reconciler:
         current = [self._current_record(image_id, files[image_id], known) for image_id in files]
         records = [record for record in current if record is not None]
         sha256s = {record.sha256 for record in records}
-        strokes = store.vectors(self.encoder.strokes, sha256s)
         # Complete: searchable with its core's row, and verifiable; a missing stroke mask
         # or core (a new STROKES_VERSION or SHAPE_VERSION) is made again with the shape,
         # without the model.
         stored = {
-            sha256: {**vectors, self.encoder.strokes: strokes[sha256]}
-            for sha256, vectors in store.stored(sha256s, with_core=True).items()
-            if sha256 in strokes and (store.space.core is None or store.space.core in vectors)
+            sha256: vectors
+            for sha256, vectors in store.stored(sha256s, (self.encoder.strokes,)).items()
+            if self.encoder.strokes in vectors
+            and (store.space.core is None or store.space.core in vectors)
         }
         searchable = store.searchable_ids()
         self.save_present(
@@ -207,7 +207,7 @@ class Reconciler:
             ]
         )
 
-        concepts = store.vectors(store.space.concept, sha256s)
+        concepts = store.vectors(store.space.concept, sha256s - stored.keys())
         work: dict[str, _Work] = {}
         for record in records:
             if record.sha256 not in stored:

@@ -24,7 +24,7 @@ from app.ranking import SearchMode, SearchQuery, best_turns, image_query, words_
 from app.reconciliation import IndexingProgress
 from app.storage.image_folder import ImageFolder
 from app.storage.store import Store
-from app.storage.types import VectorQuery, Vectors
+from app.storage.types import NO_FETCH, VectorQuery, Vectors
 from app.verifier import Verified, Verifier
 
 # What a client is told to wait when every search slot is taken.
@@ -160,18 +160,14 @@ class Search:
     def similar_to(self, image_id: str, query: SearchQuery) -> list[Match]:
         """The images most similar to a collection image, from its stored vectors; the
         image itself is left out."""
-        record = self.store.get(image_id)
-        if record is None:
-            raise ImageNotFoundError(message("image_not_found", id=image_id))
-        stored = self.store.searchable([image_id]).get(image_id)
-        if stored is None:
-            raise ImageNotFoundError(message("image_not_indexed", id=image_id))
         # Its stroke mask and its core's shape too, as stored (the mask packed), so that
         # the search is verified and looks for its brand without an addition.
-        for key in filter(None, (self.verifier.key, self.store.space.core)):
-            found = self.store.vectors(key, {record.sha256})
-            if record.sha256 in found:
-                stored = {**stored, key: found[record.sha256]}
+        found = self.store.image(image_id, (self.verifier.key,))
+        if found is None:
+            raise ImageNotFoundError(message("image_not_found", id=image_id))
+        stored = found[1]
+        if not stored:
+            raise ImageNotFoundError(message("image_not_indexed", id=image_id))
         wider = replace(query, top_k=query.top_k + 1)
         matches = self.by_vectors(stored, wider)
         return [match for match in matches if match.id != image_id][: query.top_k]
@@ -186,7 +182,7 @@ class Search:
         vector_query, labels = image_query(
             vectors[space.concept], vectors[space.shape], query, parts
         )
-        strokes = self.verifier.query_strokes(vectors) if query.mode != SearchMode.CONCEPT else None
+        strokes = self.verifier.strokes(vectors) if query.mode != SearchMode.CONCEPT else None
         return self._matches(vector_query, labels, query, strokes)
 
     def _matches(
@@ -197,11 +193,12 @@ class Search:
         strokes: Strokes | None,
         words: bool = False,
     ) -> list[Match]:
-        """The first stage (one store call), then, for a drawing with its stroke mask, the
-        verification of its first candidates (one more)."""
+        """The first stage and, for a drawing with its stroke mask, its first candidates'
+        masks (one store call), then their verification."""
         verifying = strokes is not None and self.verifier.candidates > 0
         wanted = max(query.top_k, self.verifier.candidates) if verifying else query.top_k
-        hits_per_turn = self.store.search(vectors, wanted, query.min_similarity)
+        fetch = self.verifier.fetch if verifying else NO_FETCH
+        hits_per_turn = self.store.search(vectors, wanted, query.min_similarity, fetch)
         first = best_turns(labels, hits_per_turn)[:wanted]
         ranked = self.verifier.rerank(strokes, first, query.turn_names)
         return [self._match(item, query, words) for item in ranked[: query.top_k]]

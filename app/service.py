@@ -135,7 +135,7 @@ class Service:
             settings.search_mode,
             settings.hybrid_concept_weight,
         )
-        verifier = Verifier(store, encoder.strokes, settings.rerank_candidates)
+        verifier = Verifier(encoder.strokes, settings.rerank_candidates)
         search = Search(
             encoder,
             store,

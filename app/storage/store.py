@@ -18,7 +18,16 @@ from contextlib import AbstractContextManager
 import numpy as np
 from numpy.typing import NDArray
 
-from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
+from app.storage.types import (
+    NO_FETCH,
+    EmbeddingKey,
+    Fetch,
+    Hit,
+    ImageRecord,
+    VectorQuery,
+    Vectors,
+    VectorSpace,
+)
 
 
 class Store(ABC):
@@ -69,23 +78,39 @@ class Store(ABC):
         it; with the total count and the page answered, read together."""
 
     @abstractmethod
+    def vectors_of(
+        self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
+    ) -> dict[str, Vectors]:
+        """The vectors stored for ``sha256s`` under ``keys``, read by key (never the
+        whole key's vectors); bytes with none of them are left out, and so is a vector
+        whose length is not its key's."""
+
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
+        return {sha256: found[key] for sha256, found in self.vectors_of(sha256s, (key,)).items()}
 
-    def stored(self, sha256s: Iterable[str], with_core: bool = False) -> dict[str, Vectors]:
-        """The bytes among ``sha256s`` whose vectors of the space are both stored; with
-        ``with_core``, their cores' shapes too, where stored."""
-        wanted, space = set(sha256s), self.space
-        concepts = self.vectors(space.concept, wanted)
-        shapes = self.vectors(space.shape, wanted)
-        found = {
-            sha256: space.vectors(concepts[sha256], shapes[sha256])
-            for sha256 in concepts.keys() & shapes.keys()
+    def stored(
+        self, sha256s: Iterable[str], extra: Iterable[EmbeddingKey] = ()
+    ) -> dict[str, Vectors]:
+        """The bytes among ``sha256s`` whose vectors of the space are both stored, with
+        their core's shape and the ``extra`` keys' vectors where stored."""
+        space = self.space
+        keys = {space.concept, space.shape, *filter(None, (space.core,)), *extra}
+        return {
+            sha256: vectors
+            for sha256, vectors in self.vectors_of(sha256s, keys).items()
+            if space.holds(vectors)
         }
-        if with_core and space.core is not None:
-            for sha256, core in self.vectors(space.core, found).items():
-                found[sha256][space.core] = core
-        return found
+
+    def image(
+        self, image_id: str, extra: Iterable[EmbeddingKey] = ()
+    ) -> tuple[ImageRecord, Vectors] | None:
+        """An image's record and what ``stored`` holds for its bytes (nothing when its
+        vectors are not stored yet); None when there is no such image."""
+        record = self.get(image_id)
+        if record is None:
+            return None
+        return record, self.stored({record.sha256}, extra).get(record.sha256, {})
 
     # Writes: each is atomic
 
@@ -114,14 +139,13 @@ class Store(ABC):
     # Search
 
     @abstractmethod
-    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
+    def search(
+        self, query: VectorQuery, top_k: int, min_similarity: float, fetch: Fetch = NO_FETCH
+    ) -> list[list[Hit]]:
         """For each turn of the query, up to ``top_k`` hits whose similarity (the
         weighted inner product) is at least ``min_similarity``, best first, each with its
-        record and both halves' similarities: everything a result shows, in one call."""
-
-    @abstractmethod
-    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
-        """The vectors of those ``ids`` that are searchable."""
+        record and both halves' similarities, and the first images with the vectors
+        ``fetch`` asks for: everything a result and its verification need, in one call."""
 
     @abstractmethod
     def searchable_ids(self) -> set[str]: ...

@@ -3,7 +3,7 @@ both backends and the domain: image records, the keys vectors are stored under, 
 vector space a collection searches, and a search's query and hits."""
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -64,14 +64,59 @@ class VectorQuery:
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """What a search answers with its best images, as qdrant's ``with_vectors``: the
+    stored vectors under ``keys`` (a stroke mask for verification) of the first
+    ``images`` images by their best row (``best_per_image``'s order), read by key, so
+    the cost does not grow with the collection."""
+
+    keys: tuple[EmbeddingKey, ...] = ()
+    images: int = 0
+
+
+NO_FETCH = Fetch()
+
+
+@dataclass(frozen=True)
 class Hit:
     """One image a search found: its record, the query's score (the weighted inner
-    product) and the two halves' cosine similarities to the query."""
+    product), the two halves' cosine similarities to the query, and the stored vectors
+    the search was asked to fetch with it (``Fetch``; empty for the others)."""
 
     record: ImageRecord
     similarity: float
     concept_similarity: float
     shape_similarity: float
+    stored: Vectors = field(default_factory=dict, compare=False)
+
+
+def best_per_image(rows: list[list[Hit]]) -> list[tuple[int, Hit]]:
+    """Each image once, at its best row's hit (the first row on ties), with that row's
+    number; best first.
+
+    When every row's list holds its ``top_k`` best, the first ``top_k`` are the true
+    ``top_k`` by best row: any image ranked above one in some row's list also ranks
+    above it by best row."""
+    best: dict[str, tuple[int, Hit]] = {}
+    for row, hits in enumerate(rows):
+        for hit in hits:
+            held = best.get(hit.record.id)
+            if held is None or hit.similarity > held[1].similarity:
+                best[hit.record.id] = (row, hit)
+    return sorted(best.values(), key=lambda found: -found[1].similarity)
+
+
+def with_fetched(rows: list[list[Hit]], fetched: dict[str, Vectors]) -> list[list[Hit]]:
+    """``rows`` with each hit's fetched vectors (by its bytes) attached."""
+    return [
+        [
+            Hit(hit.record, hit.similarity, hit.concept_similarity, hit.shape_similarity, found)
+            if (found := fetched.get(hit.record.sha256))
+            else hit
+            for hit in hits
+        ]
+        for hits in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from app.errors import StoreUnavailableError
 from app.messages.catalogue import message
@@ -205,19 +204,26 @@ class Catalog:
             ).fetchall()
         return [row[1] for row in rows], (rows[-1][0] if rows else seq)
 
-    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
-        """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
-        wanted = set(sha256s)
+    def vectors_of(
+        self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
+    ) -> dict[str, Vectors]:
+        """The vectors stored for ``sha256s`` under ``keys``, each read through the
+        primary key (bytes, model, preprocessing); bytes with none are left out."""
+        by_name = {(key.model, key.preprocessing): key for key in keys}
         with self._lock:
             rows = self._db.execute(
-                "SELECT sha256, vector FROM embeddings WHERE model = ? AND preprocessing = ?",
-                (key.model, key.preprocessing),
+                "SELECT sha256, model, preprocessing, vector FROM embeddings "
+                "WHERE sha256 IN (SELECT value FROM json_each(?)) AND (model, preprocessing) IN "
+                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?))",
+                (json.dumps(sorted(set(sha256s))), json.dumps(list(by_name))),
             ).fetchall()
-        return {
-            sha256: np.frombuffer(blob, dtype=np.float32)
-            for sha256, blob in rows
-            if sha256 in wanted and len(blob) == 4 * key.dimension
-        }
+        found: dict[str, Vectors] = {}
+        for sha256, model, preprocessing, blob in rows:
+            key = by_name[(model, preprocessing)]
+            if len(blob) == 4 * key.dimension:
+                found.setdefault(sha256, {})[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
 
     # Writes: each is one transaction
 

@@ -14,13 +14,23 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
-from numpy.typing import NDArray
 
 from app.storage.embedded.catalog import Catalog
 from app.storage.embedded.vector_index import VectorIndex
 from app.storage.search_index import HNSW_EF_SEARCH
 from app.storage.store import Store
-from app.storage.types import EmbeddingKey, Hit, ImageRecord, VectorQuery, Vectors, VectorSpace
+from app.storage.types import (
+    NO_FETCH,
+    EmbeddingKey,
+    Fetch,
+    Hit,
+    ImageRecord,
+    VectorQuery,
+    Vectors,
+    VectorSpace,
+    best_per_image,
+    with_fetched,
+)
 
 RECONCILE_LOCK = "reconcile.lock"
 
@@ -74,8 +84,10 @@ class EmbeddedStore(Store):
     ) -> tuple[list[ImageRecord], int, int]:
         return self.catalog.newest_first(page, page_size, text)
 
-    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
-        return self.catalog.vectors(key, sha256s)
+    def vectors_of(
+        self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
+    ) -> dict[str, Vectors]:
+        return self.catalog.vectors_of(sha256s, keys)
 
     # Writes
 
@@ -108,9 +120,12 @@ class EmbeddedStore(Store):
 
     # Search
 
-    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
+    def search(
+        self, query: VectorQuery, top_k: int, min_similarity: float, fetch: Fetch = NO_FETCH
+    ) -> list[list[Hit]]:
         """FAISS finds the ids; their vectors come from the index and their records from
-        the catalog, read after it: an image deleted in between is left out."""
+        the catalog, read after it (an image deleted in between is left out), then what
+        ``fetch`` asks for of the first images, by key."""
         self._catch_up()
         rows = self.space.rows(query)
         found = self.index.search(rows, top_k, min_similarity)
@@ -121,7 +136,11 @@ class EmbeddedStore(Store):
             self._hits(index, hits_per_row, records, query)
             for index, hits_per_row in ((self.index, found), (self.core_index, found_core))
         )
-        return self.space.merged(main, core, top_k)
+        merged = self.space.merged(main, core, top_k)
+        if not fetch.images or not fetch.keys:
+            return merged
+        leading = {hit.record.sha256 for _, hit in best_per_image(merged)[: fetch.images]}
+        return with_fetched(merged, self.catalog.vectors_of(leading, fetch.keys))
 
     def _hits(
         self,
@@ -139,13 +158,6 @@ class EmbeddedStore(Store):
             ]
             for turn, hits in enumerate(found)
         ]
-
-    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
-        self._catch_up()
-        return {
-            image_id: self.space.split(joined)
-            for image_id, joined in self.index.vectors(ids).items()
-        }
 
     def searchable_ids(self) -> set[str]:
         self._catch_up()
@@ -176,7 +188,7 @@ class EmbeddedStore(Store):
 
     def _index_stored(self, records: dict[str, ImageRecord]) -> set[str]:
         """Index the records whose vectors are stored; return their ids."""
-        stored = self.stored({record.sha256 for record in records.values()}, with_core=True)
+        stored = self.stored({record.sha256 for record in records.values()})
         self._index(
             [
                 (record, stored[record.sha256])

@@ -28,10 +28,12 @@ def public_location(url: str) -> str:
 
 
 class Database:
-    """Pooled connections to one database; ``unavailable`` names it without its password."""
+    """Pooled connections to one database, each with the ``session`` settings (name ->
+    value); ``unavailable`` names it without its password."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, session: dict[str, str] | None = None) -> None:
         self.url = url
+        self.session = dict(session or {})
         self.location = public_location(url)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
@@ -44,10 +46,11 @@ class Database:
             open=True,
         )
 
-    @staticmethod
-    def _configure(connection: Connection) -> None:
+    def _configure(self, connection: Connection) -> None:
         register_vector(connection)
         connection.execute("SET TIME ZONE 'UTC'")
+        for name, value in self.session.items():
+            connection.execute("SELECT set_config(%s, %s, false)", (name, value))
 
     def unavailable(self, exc: Exception) -> StoreUnavailableError:
         return unavailable(self.location, exc)

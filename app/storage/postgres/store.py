@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
-from numpy.typing import NDArray
 
 from app.storage.postgres.database import Connection, Database, direct_connection
 from app.storage.postgres.nearest import (
@@ -29,7 +28,9 @@ from app.storage.postgres.schema import RECONCILE_LOCK, create_hnsw_index, migra
 from app.storage.search_index import HNSW_EF_SEARCH
 from app.storage.store import Store
 from app.storage.types import (
+    NO_FETCH,
     EmbeddingKey,
+    Fetch,
     Hit,
     ImageRecord,
     VectorQuery,
@@ -59,7 +60,8 @@ class PostgresStore(Store):
             if hnsw:
                 for column in SEARCHED_COLUMNS:
                     create_hnsw_index(connection, space.name, space.dimension, column)
-        self._database = Database(url)
+        # HNSW explores ef_search candidates per query (a larger top_k asks for more).
+        self._database = Database(url, {"hnsw.ef_search": str(ef_search)} if hnsw else None)
         self.location = self._database.location
         self._connection = self._database.connection
 
@@ -149,15 +151,27 @@ class PostgresStore(Store):
             )
         return record
 
-    def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
+    def vectors_of(
+        self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
+    ) -> dict[str, Vectors]:
+        by_name = {(key.model, key.preprocessing): key for key in keys}
         with self._connection() as connection:
             rows = connection.execute(
-                "SELECT sha256, vector FROM embeddings "
-                "WHERE model = %s AND preprocessing = %s AND sha256 = ANY(%s)",
-                (key.model, key.preprocessing, list(set(sha256s))),
+                "SELECT sha256, model, preprocessing, vector FROM embeddings "
+                "WHERE sha256 = ANY(%s) AND (model, preprocessing) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                (
+                    list(set(sha256s)),
+                    [model for model, _ in by_name],
+                    [preprocessing for _, preprocessing in by_name],
+                ),
             ).fetchall()
-        found = {sha256: as_numpy(vector) for sha256, vector in rows}
-        return {sha256: vector for sha256, vector in found.items() if len(vector) == key.dimension}
+        found: dict[str, Vectors] = {}
+        for sha256, model, preprocessing, stored in rows:
+            key, vector = by_name[(model, preprocessing)], as_numpy(stored)
+            if len(vector) == key.dimension:
+                found.setdefault(sha256, {})[key] = vector
+        return found
 
     # Writes
 
@@ -233,17 +247,11 @@ class PostgresStore(Store):
 
     # Search
 
-    def search(self, query: VectorQuery, top_k: int, min_similarity: float) -> list[list[Hit]]:
-        with self._connection() as connection, connection.transaction():
-            return self._nearest.search(connection, query, top_k, min_similarity)
-
-    def searchable(self, ids: list[str]) -> dict[str, Vectors]:
+    def search(
+        self, query: VectorQuery, top_k: int, min_similarity: float, fetch: Fetch = NO_FETCH
+    ) -> list[list[Hit]]:
         with self._connection() as connection:
-            rows = connection.execute(
-                "SELECT id, embedding FROM images WHERE space = %s AND id = ANY(%s)",
-                (self.space.name, ids),
-            ).fetchall()
-        return {image_id: self.space.split(as_numpy(vector)) for image_id, vector in rows}
+            return self._nearest.search(connection, query, top_k, min_similarity, fetch)
 
     def searchable_ids(self) -> set[str]:
         with self._connection() as connection:
