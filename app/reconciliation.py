@@ -236,6 +236,7 @@ class Reconciler:
             indexed_images=store.searchable_count(),
             withheld=withheld,
         )
+        store.checkpoint()  # the next start loads what this one indexed
         logger.info("Reconciled %s with %s: %s", self.folder.root, store.location, report)
         return report
 

@@ -44,6 +44,11 @@ class Store(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
+    def checkpoint(self) -> None:
+        """Persist what a start would otherwise build again (the embedded store's index);
+        nothing for a store that keeps nothing in memory."""
+
+    @abstractmethod
     def exclusive(self) -> AbstractContextManager[object]:
         """Held by one reconciliation at a time across every process on this store."""
 

@@ -13,6 +13,9 @@ A SQLite database (``catalog.sqlite3``), as rclip keeps its vectors:
 
 - ``collection``: the id of the collection whose folder it indexes (``app.folder_guard``).
 
+- ``saved_index``: which saved FAISS index belongs to this catalog, and the last change
+  it reflects (``app.storage.embedded.saved_index``).
+
 - ``changes``: the id of every row written or deleted, in order (NULL: all deleted), so
   that several processes on one catalog (``uvicorn --workers N``) bring their in-memory
   index in step before each search (``EmbeddedStore``'s catch-up).
@@ -61,6 +64,12 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS collection (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS saved_index (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    folder TEXT NOT NULL,
+    change INTEGER NOT NULL,
+    signature TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     sha256 TEXT NOT NULL,
@@ -191,6 +200,12 @@ class Catalog:
             ).fetchall()
         return [_record(row) for row in rows], total, page
 
+    def saved_index(self) -> tuple[str, int, str] | None:
+        """The saved index's folder, the change it reflects and its signature."""
+        with self._lock:
+            row = self._db.execute("SELECT folder, change, signature FROM saved_index").fetchone()
+        return (str(row[0]), int(row[1]), str(row[2])) if row else None
+
     def last_change(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
@@ -232,6 +247,13 @@ class Catalog:
         with self._transaction() as db:
             db.execute(f"INSERT OR {verb} INTO collection VALUES (1, ?)", (candidate,))
             return str(db.execute("SELECT id FROM collection").fetchone()[0])
+
+    def name_saved_index(self, folder: str, change: int, signature: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO saved_index VALUES (1, ?, ?, ?)",
+                (folder, change, signature),
+            )
 
     def set_label(self, image_id: str, label: str | None) -> ImageRecord | None:
         """Give an image its label; its record afterwards, None when there is none."""

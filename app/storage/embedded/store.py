@@ -1,6 +1,8 @@
 """The embedded store (STORE=embedded, the default): the SQLite catalog under INDEX_DIR
 (``app.storage.embedded.catalog``) and a FAISS index in memory
-(``app.storage.embedded.vector_index``) built from it at start.
+(``app.storage.embedded.vector_index``), loaded at start from its last save beside the
+catalog (``app.storage.embedded.saved_index``) and brought up to the catalog's last
+change, or built from the catalog's vectors when there is no save to load.
 
 Several processes on one INDEX_DIR (``uvicorn --workers N``) each hold their own FAISS
 index: before every search a process reads the catalog's change log and applies what
@@ -16,6 +18,7 @@ import numpy as np
 from filelock import FileLock
 
 from app.storage.embedded.catalog import Catalog
+from app.storage.embedded.saved_index import SavedIndex
 from app.storage.embedded.vector_index import VectorIndex
 from app.storage.search_index import HNSW_EF_SEARCH
 from app.storage.store import Store
@@ -48,16 +51,34 @@ class EmbeddedStore(Store):
         self.space = space
         self.catalog = Catalog(index_dir)
         self.location = str(self.catalog.path)
-        self.index = VectorIndex(space.dimension, index_factory, ef_search)
-        # The second rows of the images whose drawings have a core (``VectorSpace.core``).
-        self.core_index = VectorIndex(space.dimension, index_factory, ef_search)
+        self._saved = SavedIndex(self.catalog, space, index_factory, ef_search)
         # The index and the last catalog change it reflects change together.
         self._lock = threading.Lock()
-        self._seen_change = self.catalog.last_change()  # later ones are caught up
-        self._index_stored(self.catalog.records())
+        loaded = self._saved.load()
+        if loaded is not None:
+            self.index, self.core_index = loaded.images, loaded.cores
+            self._seen_change = loaded.change  # later ones are caught up
+            self._catch_up()
+        else:
+            self.index = VectorIndex(space.dimension, index_factory, ef_search)
+            # The second rows of the images whose drawings have a core (``VectorSpace.core``).
+            self.core_index = VectorIndex(space.dimension, index_factory, ef_search)
+            self._seen_change = self.catalog.last_change()  # later ones are caught up
+            self._index_stored(self.catalog.records())
+        self.checkpoint()
 
     def close(self) -> None:
+        self.checkpoint()
         self.catalog.close()
+
+    def checkpoint(self) -> None:
+        """Save the index beside the catalog when the catalog changed since its last
+        save, so that the next start loads it instead of building it."""
+        if self._saved.saved_change() == self.catalog.last_change():
+            return
+        with self._lock:
+            self._catch_up_locked()
+            self._saved.save(self.index, self.core_index, self._seen_change)
 
     def exclusive(self) -> FileLock:
         return FileLock(self.catalog.path.with_name(RECONCILE_LOCK))
@@ -205,12 +226,15 @@ class EmbeddedStore(Store):
         if self.catalog.last_change() <= self._seen_change:
             return
         with self._lock:
-            changed, last = self.catalog.changes_since(self._seen_change)
-            if None in changed:  # everything was deleted, then these changed
-                self.index.clear()
-                self.core_index.clear()
-                changed = changed[len(changed) - changed[::-1].index(None) :]
-            ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
-            present = self._index_stored(self.catalog.records_of(ids))
-            self._unindex([image_id for image_id in ids if image_id not in present])
-            self._seen_change = last
+            self._catch_up_locked()
+
+    def _catch_up_locked(self) -> None:
+        changed, last = self.catalog.changes_since(self._seen_change)
+        if None in changed:  # everything was deleted, then these changed
+            self.index.clear()
+            self.core_index.clear()
+            changed = changed[len(changed) - changed[::-1].index(None) :]
+        ids = list(dict.fromkeys(image_id for image_id in changed if image_id is not None))
+        present = self._index_stored(self.catalog.records_of(ids))
+        self._unindex([image_id for image_id in ids if image_id not in present])
+        self._seen_change = last

@@ -68,6 +68,9 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._database.close()
 
+    def checkpoint(self) -> None:
+        """Nothing to save: the database holds the search index."""
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._connection() as connection:
