@@ -147,7 +147,8 @@ class VectorIndex:
             raise ValueError(f"{path} is not a saved index ({exc})") from exc
         if index.d != dimension or index.ntotal != len(labels) or len(set(ids)) != len(ids):
             raise ValueError(f"{path} does not hold {len(labels)} vectors of {dimension}")
-        hnsw = getattr(faiss.downcast_index(faiss.downcast_index(index).index), "hnsw", None)
+        inner = getattr(faiss.downcast_index(index), "index", index)
+        hnsw = getattr(faiss.downcast_index(inner), "hnsw", None)
         if hnsw is not None:
             hnsw.efSearch = ef_search
         loaded._index = index
