@@ -45,7 +45,7 @@ from app.ranking import SearchQuery
 from app.search import Match, Search
 from app.storage.image_folder import ImageFolder, PendingFile, sha256_hex
 from app.storage.store import Store
-from app.storage.types import ImageRecord
+from app.storage.types import ImageRecord, Vectors
 
 logger = logging.getLogger(__name__)
 
@@ -138,18 +138,32 @@ class Collection:
         if existing is not None:
             raise _duplicate(existing)
         vectors = self.encoder.encode(data)
-        extension = file_extension(data)
         similar = self.search.by_vectors(vectors, query)
+        return self.register(data, vectors, original_filename, label), similar
+
+    def register(
+        self, data: bytes, vectors: Vectors, original_filename: str | None, label: str | None
+    ) -> ImageRecord:
+        """Store and index image bytes with the vectors the encoder made of them and a
+        label (cleaned: ``clean_label``): stage, commit, publish. Refuses bytes the
+        collection already holds, atomically across processes."""
+        label = clean_label(label)
         name = clean_filename(original_filename)
         with self._write_lock:
-            staged = self._stage(data, extension)
+            staged = self._stage(data, file_extension(data))
             stat = staged.stat()
             record = ImageRecord(
-                staged.image_id, sha256, stat.size, stat.mtime_ns, name, datetime.now(UTC), label
+                staged.image_id,
+                sha256_hex(data),
+                stat.size,
+                stat.mtime_ns,
+                name,
+                datetime.now(UTC),
+                label,
             )
             try:
                 # Check and insert in one transaction: an identical upload to this or
-                # another process may have won the race since the check above.
+                # another process may have won the race since any check before.
                 holder = self.store.save_upload(record, vectors)
             except Exception:
                 held = self._holds_record(record.id)
@@ -165,7 +179,7 @@ class Collection:
                 raise _duplicate(holder)
             self.folder.publish(staged)
         logger.info("Added %s (%s)", record.id, name)
-        return record, similar
+        return record
 
     def _stage(self, data: bytes, extension: str) -> PendingFile:
         try:
