@@ -190,33 +190,38 @@ class Reconciler:
         sha256s = {record.sha256 for record in records}
         # Complete: searchable with its core's row, and verifiable; a missing stroke mask
         # or core (a new STROKES_VERSION or SHAPE_VERSION) is made again with the shape,
-        # without the model.
-        stored = {
-            sha256: vectors
-            for sha256, vectors in store.stored(sha256s, (self.encoder.strokes,)).items()
-            if self.encoder.strokes in vectors
-            and (store.space.core is None or store.space.core in vectors)
-        }
+        # without the model. Told by the store's keys alone: a restart with nothing
+        # changed reads no vector.
+        space, strokes = store.space, self.encoder.strokes
+        complete = store.holding(
+            sha256s, {space.concept, space.shape, strokes, *filter(None, (space.core,))}
+        )
         searchable = store.searchable_ids()
+        missing = [
+            record
+            for record in records
+            if record.sha256 in complete
+            and (record.id not in searchable or known.get(record.id) != record)
+        ]
+        stored = store.stored({record.sha256 for record in missing}, (strokes,)) if missing else {}
+        complete -= {
+            record.sha256 for record in missing if strokes not in stored.get(record.sha256, {})
+        }
         self.save_present(
-            [
-                (record, stored[record.sha256])
-                for record in records
-                if record.sha256 in stored
-                and (record.id not in searchable or known.get(record.id) != record)
-            ]
+            [(record, stored[record.sha256]) for record in missing if record.sha256 in stored]
         )
 
-        concepts = store.vectors(store.space.concept, sha256s - stored.keys())
+        unembedded = sha256s - complete
+        concepts = store.vectors(space.concept, unembedded) if unembedded else {}
         work: dict[str, _Work] = {}
         for record in records:
-            if record.sha256 not in stored:
+            if record.sha256 not in complete:
                 entry = work.setdefault(record.sha256, _Work([], concepts.get(record.sha256)))
                 entry.records.append(record)
         embedded, unreadable = self._embed_all(list(work.values()), should_stop)
 
         self.progress.ready = True
-        stored_now = embedded | {record.id for record in records if record.sha256 in stored}
+        stored_now = embedded | {record.id for record in records if record.sha256 in complete}
         new = [record.id for record in records if record.id not in known]
         changed = [
             record.id

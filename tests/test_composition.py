@@ -1,4 +1,5 @@
-"""The service's parts as their own rooms: an image search asks the store once, and the
+"""The service's parts as their own rooms: an image search asks the store once (its
+candidates' stroke masks come with them), and the
 embedded store catches up with other workers once per search; the reconciler indexes a
 folder with no collection built."""
 
@@ -67,7 +68,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStore]:
     [{}, {"mode": "shape"}, {"mode": "concept"}, {"turns": "true"}],
     ids=["hybrid", "shape", "concept", "turns"],
 )
-def test_an_image_search_asks_the_store_once_and_once_more_for_the_candidates_strokes(
+def test_an_image_search_asks_the_store_once_for_its_candidates_and_their_strokes(
     make_client: Callable[..., TestClient],
     recorded: list[RecordingStore],
     params: dict[str, str],
@@ -84,7 +85,7 @@ def test_an_image_search_asks_the_store_once_and_once_more_for_the_candidates_st
     assert first["concept_similarity"] == pytest.approx(1.0, abs=1e-4)
     assert first["shape_similarity"] == pytest.approx(1.0, abs=1e-4)
     verified = params.get("mode") != "concept"
-    assert recorded[0].calls == (["search", "vectors"] if verified else ["search"])
+    assert recorded[0].calls == ["search"]
     assert (first["overlap"] == pytest.approx(1.0)) if verified else first["overlap"] is None
 
 
@@ -153,3 +154,17 @@ def test_the_reconciler_indexes_a_folder_without_a_collection(
     finally:
         encoder.close()
         store.close()
+
+
+@BOTH_STORES
+def test_a_reconciliation_with_nothing_changed_reads_no_stored_vector(
+    make_client: Callable[..., TestClient], recorded: list[RecordingStore]
+) -> None:
+    client = make_client()
+    recorded[0].calls.clear()
+
+    response = client.post("/reindex")
+
+    assert response.status_code == 200 and response.json()["unchanged"] > 0
+    read = {"vectors", "vectors_of", "stored", "image"} & set(recorded[0].calls)
+    assert read == set() and "holding" in recorded[0].calls

@@ -135,3 +135,21 @@ def test_postgres_answers_a_turned_search_with_its_cores_and_masks_in_one_statem
     assert len(statements) == 1
     assert len(rows) == 16 and all(len(hits) == 10 for hits in rows)
     assert sum(bool(hit.stored) for _, hit in best_per_image(rows)) == 8
+
+
+def test_holding_names_the_bytes_with_every_key_and_reads_no_vector(filled: Store) -> None:
+    entries = collection_entries(IMAGES, seed=11)
+    sha256s = [record.sha256 for record, _ in entries[:5]] + ["f" * 64]
+
+    held = filled.holding(sha256s, (CONCEPT, SHAPE, MASK))
+    with_another = filled.holding(sha256s, (CONCEPT, EmbeddingKey("other", "v4 test", 24)))
+
+    assert held == set(sha256s[:5]) and with_another == set()
+    if isinstance(filled, EmbeddedStore):
+        statements: list[str] = []
+        filled.catalog._db.set_trace_callback(statements.append)
+        filled.holding(sha256s, (CONCEPT, MASK))
+        filled.catalog._db.set_trace_callback(None)
+        with sqlite3.connect(filled.catalog.path) as db:
+            plan = str(db.execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall())
+        assert "COVERING INDEX" in plan  # the key alone: no vector is read

@@ -1,6 +1,8 @@
 """The FAISS index under string ids: exact and HNSW indexes behave alike through adds,
 replacements and removals."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,38 @@ def test_clear_empties_the_index(index: VectorIndex) -> None:
 def test_factories_that_need_training_or_do_not_exist_are_refused(factory: str) -> None:
     with pytest.raises(ValueError, match=factory.split(",")[0]):
         make_faiss_index(DIMENSION, factory)
+
+
+def test_removing_from_hnsw_skips_the_removed_without_rebuilding_until_they_are_many(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    index = VectorIndex(DIMENSION, "HNSW32")
+    vectors = unit_vectors(200)
+    index.add([f"v{n}" for n in range(200)], vectors)
+    rebuilds: list[int] = []
+    rebuild = VectorIndex._rebuild_locked
+
+    def counted(self: VectorIndex) -> None:
+        rebuilds.append(len(self))
+        rebuild(self)
+
+    monkeypatch.setattr(VectorIndex, "_rebuild_locked", counted)
+
+    index.remove([f"v{n}" for n in range(10)])  # 5 % of the graph: tombstones
+
+    assert rebuilds == []
+    assert all(hits[0][0] != f"v{n}" for n, hits in enumerate(index.search(vectors[:10], 1, -1)))
+    found = index.search(vectors[:10], 190, -1.0)
+    assert all(len(hits) == 190 for hits in found)
+    assert not {f"v{n}" for n in range(10)} & {image_id for hits in found for image_id, _ in hits}
+    # Written and read, the tombstones stay skipped.
+    index.write(tmp_path / "index.faiss")
+    loaded = VectorIndex.read(tmp_path / "index.faiss", DIMENSION, "HNSW32")
+    assert len(loaded) == 190
+    assert not {f"v{n}" for n in range(10)} & {
+        image_id for hits in loaded.search(vectors[:10], 190, -1.0) for image_id, _ in hits
+    }
+    # Past a tenth of the graph, it is rebuilt from the vectors that stay.
+    index.remove([f"v{n}" for n in range(10, 25)])
+    assert rebuilds == [175]
+    assert index.search(vectors[30:31], 1, -1.0)[0][0][0] == "v30"

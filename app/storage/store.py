@@ -90,6 +90,11 @@ class Store(ABC):
         whole key's vectors); bytes with none of them are left out, and so is a vector
         whose length is not its key's."""
 
+    @abstractmethod
+    def holding(self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]) -> set[str]:
+        """The bytes among ``sha256s`` with a vector stored under every one of ``keys``,
+        found through the primary key without reading a vector."""
+
     def vectors(self, key: EmbeddingKey, sha256s: Iterable[str]) -> dict[str, NDArray[np.float32]]:
         """The stored vectors of ``sha256s`` under ``key``; missing ones are left out."""
         return {sha256: found[key] for sha256, found in self.vectors_of(sha256s, (key,)).items()}

@@ -219,6 +219,20 @@ class Catalog:
             ).fetchall()
         return [row[1] for row in rows], (rows[-1][0] if rows else seq)
 
+    def holding(self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]) -> set[str]:
+        """The bytes among ``sha256s`` with a vector under every one of ``keys``, from
+        the primary key's index alone."""
+        names = sorted({(key.model, key.preprocessing) for key in keys})
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sha256 FROM embeddings "
+                "WHERE sha256 IN (SELECT value FROM json_each(?)) AND (model, preprocessing) IN "
+                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)) GROUP BY sha256 HAVING count(*) = ?",
+                (json.dumps(sorted(set(sha256s))), json.dumps(names), len(names)),
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def vectors_of(
         self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
     ) -> dict[str, Vectors]:

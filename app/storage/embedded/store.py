@@ -105,6 +105,9 @@ class EmbeddedStore(Store):
     ) -> tuple[list[ImageRecord], int, int]:
         return self.catalog.newest_first(page, page_size, text)
 
+    def holding(self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]) -> set[str]:
+        return self.catalog.holding(sha256s, keys)
+
     def vectors_of(
         self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
     ) -> dict[str, Vectors]:

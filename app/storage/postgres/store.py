@@ -154,6 +154,23 @@ class PostgresStore(Store):
             )
         return record
 
+    def holding(self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]) -> set[str]:
+        names = sorted({(key.model, key.preprocessing) for key in keys})
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT sha256 FROM embeddings "
+                "WHERE sha256 = ANY(%s) AND (model, preprocessing) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[])) "
+                "GROUP BY sha256 HAVING count(*) = %s",
+                (
+                    list(set(sha256s)),
+                    [model for model, _ in names],
+                    [preprocessing for _, preprocessing in names],
+                    len(names),
+                ),
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def vectors_of(
         self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
     ) -> dict[str, Vectors]:
