@@ -4,8 +4,9 @@ exporting service's model and preprocessing.
 
     FOLDER/manifest.json    format version and the vector keys
     FOLDER/records.jsonl    one image per line: id, sha256, original_filename,
-                            created_at, label, concept and shape vectors (base64
-                            float32)
+                            created_at, label, and its vectors (base64 float32) by
+                            part: concept, shape, core (its core's shape) and strokes
+                            (its stroke masks); format 1 had the first two only
     FOLDER/images/<id>      the files
 
 Importing copies the files into IMAGES_DIR and saves the records with their vectors in
@@ -31,11 +32,14 @@ from app.storage.types import EmbeddingKey, ImageRecord, Vectors
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE_FORMAT = 1
+ARCHIVE_FORMAT = 2
+# The formats this service reads: 1 (concept and shape vectors only) and 2.
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 IMAGES = "images"
-# Records saved per store transaction while importing.
+# Records saved per store transaction while importing, and read per store call while
+# exporting (a registry's vectors need not fit in memory at once).
 IMPORT_BATCH = 500
 
 
@@ -58,38 +62,41 @@ def _encode(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, np.float32).tobytes()).decode()
 
 
+def _parts(service: Service) -> dict[str, EmbeddingKey]:
+    """What an archive holds of an image, by part name."""
+    space = service.store.space
+    parts = {"concept": space.concept, "shape": space.shape, "strokes": service.encoder.strokes}
+    return parts | ({"core": space.core} if space.core is not None else {})
+
+
 def export_collection(service: Service, folder: Path) -> int:
     """Write every image of the collection to a new archive ``folder``; return how many."""
     if folder.exists() and any(folder.iterdir()):
         raise ArchiveError(f"{folder} is not empty; export into a new folder.")
     (folder / IMAGES).mkdir(parents=True)
-    space = service.store.space
-    records = service.store.records()
-    stored = service.store.stored({record.sha256 for record in records.values()})
+    parts = _parts(service)
+    records = sorted(service.store.records().values(), key=lambda record: record.created_at)
     with (folder / RECORDS).open("w", encoding="utf-8") as lines:
-        for record in sorted(records.values(), key=lambda record: record.created_at):
-            if not service.folder.holds(record.id):
-                continue  # deleted since; the folder is the truth
-            shutil.copy2(service.folder.root / record.id, folder / IMAGES / record.id)
-            vectors = stored.get(record.sha256, {})
-            line = {
-                "id": record.id,
-                "sha256": record.sha256,
-                "original_filename": record.original_filename,
-                "created_at": record.created_at.isoformat(),
-                "label": record.label,
-                "vectors": {
-                    part: _encode(vectors[key])
-                    for part, key in (("concept", space.concept), ("shape", space.shape))
-                    if key in vectors
-                },
-            }
-            lines.write(json.dumps(line) + "\n")
-    manifest = {
-        "format": ARCHIVE_FORMAT,
-        "concept": _key(space.concept),
-        "shape": _key(space.shape),
-    }
+        for start in range(0, len(records), IMPORT_BATCH):
+            chunk = records[start : start + IMPORT_BATCH]
+            stored = service.store.vectors_of({record.sha256 for record in chunk}, parts.values())
+            for record in chunk:
+                if not service.folder.holds(record.id):
+                    continue  # deleted since; the folder is the truth
+                shutil.copy2(service.folder.root / record.id, folder / IMAGES / record.id)
+                vectors = stored.get(record.sha256, {})
+                line = {
+                    "id": record.id,
+                    "sha256": record.sha256,
+                    "original_filename": record.original_filename,
+                    "created_at": record.created_at.isoformat(),
+                    "label": record.label,
+                    "vectors": {
+                        part: _encode(vectors[key]) for part, key in parts.items() if key in vectors
+                    },
+                }
+                lines.write(json.dumps(line) + "\n")
+    manifest = {"format": ARCHIVE_FORMAT} | {part: _key(key) for part, key in parts.items()}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return len(records)
 
@@ -99,9 +106,12 @@ def _archived(folder: Path) -> Iterator[tuple[dict[str, object], Vectors]]:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ArchiveError(f"{folder} is not an archive written by export ({exc}).") from exc
-    if manifest.get("format") != ARCHIVE_FORMAT:
-        raise ArchiveError(f"{folder} has archive format {manifest.get('format')!r}, not 1.")
-    keys = {part: EmbeddingKey(**manifest[part]) for part in ("concept", "shape")}
+    if manifest.get("format") not in READABLE_FORMATS:
+        raise ArchiveError(
+            f"{folder} has archive format {manifest.get('format')!r}, not one of "
+            f"{', '.join(map(str, READABLE_FORMATS))}."
+        )
+    keys = {part: EmbeddingKey(**value) for part, value in manifest.items() if part != "format"}
     with (folder / RECORDS).open(encoding="utf-8") as lines:
         for line in lines:
             entry = json.loads(line)

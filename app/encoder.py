@@ -68,6 +68,24 @@ def strokes_key(preprocessing: PreprocessingOptions) -> EmbeddingKey:
     )
 
 
+def drawing_vectors(
+    framed: Image.Image, core: Image.Image | None, space: VectorSpace, strokes: EmbeddingKey
+) -> Vectors:
+    """What the store keeps of a framed drawing besides its concept vector, computed
+    without the model: the shape descriptor, the stroke masks and its core's shape
+    (zeros without a core)."""
+    pixels = np.asarray(framed, np.uint8)
+    core_pixels = None if core is None else np.asarray(core, np.uint8)
+    core_shape = (
+        np.zeros(SHAPE_DIMENSION, np.float32)
+        if core_pixels is None
+        else shape_descriptor(core_pixels)
+    )
+    masks = Strokes(stroke_mask(pixels), None if core_pixels is None else stroke_mask(core_pixels))
+    assert space.core is not None  # the encoder's space has one
+    return {space.shape: shape_descriptor(pixels), strokes: pack(masks), space.core: core_shape}
+
+
 class Encoder:
     """Embeds images the same way for indexing and for queries, and texts for search."""
 
@@ -119,25 +137,9 @@ class Encoder:
 
     def prepare_drawing(self, data: bytes) -> tuple[Image.Image, Vectors]:
         """What the image tower sees, and what the store keeps of it besides its concept
-        vector, all computed without the model: the shape descriptor, the stroke masks
-        and its core's shape (zeros without a core)."""
+        vector, all computed without the model (``drawing_vectors``)."""
         framed, core = self._prepared(data)
-        pixels = np.asarray(framed, np.uint8)
-        core_pixels = None if core is None else np.asarray(core, np.uint8)
-        core_shape = (
-            np.zeros(SHAPE_DIMENSION, np.float32)
-            if core_pixels is None
-            else shape_descriptor(core_pixels)
-        )
-        strokes = Strokes(
-            stroke_mask(pixels), None if core_pixels is None else stroke_mask(core_pixels)
-        )
-        assert self.space.core is not None  # the encoder's space has one
-        return framed, {
-            self.space.shape: shape_descriptor(pixels),
-            self.strokes: pack(strokes),
-            self.space.core: core_shape,
-        }
+        return framed, drawing_vectors(framed, core, self.space, self.strokes)
 
     def model_input(self, framed: Image.Image) -> NDArray[np.float32]:
         """The image tower's input for one prepared image."""
