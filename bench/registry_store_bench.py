@@ -10,7 +10,8 @@ has a stroke mask of the service's size (``STROKES_DIMENSION`` floats). Vectors 
 random within that structure, so the figures are costs, not rankings; queries are
 perturbed members, whose family the first hit should belong to.
 
-For each size, on the embedded store (``Flat`` and ``HNSW32``):
+For each size, on the embedded store (``Flat`` and ``HNSW32``), and Postgres (exact, in
+``pgserver``) at ``--postgres-sizes``:
 
 - one verified search as the service makes it (a drawing and its core, upright: 2 rows;
   ``turns=true``: 16), ``Store.search`` with ``Fetch`` of the first ``RERANK_CANDIDATES``
@@ -33,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pgserver.postgres_server import get_server
 
 from app.imaging.shape import SHAPE_DIMENSION
 from app.imaging.verification import STROKES_DIMENSION
 from app.storage.embedded.saved_index import SAVED_FOLDER
 from app.storage.embedded.store import EmbeddedStore
+from app.storage.postgres.store import PostgresStore
 from app.storage.store import Store
 from app.storage.types import (
     EmbeddingKey,
@@ -186,10 +189,31 @@ def embedded(count: int, factory: str, root: Path) -> None:
     )
 
 
+def postgres(count: int, root: Path) -> None:
+    server = get_server(root / f"postgres-{count}", cleanup_mode="delete")
+    try:
+        store = PostgresStore(server.get_uri(), SPACE)
+        started = time.perf_counter()
+        fill(store, count)
+        filled_s = time.perf_counter() - started
+        for turns in (False, True):
+            figures = measure(store, count, turns, before=False)
+            print(
+                f"| Postgres exact | {count:,} | {'yes' if turns else 'no'} | "
+                f"{figures['p50']:.1f} / {figures['p95']:.1f} | | {figures['first_hit']:.2f} |",
+                flush=True,
+            )
+        store.close()
+        print(f"| start: Postgres, {count:,} | nothing to load | filled in {filled_s:.0f} s | |")
+    finally:
+        server.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--factories", nargs="+", default=["Flat", "HNSW32"])
+    parser.add_argument("--postgres-sizes", type=int, nargs="*", default=[10_000])
     args = parser.parse_args()
     print(
         "| store | images | turns | verified search's store call p50 / p95 ms "
@@ -200,6 +224,8 @@ def main() -> None:
         for count in args.sizes:
             for factory in args.factories:
                 embedded(count, factory, Path(folder))
+        for count in args.postgres_sizes:
+            postgres(count, Path(folder))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the others changed since its last look (one query when nothing changed), so a ch
 acknowledged by one process is seen by the next search on any other.
 """
 
+import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +36,14 @@ from app.storage.types import (
     with_fetched,
 )
 
+logger = logging.getLogger(__name__)
+
 RECONCILE_LOCK = "reconcile.lock"
+# Past this many images an exact (Flat) search's scan costs more than a quarter of a
+# search's model call, and turns=true (16 rows) several times more: HNSW32 is advised
+# (bench.registry_store_bench: at 100,000 images Flat answers a turns=true search's
+# store call in about 160 ms, HNSW32 in about 10 ms).
+FLAT_ADVISED_UP_TO = 50_000
 
 
 class EmbeddedStore(Store):
@@ -66,6 +74,13 @@ class EmbeddedStore(Store):
             self._seen_change = self.catalog.last_change()  # later ones are caught up
             self._index_stored(self.catalog.records())
         self.checkpoint()
+        if index_factory == "Flat" and len(self.index) > FLAT_ADVISED_UP_TO:
+            logger.warning(
+                "%d images with INDEX_FACTORY=Flat: every search scans them all; "
+                "INDEX_FACTORY=HNSW32 searches a registry this size several times faster "
+                "(docs/operations.md: Postgres: which store for which collection)",
+                len(self.index),
+            )
 
     def close(self) -> None:
         self.checkpoint()
