@@ -302,11 +302,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real-scans", type=Path, required=True)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 20_000, 100_000])
+    parser.add_argument(
+        "--build-only", action="store_true", help="build (or find) the registries, measure nothing"
+    )
     args = parser.parse_args()
     checkpoint = full_size_checkpoint()
     results = {}
     for size in args.sizes:
         root, queries = build(args.real_scans, size, checkpoint)
+        if args.build_only:
+            continue
         results[size] = measure(root, queries, checkpoint)
         print(f"  measured {size:,}: {results[size]}", flush=True)
     print("| measured | " + " | ".join(f"{size:,} images" for size in results) + " |")

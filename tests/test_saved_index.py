@@ -2,6 +2,7 @@
 again; a process killed between a write's steps, or while saving, leaves a start that
 answers exactly the catalog's images: no deleted image, no acknowledged one missing."""
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
+from app.storage.embedded import store as store_module
 from app.storage.embedded.saved_index import SAVED_FOLDER
 from app.storage.embedded.store import EmbeddedStore
 from app.storage.embedded.vector_index import VectorIndex
@@ -128,3 +130,24 @@ def test_a_process_killed_between_a_writes_steps_leaves_an_index_in_step_with_th
     reopened.close()
     # The next save leaves one saved index: the one the catalog names.
     assert len(list((index_dir / SAVED_FOLDER).iterdir())) == 1
+
+
+def test_a_start_on_flat_past_the_advised_size_advises_hnsw_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "FLAT_ADVISED_UP_TO", 100)
+    for folder, factory in (("flat", "Flat"), ("hnsw", "HNSW32")):
+        filled = EmbeddedStore(tmp_path / folder, CORE_SPACE, factory)
+        filled.save(entries_with_cores())
+        filled.close()
+
+    with caplog.at_level(logging.WARNING):
+        EmbeddedStore(tmp_path / "flat", CORE_SPACE, "Flat").close()
+        advised = [record.getMessage() for record in caplog.records]
+        caplog.clear()
+        EmbeddedStore(tmp_path / "hnsw", CORE_SPACE, "HNSW32").close()
+
+    assert any(
+        "300 images with INDEX_FACTORY=Flat" in line and "HNSW32" in line for line in advised
+    )
+    assert caplog.records == []
