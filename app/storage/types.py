@@ -3,7 +3,7 @@ both backends and the domain: image records, the keys vectors are stored under, 
 vector space a collection searches, and a search's query and hits."""
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -110,9 +110,7 @@ def with_fetched(rows: list[list[Hit]], fetched: dict[str, Vectors]) -> list[lis
     """``rows`` with each hit's fetched vectors (by its bytes) attached."""
     return [
         [
-            Hit(hit.record, hit.similarity, hit.concept_similarity, hit.shape_similarity, found)
-            if (found := fetched.get(hit.record.sha256))
-            else hit
+            replace(hit, stored=found) if (found := fetched.get(hit.record.sha256)) else hit
             for hit in hits
         ]
         for hits in rows

@@ -11,6 +11,7 @@ acknowledged by one process is seen by the next search on any other.
 """
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from app.errors import StoreUnavailableError
 from app.storage.embedded.catalog import Catalog
 from app.storage.embedded.saved_index import SavedIndex
 from app.storage.embedded.vector_index import VectorIndex
@@ -83,7 +85,11 @@ class EmbeddedStore(Store):
             )
 
     def close(self) -> None:
-        self.checkpoint()
+        try:
+            self.checkpoint()
+        except (sqlite3.Error, OSError, StoreUnavailableError) as exc:
+            # Nothing is lost: the next start loads the last save and catches up.
+            logger.warning("The index was not saved at close: %s", exc)
         self.catalog.close()
 
     def checkpoint(self) -> None:
