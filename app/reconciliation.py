@@ -169,8 +169,8 @@ class Reconciler:
             raise FolderUnavailableError(message("folder_missing", folder=str(folder.root)))
         self._settle_abandoned(known)
         files = folder.scan()
-        in_progress = folder.pending_ids()
-        removed = [image_id for image_id in known if image_id not in files.keys() | in_progress]
+        present = files.keys() | folder.pending_ids()  # once: a start must not grow as N^2
+        removed = [image_id for image_id in known if image_id not in present]
         withheld = 0
         if removed and not confirm_removals and not removals_allowed(len(removed), len(known)):
             logger.warning(
