@@ -60,6 +60,7 @@ from bench.registry_scans import (
     glyph_brand,
     load_masks,
     make_registry,
+    placed,
     redraw_mask,
 )
 from bench.service_bench import (
@@ -92,17 +93,7 @@ def small_page(number: int) -> bytes:
         drawing = glyph_brand(number)
     drawn = redraw_mask(drawing, rng)
     side = int(rng.choice(SMALL_SIDES))
-    ys, xs = np.nonzero(drawn)
-    box = drawn[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
-    size = round(side * rng.uniform(0.4, 0.85))
-    scale = size / max(box.shape)
-    shrunk = cv2.resize(
-        box, (max(1, round(box.shape[1] * scale)), max(1, round(box.shape[0] * scale)))
-    )
-    page = np.zeros((side, side), np.uint8)
-    top = int(rng.integers(0, side - shrunk.shape[0] + 1))
-    left = int(rng.integers(0, side - shrunk.shape[1] + 1))
-    page[top : top + shrunk.shape[0], left : left + shrunk.shape[1]] = shrunk
+    page, _ = placed(drawn, side, rng.uniform(0.4, 0.85), rng)
     pen = max(2, round(side * 0.012))
     redraw = Redraw(seed=number, side=side, paper=str(rng.choice(PAPER_STYLES)))
     image = ink_on_paper(page, redraw, rng, pen, MAX_GRID_WIDTH_FRACTION * side)

@@ -190,10 +190,11 @@ def redraw_mask(mask: Mask, rng: np.random.Generator, turn: str = "upright") -> 
     return np.asarray(ink > 127, bool)
 
 
-def on_page(mask: Mask, rng: np.random.Generator, paper: str | None = None) -> bytes:
-    """A PNG scan of ``mask`` at 40-85% of a new page, on new squared paper."""
-    side = int(rng.choice([400, 800, 1500]))
-    fill = rng.uniform(0.4, 0.85)
+def placed(
+    mask: Mask, side: int, fill: float, rng: np.random.Generator
+) -> tuple[NDArray[np.uint8], float]:
+    """An ink page of ``side`` pixels with ``mask``'s drawing at ``fill`` of it, at a
+    random place; and the scale it was drawn at."""
     size = max(8, round(side * fill))
     ys, xs = np.nonzero(mask)
     box = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
@@ -205,6 +206,13 @@ def on_page(mask: Mask, rng: np.random.Generator, paper: str | None = None) -> b
     top = int(rng.integers(0, side - drawn.shape[0] + 1))
     left = int(rng.integers(0, side - drawn.shape[1] + 1))
     page[top : top + drawn.shape[0], left : left + drawn.shape[1]] = drawn
+    return page, scale
+
+
+def on_page(mask: Mask, rng: np.random.Generator, paper: str | None = None) -> bytes:
+    """A PNG scan of ``mask`` at 40-85% of a new page, on new squared paper."""
+    side = int(rng.choice([400, 800, 1500]))
+    page, scale = placed(mask, side, rng.uniform(0.4, 0.85), rng)
     pen = max(2, round(_stroke_width(mask) * scale))
     redraw = Redraw(
         seed=int(rng.integers(2**31)),

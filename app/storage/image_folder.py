@@ -78,9 +78,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename or an unlink in ``folder`` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Make a file's contents, or a rename or an unlink in a folder, durable."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
@@ -172,7 +172,7 @@ class ImageFolder:
                 temporary.replace(marker)
         finally:
             temporary.unlink(missing_ok=True)
-        _fsync_folder(self.root)
+        fsync_path(self.root)
         return self.collection_id() or collection_id
 
     def seed(self, source: Path) -> int:
@@ -187,7 +187,7 @@ class ImageFolder:
             shutil.copyfile(path, temporary)  # a new mtime, unlike copy2: never "abandoned"
             temporary.replace(self.root / path.name)
             copied += 1
-        _fsync_folder(self.root)
+        fsync_path(self.root)
         return copied
 
     # Reads
@@ -248,7 +248,7 @@ class ImageFolder:
     def publish(self, pending: PendingFile) -> None:
         """The staged bytes under their id, durably."""
         pending.path.replace(self.root / pending.image_id)
-        _fsync_folder(self.root)
+        fsync_path(self.root)
         pending.release()
 
     def discard(self, pending: PendingFile) -> None:
@@ -267,7 +267,7 @@ class ImageFolder:
         withdrawn = self.root / f"{DELETING_PREFIX}{image_id}"
         try:
             path.replace(withdrawn)
-            _fsync_folder(self.root)
+            fsync_path(self.root)
         except FileNotFoundError:  # another process withdrew it while we waited
             os.close(descriptor)
             return None
@@ -278,12 +278,12 @@ class ImageFolder:
 
     def purge(self, pending: PendingFile) -> None:
         pending.path.unlink(missing_ok=True)
-        _fsync_folder(self.root)
+        fsync_path(self.root)
         pending.release()
 
     def restore(self, pending: PendingFile) -> None:
         pending.path.replace(self.root / pending.image_id)
-        _fsync_folder(self.root)
+        fsync_path(self.root)
         pending.release()
 
     @contextmanager

@@ -17,16 +17,15 @@ indexes from the catalog's vectors again, as every start did before.
 """
 
 import logging
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from filelock import FileLock
 
 from app.storage.embedded.catalog import Catalog
 from app.storage.embedded.vector_index import VectorIndex
+from app.storage.image_folder import fsync_path
 from app.storage.types import VectorSpace
 
 logger = logging.getLogger(__name__)
@@ -104,9 +103,9 @@ class SavedIndex:
                 path = folder / f"{part}.faiss"
                 index.write(path)
                 for written in (path, path.with_name(path.name + ".ids.npz")):
-                    _sync(written)
-            _sync(folder)
-            _sync(self.root)
+                    fsync_path(written)
+            fsync_path(folder)
+            fsync_path(self.root)
             self.catalog.name_saved_index(folder.name, change, self.signature)
             self._remove_unnamed()
 
@@ -118,12 +117,3 @@ class SavedIndex:
         for other in self.root.iterdir():
             if named is None or other.name != named[0]:
                 shutil.rmtree(other, ignore_errors=True)
-
-
-def _sync(path: Path) -> None:
-    """Flush a file or a folder's entries to the disk."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -42,6 +42,21 @@ from app.storage.types import (
 logger = logging.getLogger(__name__)
 
 
+# The embeddings of some bytes under some keys, through the primary key.
+_KEYED = (
+    "sha256 = ANY(%s) AND (model, preprocessing) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+)
+
+
+def _keyed(sha256s: Iterable[str], names: list[tuple[str, str]]) -> tuple[object, ...]:
+    """``_KEYED``'s parameters: the bytes, and the keys' models and preprocessings."""
+    return (
+        list(set(sha256s)),
+        [model for model, _ in names],
+        [preprocessing for _, preprocessing in names],
+    )
+
+
 def _upload_lock(sha256: str) -> int:
     """An advisory lock key per bytes: identical uploads take turns, others do not wait."""
     return int(sha256[:15], 16)
@@ -158,16 +173,9 @@ class PostgresStore(Store):
         names = sorted({(key.model, key.preprocessing) for key in keys})
         with self._connection() as connection:
             rows = connection.execute(
-                "SELECT sha256 FROM embeddings "
-                "WHERE sha256 = ANY(%s) AND (model, preprocessing) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[])) "
+                f"SELECT sha256 FROM embeddings WHERE {_KEYED} "
                 "GROUP BY sha256 HAVING count(*) = %s",
-                (
-                    list(set(sha256s)),
-                    [model for model, _ in names],
-                    [preprocessing for _, preprocessing in names],
-                    len(names),
-                ),
+                (*_keyed(sha256s, names), len(names)),
             ).fetchall()
         return {row[0] for row in rows}
 
@@ -177,14 +185,8 @@ class PostgresStore(Store):
         by_name = {(key.model, key.preprocessing): key for key in keys}
         with self._connection() as connection:
             rows = connection.execute(
-                "SELECT sha256, model, preprocessing, vector FROM embeddings "
-                "WHERE sha256 = ANY(%s) AND (model, preprocessing) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-                (
-                    list(set(sha256s)),
-                    [model for model, _ in by_name],
-                    [preprocessing for _, preprocessing in by_name],
-                ),
+                f"SELECT sha256, model, preprocessing, vector FROM embeddings WHERE {_KEYED}",
+                _keyed(sha256s, list(by_name)),
             ).fetchall()
         found: dict[str, Vectors] = {}
         for sha256, model, preprocessing, stored in rows:
