@@ -204,9 +204,7 @@ class Reconciler:
             and (record.id not in searchable or known.get(record.id) != record)
         ]
         stored = store.stored({record.sha256 for record in missing}, (strokes,)) if missing else {}
-        complete -= {
-            record.sha256 for record in missing if strokes not in stored.get(record.sha256, {})
-        }
+        complete -= {one.sha256 for one in missing if strokes not in stored.get(one.sha256, {})}
         self.save_present(
             [(record, stored[record.sha256]) for record in missing if record.sha256 in stored]
         )

@@ -84,6 +84,18 @@ _COLUMNS = "id, sha256, size, mtime_ns, original_filename, created_at, label"
 _LATER_COLUMNS = (("label", "TEXT"), ("search_text", "TEXT"))
 
 
+# The embeddings of some bytes under some keys, through the primary key.
+_KEYED = (
+    "sha256 IN (SELECT value FROM json_each(?)) AND (model, preprocessing) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+)
+
+
+def _keyed(sha256s: Iterable[str], names: list[tuple[str, str]]) -> tuple[str, str]:
+    """``_KEYED``'s parameters: the bytes, and the keys' (model, preprocessing)."""
+    return json.dumps(sorted(set(sha256s))), json.dumps(names)
+
+
 def _busy(exc: sqlite3.OperationalError) -> StoreUnavailableError:
     return StoreUnavailableError(message("catalog_locked", reason=exc))
 
@@ -220,32 +232,24 @@ class Catalog:
         return [row[1] for row in rows], (rows[-1][0] if rows else seq)
 
     def holding(self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]) -> set[str]:
-        """The bytes among ``sha256s`` with a vector under every one of ``keys``, from
-        the primary key's index alone."""
+        """The bytes among ``sha256s`` with a vector under every one of ``keys`` (the key alone)."""
         names = sorted({(key.model, key.preprocessing) for key in keys})
         with self._lock:
             rows = self._db.execute(
-                "SELECT sha256 FROM embeddings "
-                "WHERE sha256 IN (SELECT value FROM json_each(?)) AND (model, preprocessing) IN "
-                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-                "FROM json_each(?)) GROUP BY sha256 HAVING count(*) = ?",
-                (json.dumps(sorted(set(sha256s))), json.dumps(names), len(names)),
+                f"SELECT sha256 FROM embeddings WHERE {_KEYED} GROUP BY sha256 HAVING count(*) = ?",
+                (*_keyed(sha256s, names), len(names)),
             ).fetchall()
         return {row[0] for row in rows}
 
     def vectors_of(
         self, sha256s: Iterable[str], keys: Iterable[EmbeddingKey]
     ) -> dict[str, Vectors]:
-        """The vectors stored for ``sha256s`` under ``keys``, each read through the
-        primary key (bytes, model, preprocessing); bytes with none are left out."""
+        """The vectors stored for ``sha256s`` under ``keys``, read through the primary key."""
         by_name = {(key.model, key.preprocessing): key for key in keys}
         with self._lock:
             rows = self._db.execute(
-                "SELECT sha256, model, preprocessing, vector FROM embeddings "
-                "WHERE sha256 IN (SELECT value FROM json_each(?)) AND (model, preprocessing) IN "
-                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-                "FROM json_each(?))",
-                (json.dumps(sorted(set(sha256s))), json.dumps(list(by_name))),
+                f"SELECT sha256, model, preprocessing, vector FROM embeddings WHERE {_KEYED}",
+                _keyed(sha256s, list(by_name)),
             ).fetchall()
         found: dict[str, Vectors] = {}
         for sha256, model, preprocessing, blob in rows:
