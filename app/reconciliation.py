@@ -15,13 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
+from app.embedding.read_ahead import read_ahead
 from app.encoder import Encoder
 from app.errors import FolderUnavailableError, ServiceError
 from app.folder_guard import removals_allowed
@@ -286,52 +286,32 @@ class Reconciler:
         current one.
         """
         self.progress.begin(sum(len(entry.records) for entry in work))
-        chunks = [
-            work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
-        ]
         unreadable: list[str] = []
         embedded: set[str] = set()
         last_log, logged_done = time.monotonic(), -1
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="preprocess") as pool:
-
-            def submit(chunk: list[_Work]) -> list[Future[_Prepared | None]]:
-                return [pool.submit(self._prepare_file, entry) for entry in chunk]
-
-            upcoming = submit(chunks[0]) if chunks else []
-            for number, chunk in enumerate(chunks):
-                if should_stop():
-                    break
-                prepared = upcoming
-                if number + 1 < len(chunks):
-                    upcoming = submit(chunks[number + 1])
-                batch = [
-                    (entry, future.result()) for entry, future in zip(chunk, prepared, strict=True)
-                ]
-                unreadable.extend(
-                    record.id
-                    for entry, result in batch
-                    if result is None
-                    for record in entry.records
-                )
-                readable = [(entry, result) for entry, result in batch if result is not None]
-                to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
-                concepts: Iterator[NDArray[np.float32]] = iter(
-                    self.encoder.concepts(np.concatenate(to_embed)) if to_embed else []
-                )
-                entries: list[tuple[ImageRecord, Vectors]] = []
-                for entry, (pixels, drawing) in readable:
-                    concept = next(concepts) if pixels is not None else entry.concept
-                    assert concept is not None
-                    vectors = {self.store.space.concept: concept, **drawing}
-                    entries.extend((record, vectors) for record in entry.records)
-                self.save_present(entries)
-                embedded.update(record.id for record, _ in entries)
-                self.progress.done += sum(len(entry.records) for entry in chunk)
-                if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
-                    logger.info("Indexing %s", self.progress.bar())
-                    last_log, logged_done = time.monotonic(), self.progress.done
-            for future in upcoming:
-                future.cancel()
+        for batch in read_ahead(
+            work, self.batch_size, self.threads, self._prepare_file, should_stop
+        ):
+            unreadable.extend(
+                record.id for entry, result in batch if result is None for record in entry.records
+            )
+            readable = [(entry, result) for entry, result in batch if result is not None]
+            to_embed = [pixels for _, (pixels, _) in readable if pixels is not None]
+            concepts: Iterator[NDArray[np.float32]] = iter(
+                self.encoder.concepts(np.concatenate(to_embed)) if to_embed else []
+            )
+            entries: list[tuple[ImageRecord, Vectors]] = []
+            for entry, (pixels, drawing) in readable:
+                concept = next(concepts) if pixels is not None else entry.concept
+                assert concept is not None
+                vectors = {self.store.space.concept: concept, **drawing}
+                entries.extend((record, vectors) for record in entry.records)
+            self.save_present(entries)
+            embedded.update(record.id for record, _ in entries)
+            self.progress.done += sum(len(entry.records) for entry, _ in batch)
+            if time.monotonic() - last_log >= PROGRESS_LOG_INTERVAL_S:
+                logger.info("Indexing %s", self.progress.bar())
+                last_log, logged_done = time.monotonic(), self.progress.done
         if self.progress.total and logged_done != self.progress.done:
             logger.info("Indexing %s", self.progress.bar())
         if unreadable:  # a file that became unreadable must not keep its old vector

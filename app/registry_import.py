@@ -18,7 +18,6 @@ goes.
 import csv
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -27,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.collection import Collection
+from app.embedding.read_ahead import read_ahead
 from app.encoder import Encoder
 from app.errors import DuplicateImageError, ServiceError
 from app.storage.image_folder import sha256_hex
@@ -155,34 +155,23 @@ class RegistryImport:
     def _embedded(self, rows: list[Row]) -> Iterator[list[tuple[Row, bytes, Vectors | Skipped]]]:
         """Each batch of rows with its bytes and vectors (or why there are none),
         preparing the next batch in worker threads while the model embeds this one."""
-        batches = [rows[at : at + self.batch_size] for at in range(0, len(rows), self.batch_size)]
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="import") as pool:
-
-            def submit(batch: list[Row]) -> list[Future[tuple[bytes, Prepared | Skipped]]]:
-                return [pool.submit(self._prepare, row) for row in batch]
-
-            upcoming = submit(batches[0])
-            for number, batch in enumerate(batches):
-                prepared = [future.result() for future in upcoming]
-                if number + 1 < len(batches):
-                    upcoming = submit(batches[number + 1])
-                ready = [item for _, item in prepared if isinstance(item, Prepared)]
-                concepts = (
-                    self.encoder.concepts(np.concatenate([item.pixels for item in ready]))
-                    if ready
-                    else np.zeros((0, 0), np.float32)
+        for batch in read_ahead(rows, self.batch_size, self.threads, self._prepare):
+            ready = [item for _, (_, item) in batch if isinstance(item, Prepared)]
+            concepts: Iterator[NDArray[np.float32]] = iter(
+                self.encoder.concepts(np.concatenate([item.pixels for item in ready]))
+                if ready
+                else []
+            )
+            yield [
+                (
+                    row,
+                    data,
+                    {self.encoder.space.concept: next(concepts), **item.drawing}
+                    if isinstance(item, Prepared)
+                    else item,
                 )
-                embedded = iter(concepts)
-                yield [
-                    (
-                        row,
-                        data,
-                        {self.encoder.space.concept: next(embedded), **item.drawing}
-                        if isinstance(item, Prepared)
-                        else item,
-                    )
-                    for row, (data, item) in zip(batch, prepared, strict=True)
-                ]
+                for row, (data, item) in batch
+            ]
 
     def _prepare(self, row: Row) -> tuple[bytes, Prepared | Skipped]:
         """A scan's bytes and what the model and the store need of it, or why not (a

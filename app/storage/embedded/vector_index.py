@@ -63,6 +63,7 @@ class VectorIndex:
         # Removed from the maps but still in an index that cannot remove (HNSW).
         self._tombstones: set[int] = set()
         self._skip: Any = None  # faiss.SearchParametersHNSW skipping the tombstones
+        self._selectors: tuple[Any, ...] = ()  # what ``_skip`` points to, kept alive
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -204,7 +205,7 @@ class VectorIndex:
         """Make searches skip ``tombstones`` (FAISS ids still in the graph)."""
         self._tombstones = tombstones
         if not tombstones:
-            self._skip = None
+            self._skip, self._selectors = None, ()
             return
         # Only an HNSW index keeps tombstones (the factories allowed are Flat and HNSW);
         # faiss's type stubs lack its search parameters.
