@@ -4,7 +4,9 @@ whether it may run now (readiness, admission), and its answer.
 Pipeline of an image search: admission (a search slot, or 503 at once) -> the encoder
 (bytes -> concept and shape vectors) -> the query in every turn asked
 (``app.ranking``) -> one store call answering hits with their records and both halves'
-similarities -> each image once, at its best turn -> ``Match``es, best first.
+similarities -> each image once, at its best turn -> the first candidates verified
+(``app.verifier``), each with its ``Verdict``, conflicts first -> ``Match``es ordered by
+``similarity`` (``listed``), best first.
 
 Every method blocks; the HTTP layer calls them from worker threads.
 """
@@ -25,6 +27,7 @@ from app.reconciliation import IndexingProgress
 from app.storage.image_folder import ImageFolder
 from app.storage.store import Store
 from app.storage.types import NO_FETCH, VectorQuery, Vectors
+from app.verdict import Verdict
 from app.verifier import Verified, Verifier
 
 # What a client is told to wait when every search slot is taken.
@@ -55,7 +58,7 @@ class Admission:
         if not self._slots.acquire(blocking=False):
             SEARCHES_REFUSED.inc()
             raise QueueFullError(
-                message("search_busy", max_pending=self.max_pending),
+                message("search_busy", count=self.max_pending),
                 retry_after_s=BUSY_RETRY_AFTER_S,
             )
         SEARCHES_IN_PROGRESS.inc()
@@ -98,7 +101,9 @@ class QueryDefaults:
 @dataclass(frozen=True)
 class Match:
     id: str
-    similarity: float  # the mode's score
+    # The score the list is ordered by: a verified result's ``overlap``, else the mode's
+    # first-stage score (never above a verified result listed before it).
+    similarity: float
     path: str
     original_filename: str | None
     label: str | None
@@ -112,6 +117,23 @@ class Match:
     registered_covered: float | None = None
     query_covered: float | None = None
     overlap: float | None = None
+    core_match: float | None = None
+    verdict: Verdict | None = None
+
+
+def listed(matches: list[Match], min_similarity: float, top_k: int) -> list[Match]:
+    """The results a client sees, from the verification stage's order: each ``similarity``
+    capped at the one before it (a result the verification stage did not align follows
+    the aligned ones, whatever its first-stage score), those below ``min_similarity``
+    left out, at most ``top_k``."""
+    shown: list[Match] = []
+    for match in matches:
+        if shown and match.similarity > shown[-1].similarity:
+            match = replace(match, similarity=shown[-1].similarity)
+        if match.similarity < min_similarity:
+            break
+        shown.append(match)
+    return shown[:top_k]
 
 
 class Search:
@@ -194,21 +216,25 @@ class Search:
         words: bool = False,
     ) -> list[Match]:
         """The first stage and, for a drawing with its stroke mask, its first candidates'
-        masks (one store call), then their verification."""
+        masks (one store call), then their verification. ``min_similarity`` applies to
+        the listed ``similarity``: a verified search's first stage takes every candidate,
+        since verification may raise or lower each one's score."""
         verifying = strokes is not None and self.verifier.candidates > 0
         wanted = max(query.top_k, self.verifier.candidates) if verifying else query.top_k
         fetch = self.verifier.fetch if verifying else NO_FETCH
-        hits_per_turn = self.store.search(vectors, wanted, query.min_similarity, fetch)
+        floor = -1.0 if verifying else query.min_similarity
+        hits_per_turn = self.store.search(vectors, wanted, floor, fetch)
         first = best_turns(labels, hits_per_turn)[:wanted]
         ranked = self.verifier.rerank(strokes, first, query.turn_names)
-        return [self._match(item, query, words) for item in ranked[: query.top_k]]
+        matches = [self._match(item, query, words) for item in ranked]
+        return listed(matches, query.min_similarity, query.top_k)
 
     def _match(self, item: Verified, query: SearchQuery, words: bool) -> Match:
         hit, alignment = item.turned.hit, item.alignment
         turn = alignment.turn if alignment is not None else item.turned.turn
         return Match(
             id=hit.record.id,
-            similarity=hit.similarity,
+            similarity=hit.similarity if alignment is None else alignment.overlap,
             path=self.folder.display_path(hit.record.id),
             original_filename=hit.record.original_filename,
             label=hit.record.label,
@@ -219,6 +245,8 @@ class Search:
             registered_covered=None if alignment is None else alignment.registered_covered,
             query_covered=None if alignment is None else alignment.query_covered,
             overlap=None if alignment is None else alignment.overlap,
+            core_match=None if alignment is None else alignment.core_match,
+            verdict=item.verdict,
         )
 
     def _require_ready(self) -> None:

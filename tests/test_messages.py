@@ -31,8 +31,10 @@ def sample(name: str = "imagen1.jpg") -> bytes:
     return (EXAMPLE_IMAGES / name).read_bytes()
 
 
-def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+def placeholders(template: str | dict[str, str]) -> set[str]:
+    """The values a template names (every plural form's, for a counted one)."""
+    forms = [template] if isinstance(template, str) else list(template.values())
+    return {name for form in forms for _, name, _, _ in string.Formatter().parse(form) if name}
 
 
 def test_both_catalogues_hold_the_same_messages_with_the_same_values() -> None:
@@ -40,6 +42,8 @@ def test_both_catalogues_hold_the_same_messages_with_the_same_values() -> None:
     for key, template in en.MESSAGES.items():
         assert placeholders(es.MESSAGES[key]) == placeholders(template), key
         assert es.MESSAGES[key] != template or key == "name_and_id", key
+        if not isinstance(template, str):  # counted: both languages' forms, one and other
+            assert template.keys() == es.MESSAGES[key].keys() == {"one", "other"}, key  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -103,12 +107,12 @@ def test_a_duplicate_and_deletes_name_the_image_in_the_language_asked_for(
 
     assert spanish.status_code == english.status_code == same_bytes.status_code == 409
     assert spanish.json()["detail"] == (
-        f"El registro ya tiene esta imagen: Reg. 5 - Peña (id {image_id})."
+        f"El registro ya tiene esta marca: Reg. 5 - Peña (id {image_id})."
     )
     assert english.json()["detail"] == (
         f"The collection already holds this image: Reg. 5 - Peña (id {image_id})."
     )
-    assert same_bytes.json()["detail"] == "El registro ya tiene esta imagen: imagen1.jpg."
+    assert same_bytes.json()["detail"] == "El registro ya tiene esta marca: imagen1.jpg."
 
     deleted = client.delete(f"/images/{image_id}", headers=SPANISH).json()["message"]
     assert deleted == f"Se borró Reg. 5 - Peña (id {image_id})."
@@ -117,7 +121,7 @@ def test_a_duplicate_and_deletes_name_the_image_in_the_language_asked_for(
     assert refused.status_code == 400
     assert "hace falta confirm=true" in refused.json()["detail"]
     everything = client.delete("/images/", params={"confirm": "true"}, headers=SPANISH)
-    assert everything.json()["message"].startswith("Se borraron las 7 imágenes.")
+    assert everything.json()["message"].startswith("Se borraron las 7 marcas del registro.")
     assert everything.json()["deleted"] == 7
 
 

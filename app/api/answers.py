@@ -54,6 +54,8 @@ def search_results(
                 registered_covered=match.registered_covered,
                 query_covered=match.query_covered,
                 overlap=match.overlap,
+                core_match=match.core_match,
+                verdict=match.verdict,
                 path=result_path(url, match.path, settings),
                 url=url,
                 original_filename=match.original_filename,

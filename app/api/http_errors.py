@@ -155,7 +155,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     errors = []
     for error in jsonable_encoder(exc.errors()):
         template = catalogue.get(f"field.{error.get('type')}")
-        if template is not None:
+        if isinstance(template, str):
             # A context this template does not expect keeps Pydantic's own words.
             with contextlib.suppress(KeyError, IndexError):
                 error["msg"] = template.format(**error.get("ctx", {}))

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.encoder import MAX_TEXT_CHARS
 from app.ranking import SearchMode
+from app.verdict import Verdict
 
 
 class SearchResult(BaseModel):
@@ -16,12 +17,23 @@ class SearchResult(BaseModel):
         examples=["imagen1.jpg"],
     )
     similarity: float = Field(
-        description="The search mode's score, -1 to 1 (1 = identical): concept_similarity "
-        "(mode=concept), shape_similarity (mode=shape), or HYBRID_CONCEPT_WEIGHT x concept "
-        "+ (1 - HYBRID_CONCEPT_WEIGHT) x shape (mode=hybrid); the first stage ranks by it, "
-        "and results the verification stage did not align follow the aligned ones in its "
-        "order.",
+        description="How alike the two drawings are, the score the list is ordered by, "
+        "best first (1 = the same drawing): for a result the verification stage aligned on "
+        "the query (shape and hybrid searches, the first RERANK_CANDIDATES results), its "
+        "overlap; otherwise the search mode's first-stage score (concept_similarity, "
+        "shape_similarity, or HYBRID_CONCEPT_WEIGHT x concept + (1 - "
+        "HYBRID_CONCEPT_WEIGHT) x shape), never above an aligned result listed before it.",
         examples=[0.92],
+    )
+    verdict: Verdict | None = Field(
+        default=None,
+        description="What the two drawings are to each other, from the verification "
+        "stage's coverages: same (the same brand), contains (the query is this brand plus "
+        "an addition), contained (this brand is the query plus an addition), similar "
+        "(related: look at the overlay) or different. Every verdict but different is a "
+        "conflict, listed before the rest. null: not verified (a concept or text search, "
+        "or past the first RERANK_CANDIDATES results).",
+        examples=["same"],
     )
     distance: float = Field(
         description="1 - similarity (0 = identical), for clients that sort by distance.",
@@ -59,9 +71,17 @@ class SearchResult(BaseModel):
     )
     overlap: float | None = Field(
         default=None,
-        description="The harmonic mean of registered_covered and query_covered (1 = the "
-        "same drawing); verified results are ranked by it, ahead of the others.",
-        examples=[0.88],
+        description="Both coverages in one score (1 = the same drawing; a brand with an "
+        "addition scores beside a copy); a verified result's similarity. null when not "
+        "verified.",
+        examples=[0.92],
+    )
+    core_match: float | None = Field(
+        default=None,
+        description="Where either drawing has an addition beside it: how well the one "
+        "without its addition matches the other, 0 to 1 (0 when neither has one); null "
+        "when not verified.",
+        examples=[0.0],
     )
     path: str = Field(
         description="RESULT_PATH=file (default): the image's path under IMAGES_DIR as "
@@ -104,7 +124,19 @@ class CompareResponse(BaseModel):
         examples=[0.81],
     )
     overlap: float = Field(
-        description="Harmonic mean of the two (1 = the same drawing).", examples=[0.88]
+        description="Both coverages in one score (1 = the same drawing; a brand with an "
+        "addition scores beside a copy): a search's similarity for this pair.",
+        examples=[0.92],
+    )
+    core_match: float = Field(
+        description="How well one drawing without the addition beside it matches the "
+        "other, 0 to 1 (0 when neither has an addition).",
+        examples=[0.0],
+    )
+    verdict: Verdict = Field(
+        description="same, contains (the other drawing is the registered brand plus an "
+        "addition), contained (the converse), similar or different: see SearchResult.",
+        examples=["same"],
     )
     turn: str = Field(
         description="The other drawing's turn that aligned best (upright unless turns=true).",
@@ -135,6 +167,11 @@ class SearchResponse(BaseModel):
                             "concept_similarity": 0.88,
                             "shape_similarity": 0.94,
                             "turn": None,
+                            "registered_covered": 0.97,
+                            "query_covered": 0.88,
+                            "overlap": 0.92,
+                            "core_match": 0.0,
+                            "verdict": "same",
                             "path": "./example_images/imagen1.jpg",
                             "url": "http://localhost:8000/static/imagen1.jpg",
                             "original_filename": None,

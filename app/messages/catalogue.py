@@ -2,8 +2,9 @@
 values, and is written out in the language a request prefers (``Accept-Language``).
 
 Pipeline: a domain error or an answer carries a ``Message`` -> ``negotiate`` reads the
-request's ``Accept-Language`` -> ``render`` fills that language's template. Ids,
-numbers and setting names stay as they are in every language."""
+request's ``Accept-Language`` -> ``render`` fills that language's template (for a
+counted message, its plural form for the ``count`` value). Ids, numbers and setting
+names stay as they are in every language."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ Language = Literal["en", "es"]
 LANGUAGES: tuple[Language, ...] = ("en", "es")
 # Clients that ask for nothing (curl, scripts) and for no language spoken here.
 DEFAULT_LANGUAGE: Language = "en"
-CATALOGUES: dict[Language, Mapping[str, str]] = {"en": en.MESSAGES, "es": es.MESSAGES}
+# A template, or a counted message's plural forms by CLDR name ("one", "other").
+Template = str | Mapping[str, str]
+CATALOGUES: dict[Language, Mapping[str, Template]] = {"en": en.MESSAGES, "es": es.MESSAGES}
 # An Accept-Language header longer than this is read no further (it is a client's).
 MAX_HEADER_CHARS = 500
 
@@ -43,7 +46,17 @@ def render(text: Message, language: Language = DEFAULT_LANGUAGE) -> str:
         name: render(value, language) if isinstance(value, Message) else value
         for name, value in text.values.items()
     }
-    return CATALOGUES[language][text.key].format(**values)
+    template = CATALOGUES[language][text.key]
+    if not isinstance(template, str):
+        template = template[plural_form(values["count"])]
+    return template.format(**values)
+
+
+def plural_form(count: object) -> str:
+    """CLDR's plural category of ``count`` in English and Spanish alike: "one" for
+    exactly 1, "other" for every other number. Written by hand: Babel's rules would add a
+    dependency for these two languages' one rule."""
+    return "one" if count == 1 else "other"
 
 
 def negotiate(accept_language: str | None) -> Language:

@@ -1,7 +1,7 @@
 """The service's messages in English: templates filled by ``str.format``
 (``app.messages.catalogue``); ``es`` has the same keys and values."""
 
-MESSAGES: dict[str, str] = {
+MESSAGES: dict[str, str | dict[str, str]] = {
     # Uploads
     "upload_empty": "The uploaded file is empty.",
     "upload_too_large": "The upload is larger than the limit of {limit_mb} MB (MAX_UPLOAD_MB).",
@@ -40,12 +40,15 @@ MESSAGES: dict[str, str] = {
     "has freed space.",
     "confirm_delete_all": "Deleting every image needs confirm=true (DELETE /images/?confirm=true).",
     "deleted_one": "Deleted {name}.",
-    "deleted_all": "Deleted all {count} images.",
+    "deleted_all": {"one": "Deleted the only image.", "other": "Deleted all {count} images."},
     "samples_note": " These were the repository's samples; restore them with `{command}`.",
     # Busy or unavailable
     "indexing": "The collection is being indexed ({done}/{total} images); retry shortly.",
-    "search_busy": "The service is busy ({max_pending} searches in progress, "
-    "SEARCH_QUEUE_SIZE); retry shortly.",
+    "search_busy": {
+        "one": "The service is busy (one search in progress, SEARCH_QUEUE_SIZE); retry shortly.",
+        "other": "The service is busy ({count} searches in progress, SEARCH_QUEUE_SIZE); "
+        "retry shortly.",
+    },
     "decode_busy": "The service is decoding other large images and has no memory left for "
     "this one now; retry shortly.",
     "folder_missing": "IMAGES_DIR={folder!r} is missing; nothing was removed: mount or restore it.",

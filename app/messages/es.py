@@ -1,7 +1,7 @@
 """Los mensajes del servicio en español: plantillas que rellena ``str.format``
 (``app.messages.catalogue``), con las mismas claves y valores que ``en``."""
 
-MESSAGES: dict[str, str] = {
+MESSAGES: dict[str, str | dict[str, str]] = {
     # Archivos subidos
     "upload_empty": "El archivo subido está vacío.",
     "upload_too_large": "El archivo supera el límite de {limit_mb} MB (MAX_UPLOAD_MB).",
@@ -32,23 +32,30 @@ MESSAGES: dict[str, str] = {
     "parte de texto de MODEL_NAME ({reason}). Guarde el tokenizador junto al modelo (README: "
     "Offline use), o ponga TEXT_SEARCH=false.",
     # El registro
-    "image_not_found": "No hay ninguna imagen con el id {id!r} en el registro.",
-    "image_not_indexed": "La imagen {id!r} aún no está indexada; vuelva a intentarlo en "
+    "image_not_found": "No hay ninguna marca con el id {id!r} en el registro.",
+    "image_not_indexed": "La marca {id!r} aún no está indexada; vuelva a intentarlo en "
     "unos momentos.",
-    "duplicate": "El registro ya tiene esta imagen: {name}.",
+    "duplicate": "El registro ya tiene esta marca: {name}.",
     "name_and_id": "{name} (id {id})",
     "storage_full": "IMAGES_DIR está lleno: la imagen no se añadió; vuelva a intentarlo "
     "cuando un administrador haya liberado espacio.",
-    "confirm_delete_all": "Para borrar todas las imágenes hace falta confirm=true (DELETE "
+    "confirm_delete_all": "Para borrar todas las marcas hace falta confirm=true (DELETE "
     "/images/?confirm=true).",
     "deleted_one": "Se borró {name}.",
-    "deleted_all": "Se borraron las {count} imágenes.",
+    "deleted_all": {
+        "one": "Se borró la única marca del registro.",
+        "other": "Se borraron las {count} marcas del registro.",
+    },
     "samples_note": " Eran las imágenes de ejemplo del repositorio; restáurelas con `{command}`.",
     # Ocupado o no disponible
-    "indexing": "Se está indexando el registro ({done}/{total} imágenes); vuelva a "
+    "indexing": "Se está indexando el registro ({done} de {total} marcas); vuelva a "
     "intentarlo en unos momentos.",
-    "search_busy": "El servicio está ocupado ({max_pending} búsquedas en curso, "
-    "SEARCH_QUEUE_SIZE); vuelva a intentarlo en unos momentos.",
+    "search_busy": {
+        "one": "El servicio está ocupado (una búsqueda en curso, SEARCH_QUEUE_SIZE); vuelva "
+        "a intentarlo en unos momentos.",
+        "other": "El servicio está ocupado ({count} búsquedas en curso, SEARCH_QUEUE_SIZE); "
+        "vuelva a intentarlo en unos momentos.",
+    },
     "decode_busy": "El servicio está decodificando otras imágenes grandes y ahora no le "
     "queda memoria para esta; vuelva a intentarlo en unos momentos.",
     "folder_missing": "Falta IMAGES_DIR={folder!r}; no se borró nada: móntelo o restáurelo.",

@@ -13,9 +13,12 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   language: DEFAULT_LANGUAGE,
-  file: null,
+  file: null,  // the drawing on screen
   previewUrls: [],
-  matches: [],  // the last drawing search's results, for the confirmation before registering
+  matches: [],  // its check's results, for the question before registering
+  checked: false,  // whether its check has answered: Registrar waits for it
+  check: 0,  // counts drawings and checks: an answer for an older one is dropped
+  controller: null,  // aborts the check in flight when a newer one starts
   page: 1,
   total: 0,
   filter: "",
@@ -35,8 +38,13 @@ function chosenLanguage() {
   return DEFAULT_LANGUAGE;
 }
 
+// A template, or for a counted one its plural forms ({one, other}) chosen by `count`.
 function t(key, values = {}) {
-  const template = MESSAGES[state.language][key];
+  let template = MESSAGES[state.language][key];
+  if (typeof template === "object") {
+    const form = new Intl.PluralRules(state.language).select(values.count);
+    template = template[form] ?? template.other;
+  }
   return template.replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
 }
 
@@ -64,26 +72,51 @@ function translatePage() {
 
 // API
 
-class ApiError extends Error {}
+class ApiError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// An answer for a drawing or a check that is no longer on screen: dropped unseen.
+class Overtaken extends Error {}
+
+// The page's name for each field the service may refuse, so that a clerk reads
+// "Cuántas mostrar: ..." where the API says "top_k".
+const FIELD_LABELS = {
+  top_k: "top_k", min_similarity: "threshold", label: "register.label", file: "drop.label",
+  mode: "mode", text: "words", q: "filter",
+};
 
 function describe(status, body) {
   const detail = body && body.detail;
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
-    return detail.map((problem) => `${(problem.loc || []).slice(1).join(".")}: ${problem.msg}`).join("; ");
+    return detail.map((problem) => {
+      const field = (problem.loc || []).at(-1);
+      const label = field in FIELD_LABELS ? t(FIELD_LABELS[field]) : field;
+      return label ? `${label}: ${problem.msg}` : problem.msg;
+    }).join("; ");
   }
   return t("error.status", { status });
 }
 
-async function api(method, path, { body, write = false, as = "json", json = false } = {}) {
+function showKeyField() {
+  $("key-setting").hidden = false;
+  $("api-key").focus();
+}
+
+async function api(method, path, { body, write = false, as = "json", json = false, signal } = {}) {
   const headers = { "Accept-Language": state.language };
   if (json) headers["Content-Type"] = "application/json";
   const key = sessionStorage.getItem(API_KEY_STORAGE);
   if (write && key) headers["X-API-Key"] = key;
   let response;
   try {
-    response = await fetch(path, { method, body, headers });
+    response = await fetch(path, { method, body, headers, signal });
   } catch {
+    if (signal && signal.aborted) throw new Overtaken();
     throw new ApiError(t("error.unreachable"));
   }
   if (!response.ok) {
@@ -91,8 +124,11 @@ async function api(method, path, { body, write = false, as = "json", json = fals
     let message = describe(response.status, answer);
     const retry = response.headers.get("Retry-After");
     if (response.status === 503 && retry) message += t("error.retry", { seconds: retry });
-    if (response.status === 401 || response.status === 403) message += t("error.key");
-    throw new ApiError(message);
+    if (response.status === 401 || response.status === 403) {
+      message += t("error.key");
+      showKeyField();
+    }
+    throw new ApiError(message, response.status);
   }
   return as === "blob" ? response.blob() : response.json();
 }
@@ -125,15 +161,28 @@ async function guarded(node, action) {
   try {
     await action();
   } catch (error) {
+    if (error instanceof Overtaken) return;
     show(node, error instanceof ApiError ? error.message : t("error.unexpected", { error }), "error");
+    return error;
   }
 }
 
 // The page's own confirmation (a browser confirm box cannot be translated or ask for a
 // word): resolves true when the clerk confirms, having typed `word` where one is asked.
-function ask(text, yes, word = null) {
+// `picture`, when given, resolves to an image shown with the question (an overlay).
+function ask(text, yes, word = null, picture = null) {
   const dialog = $("confirm-dialog");
   $("confirm-text").textContent = text;
+  const image = $("confirm-image");
+  image.hidden = picture === null;
+  image.removeAttribute("src");
+  if (picture) {
+    picture.then((blob) => {
+      const url = URL.createObjectURL(blob);
+      state.previewUrls.push(url);
+      image.src = url;
+    }).catch(() => { image.hidden = true; });
+  }
   $("confirm-yes").textContent = yes;
   $("confirm-word-field").hidden = word === null;
   $("confirm-word").value = "";
@@ -165,6 +214,25 @@ function thumbnail(url, alt) {
 }
 
 const shownId = (item) => decodeURIComponent(item.id);
+// Where a person reads an id: its first characters (ids are long hex names); the full id
+// is one click away on the card.
+const SHORT_ID_CHARS = 8;
+
+function shortId(item) {
+  const id = shownId(item);
+  const dot = id.lastIndexOf(".");
+  const stem = dot > 0 ? id.slice(0, dot) : id;
+  return stem.length > SHORT_ID_CHARS + 2 ? `${stem.slice(0, SHORT_ID_CHARS)}…${id.slice(stem.length)}` : id;
+}
+
+// The short id, showing the full one when clicked.
+function idElement(item) {
+  const node = button(t("id", { id: shortId(item) }), t("id.full", { id: shownId(item) }), () => {
+    node.textContent = t("id", { id: shownId(item) });
+  }, "id link");
+  node.title = shownId(item);
+  return node;
+}
 
 function button(text, label, action, className) {
   const node = element("button", className, text);
@@ -178,13 +246,22 @@ function turnInWords(turn) {
   return turn ? t(`turn.${turn}`) : "";
 }
 
-// One result of a search. `open` compares it with what it was found for.
-function resultCard(result, rank, openLabel, open) {
-  const card = element("li", "card result");
+// What the verification stage says of a result, in words; `query` names what was
+// searched for ("your drawing", or a registered brand).
+function verdictInWords(result, query) {
+  return t(result.verdict ? `verdict.${result.verdict}` : "verdict.none", { query });
+}
+
+const isConflict = (result) => Boolean(result.verdict) && result.verdict !== "different";
+
+// One result of a search. `open` compares it with what it was found for, `query`.
+function resultCard(result, rank, openLabel, open, query) {
+  const card = element("li", `card result verdict-${result.verdict || "none"}`);
   card.append(thumbnail(result.url, `${result.name}, ${t("rank", { rank })}`));
   const meta = element("div", "meta");
   meta.append(element("span", "name", `${rank}. ${result.name}`));
-  if (result.name !== shownId(result)) meta.append(element("small", "id", t("id", { id: shownId(result) })));
+  if (result.name !== shownId(result)) meta.append(idElement(result));
+  meta.append(element("strong", "verdict", verdictInWords(result, query)));
   meta.append(element("span", "similarity", t("similarity", { value: decimal(result.similarity) })));
   const meter = element("meter");
   Object.assign(meter, { min: 0, max: 1, value: Math.max(0, result.similarity) });
@@ -287,29 +364,59 @@ function showResults(title, results, comparable) {
   $("results-title").textContent = title;
   $("results-title").hidden = false;
   $("results").replaceChildren(...results.map((result, index) => resultCard(
-    result, index + 1, comparable && t("compare.label", { name: result.name }), compareUpload)));
+    result, index + 1, comparable && t("compare.label", { name: result.name }), compareUpload,
+    t("overlay.first").toLowerCase())));
+}
+
+// What the check of a drawing found, in one sentence: its conflicts, or none.
+function checkSummary(results) {
+  const conflicts = results.filter(isConflict).length;
+  if (conflicts) return t("found.conflicts", { count: conflicts });
+  if (!results.length) return t("found.none");
+  if (results.some((result) => result.verdict)) return t("found.clear", { count: results.length });
+  return t("found", { count: results.length });
 }
 
 // Check: a new drawing, its closest registered brands
 
+// Nothing of the previous drawing stays: its picture, its check, its results, its label.
+function forgetDrawing() {
+  state.check += 1;
+  if (state.controller) state.controller.abort();
+  state.file = null;
+  state.matches = [];
+  state.checked = false;
+  state.previewUrls.forEach((url) => URL.revokeObjectURL(url));
+  state.previewUrls = [];
+  $("query-preview").removeAttribute("src");
+  $("embedder-preview").removeAttribute("src");
+  $("previews").hidden = true;
+  $("results-title").hidden = true;
+  $("results").replaceChildren();
+  $("label").value = "";
+  $("search-button").disabled = true;
+  $("register-button").disabled = true;
+  show($("search-message"), "");
+  show($("register-message"), "");
+}
+
 function pick(file) {
   if (!file) return;
+  forgetDrawing();
+  $("file").value = "";  // so that choosing the same file again is a new choice
   if (file.type && !file.type.startsWith("image/")) {
     show($("search-message"), t("not_image", { name: file.name }), "error");
     return;
   }
   state.file = file;
-  state.matches = [];
-  state.previewUrls.forEach((url) => URL.revokeObjectURL(url));
   state.previewUrls = [URL.createObjectURL(file)];
   $("query-preview").src = state.previewUrls[0];
-  $("embedder-preview").removeAttribute("src");
   $("previews").hidden = false;
   $("search-button").disabled = false;
-  $("register-button").disabled = false;
-  show($("register-message"), "");
+  const drawing = state.check;
   guarded($("search-message"), async () => {
     const preview = await api("POST", "/preprocess", { body: upload(), as: "blob" });
+    if (drawing > state.check || state.file !== file) return;
     const url = URL.createObjectURL(preview);
     state.previewUrls.push(url);
     $("embedder-preview").src = url;
@@ -317,16 +424,47 @@ function pick(file) {
   search();
 }
 
+// The service's answers that refuse the drawing itself (damaged, too large, not an image).
+const DRAWING_REFUSED = [400, 413, 415];
+
+// The check of the drawing on screen; Registrar waits for its answer. A newer check
+// aborts this one, and an answer for an older one is dropped.
 function search() {
   if (!state.file) return;
+  const file = state.file;
+  const check = ++state.check;
+  if (state.controller) state.controller.abort();
+  const controller = new AbortController();
+  state.controller = controller;
+  state.checked = false;
+  $("register-button").disabled = true;
   const message = $("search-message");
   show(message, t("searching"));
   return guarded(message, async () => {
-    const answer = await api("POST", `/search-similar-images/?${searchParams()}`, { body: upload() });
+    let answer;
+    try {
+      answer = await api("POST", `/search-similar-images/?${searchParams()}`,
+        { body: upload(), signal: controller.signal });
+    } catch (error) {
+      if (check === state.check) {
+        state.matches = [];
+        $("results-title").hidden = true;
+        $("results").replaceChildren();
+        // A drawing the service refuses (damaged, too large, not an image) cannot be
+        // registered either; a busy service or a wrong setting leaves it to check again.
+        if (error instanceof ApiError && DRAWING_REFUSED.includes(error.status)) {
+          state.file = null;
+          $("search-button").disabled = true;
+        }
+      }
+      throw error;
+    }
+    if (check !== state.check || state.file !== file) return;
     state.matches = answer.results;
+    state.checked = true;
+    $("register-button").disabled = false;
     showResults(t("results"), answer.results, true);
-    show(message, answer.results.length
-      ? t("found", { count: answer.results.length }) : t("found.none"));
+    show(message, checkSummary(answer.results));
   });
 }
 
@@ -352,27 +490,40 @@ function searchText() {
 // Register, after the clerk has seen the close matches.
 
 function spokenName(item) {
-  return item.name === shownId(item) ? item.name : `${item.name} (${t("id", { id: shownId(item) })})`;
+  return item.name === shownId(item) ? shortId(item) : `${item.name} (${t("id", { id: shortId(item) })})`;
+}
+
+// Before registering a drawing whose check found conflicts: the first one, its verdict in
+// words and the two laid over each other; true when the clerk registers it anyway.
+function confirmConflicts(conflicts) {
+  const first = conflicts[0];
+  let text = t(`register.confirm.${first.verdict}`, { name: spokenName(first) });
+  if (conflicts.length > 1) text += t("register.confirm.more", { count: conflicts.length - 1 });
+  const overlay = api("POST", `/images/${first.id}/compare?format=png${turnsParameter()}`,
+    { body: upload(), as: "blob" });
+  return ask(`${text} ${t("register.confirm.question")}`, t("register.confirm.yes"), null, overlay);
 }
 
 async function register() {
   const message = $("register-message");
-  if (!state.file) {
+  if (!state.file || !state.checked) {
     show(message, t("register.first"), "error");
     return;
   }
-  const closest = state.matches[0];
-  if (closest && !(await ask(
-    t("register.confirm", { name: spokenName(closest), similarity: decimal(closest.similarity) }),
-    t("register.confirm.yes")))) return;
+  const check = state.check;
+  const conflicts = state.matches.filter(isConflict);
+  if (conflicts.length && !(await confirmConflicts(conflicts))) return;
+  if (check !== state.check) return;  // another drawing or check while the question was open
   show(message, t("registering"));
+  const body = upload();
+  const label = $("label").value.trim();
+  if (label) body.append("label", label);
   return guarded(message, async () => {
-    const body = upload();
-    const label = $("label").value.trim();
-    if (label) body.append("label", label);
-    const answer = await api("POST", `/images/?${searchParams()}`, { body, write: true });
+    $("register-button").disabled = true;
+    const answer = await api("POST", `/images/?${searchParams()}`, { body, write: true })
+      .finally(() => { $("register-button").disabled = !state.checked; });
+    if (check === state.check) forgetDrawing();
     show(message, t("registered", { name: spokenName(answer.image) }), "success");
-    $("label").value = "";
     await Promise.all([loadPage(1), loadHealth()]);
   });
 }
@@ -385,7 +536,7 @@ function imageCard(item) {
   const meta = element("div", "meta");
   meta.append(element("span", "name", item.name));
   if (item.label && item.original_filename) meta.append(element("small", "muted", t("file", { name: item.original_filename })));
-  if (item.name !== shownId(item)) meta.append(element("small", "id", t("id", { id: shownId(item) })));
+  if (item.name !== shownId(item)) meta.append(idElement(item));
   meta.append(element("small", "muted", new Date(item.created_at).toLocaleString(state.language)));
   meta.append(button(t("open"), t("open.label", { name: item.name }), () => openBrand(item)));
   card.append(meta);
@@ -446,9 +597,10 @@ function similarToBrand() {
     $("brand-similar-title").hidden = false;
     const open = comparePair(brand);
     $("brand-similar-results").replaceChildren(...answer.results.map((result, index) => resultCard(
-      result, index + 1, t("compare.pair.label", { name: result.name, other: brand.name }), open)));
+      result, index + 1, t("compare.pair.label", { name: result.name, other: brand.name }), open,
+      brand.name)));
     show($("brand-message"), answer.results.length
-      ? t("found", { count: answer.results.length }) : t("brand.similar.none"));
+      ? checkSummary(answer.results) : t("brand.similar.none"));
   });
 }
 
@@ -551,6 +703,8 @@ function start() {
 
   const key = $("api-key");
   key.value = sessionStorage.getItem(API_KEY_STORAGE) || "";
+  // Out of the way until a write is refused for want of it (or one was typed already).
+  $("key-setting").hidden = !key.value;
   key.addEventListener("input", () => sessionStorage.setItem(API_KEY_STORAGE, key.value.trim()));
 
   $("file").addEventListener("change", (event) => pick(event.target.files[0]));

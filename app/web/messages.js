@@ -1,5 +1,6 @@
 // Every text of the page, one catalogue per language, the same keys in each (a test
-// checks). Templates name their values in braces: {name}, {count}.
+// checks). Templates name their values in braces: {name}, {count}. A text that counts
+// holds its plural forms ({one, other}: Intl.PluralRules' names), chosen by {count}.
 // Spanish first: the registry's clerks work in Spanish.
 
 export const LANGUAGES = { es: "Español", en: "English" };
@@ -10,7 +11,7 @@ export const MESSAGES = {
     "title": "Registro de marcas",
     "language": "Idioma",
     "connecting": "Conectando…",
-    "health.count": "{count} marcas registradas",
+    "health.count": { one: "1 marca registrada", other: "{count} marcas registradas" },
     "health.ready": "listo para buscar",
     "health.indexing": "indexando: {done} de {total}",
     "details": "Detalles del servicio",
@@ -47,9 +48,23 @@ export const MESSAGES = {
     "results": "Marcas registradas parecidas",
     "results.words": "Resultados para «{text}»",
     "searching": "Buscando…",
-    "found": "{count} marcas registradas se parecen, la más parecida primero.",
+    "found": {
+      one: "Una marca registrada se parece.",
+      other: "{count} marcas registradas se parecen, la más parecida primero.",
+    },
+    "found.conflicts": {
+      one: "Una marca registrada es la misma, la contiene o se le parece mucho: mírela antes de registrar.",
+      other: "{count} marcas registradas son la misma, la contienen o se le parecen mucho: mírelas antes de registrar.",
+    },
+    "found.clear": {
+      one: "Ninguna marca registrada es la misma ni la contiene; abajo, la más parecida.",
+      other: "Ninguna marca registrada es la misma ni la contiene; abajo, las {count} más parecidas.",
+    },
     "found.none": "Ninguna marca registrada se parece por encima del umbral.",
-    "found.words": "{count} marcas, las más cercanas a las palabras primero.",
+    "found.words": {
+      one: "Una marca, la más cercana a las palabras.",
+      other: "{count} marcas, las más cercanas a las palabras primero.",
+    },
     "found.words.none": "El registro está vacío.",
     "found.truncated": " El texto era largo: solo se leyeron sus primeros 77 tokens.",
     "not_image": "{name} no es una imagen.",
@@ -63,6 +78,12 @@ export const MESSAGES = {
     "compare": "Comparar",
     "compare.label": "Comparar su dibujo con {name}",
     "compare.pair.label": "Comparar {name} con {other}",
+    "verdict.same": "La misma marca",
+    "verdict.contains": "Es {query} sin lo añadido",
+    "verdict.contained": "Es {query} con algo añadido",
+    "verdict.similar": "Parecida: mírelas superpuestas",
+    "verdict.different": "Distinta",
+    "verdict.none": "Sin verificar",
 
     "register.title": "Registrar la marca nueva",
     "register.label": "Etiqueta (opcional)",
@@ -70,7 +91,15 @@ export const MESSAGES = {
     "register.help": "Por ejemplo «Reg. 1043 - Juan Pérez»; como máximo 200 caracteres.",
     "register.button": "Registrar",
     "register.first": "Primero elija el dibujo y mire las parecidas.",
-    "register.confirm": "Se parece a {name} (similitud {similarity}). ¿Registrarla igualmente?",
+    "register.confirm.same": "Su dibujo es la misma marca que {name}.",
+    "register.confirm.contains": "Su dibujo es {name} con algo añadido.",
+    "register.confirm.contained": "{name} es su dibujo con algo añadido.",
+    "register.confirm.similar": "Su dibujo se parece mucho a {name}: mírelos superpuestos.",
+    "register.confirm.more": {
+      one: " Hay otra marca más en conflicto.",
+      other: " Hay {count} marcas más en conflicto.",
+    },
+    "register.confirm.question": "¿Registrarla igualmente?",
     "register.confirm.yes": "Registrar igualmente",
     "registering": "Registrando…",
     "registered": "Registrada: {name}.",
@@ -81,8 +110,14 @@ export const MESSAGES = {
     "page_size": "Por página",
     "refresh": "Actualizar",
     "delete_all": "Borrar todo el registro…",
-    "page": "Página {page} de {pages} · {count} marcas",
-    "page.filtered": "Página {page} de {pages} · {count} marcas con «{filter}»",
+    "page": {
+      one: "Página {page} de {pages} · 1 marca",
+      other: "Página {page} de {pages} · {count} marcas",
+    },
+    "page.filtered": {
+      one: "Página {page} de {pages} · 1 marca con «{filter}»",
+      other: "Página {page} de {pages} · {count} marcas con «{filter}»",
+    },
     "page.empty": "Aún no hay marcas registradas",
     "page.none": "Ninguna marca tiene «{filter}»",
     "previous": "Anterior",
@@ -93,6 +128,7 @@ export const MESSAGES = {
     "open.label": "Abrir {name}",
     "file": "archivo {name}",
     "id": "id {id}",
+    "id.full": "Mostrar el id completo: {id}",
 
     "brand.label": "Etiqueta",
     "brand.save": "Guardar etiqueta",
@@ -116,7 +152,10 @@ export const MESSAGES = {
 
     "confirm.delete": "¿Borrar {name} del registro? Su archivo se elimina.",
     "confirm.delete.yes": "Borrar",
-    "confirm.delete_all": "¿Borrar las {count} marcas del registro? Sus archivos se eliminan. Escriba {word} para confirmar.",
+    "confirm.delete_all": {
+      one: "¿Borrar la única marca del registro? Su archivo se elimina. Escriba {word} para confirmar.",
+      other: "¿Borrar las {count} marcas del registro? Sus archivos se eliminan. Escriba {word} para confirmar.",
+    },
     "confirm.word": "ELIMINAR",
     "confirm.word.label": "Palabra de confirmación",
     "confirm.delete_all.yes": "Borrar todo",
@@ -141,7 +180,7 @@ export const MESSAGES = {
     "title": "Brand registry",
     "language": "Language",
     "connecting": "Connecting…",
-    "health.count": "{count} registered brands",
+    "health.count": { one: "1 registered brand", other: "{count} registered brands" },
     "health.ready": "ready to search",
     "health.indexing": "indexing: {done} of {total}",
     "details": "Service details",
@@ -178,9 +217,23 @@ export const MESSAGES = {
     "results": "Similar registered brands",
     "results.words": "Results for “{text}”",
     "searching": "Searching…",
-    "found": "{count} registered brands resemble it, the closest first.",
+    "found": {
+      one: "One registered brand resembles it.",
+      other: "{count} registered brands resemble it, the closest first.",
+    },
+    "found.conflicts": {
+      one: "One registered brand is the same, contains it or is very like it: look at it before registering.",
+      other: "{count} registered brands are the same, contain it or are very like it: look at them before registering.",
+    },
+    "found.clear": {
+      one: "No registered brand is the same or contains it; below, the closest one.",
+      other: "No registered brand is the same or contains it; below, the {count} closest.",
+    },
     "found.none": "No registered brand resembles it above the threshold.",
-    "found.words": "{count} brands, nearest the words first.",
+    "found.words": {
+      one: "One brand, the nearest the words.",
+      other: "{count} brands, nearest the words first.",
+    },
     "found.words.none": "The registry is empty.",
     "found.truncated": " The text was long: only its first 77 tokens were read.",
     "not_image": "{name} is not an image.",
@@ -194,6 +247,12 @@ export const MESSAGES = {
     "compare": "Compare",
     "compare.label": "Compare your drawing with {name}",
     "compare.pair.label": "Compare {name} with {other}",
+    "verdict.same": "The same brand",
+    "verdict.contains": "It is {query} without the addition",
+    "verdict.contained": "It is {query} with something added",
+    "verdict.similar": "Similar: look at them overlaid",
+    "verdict.different": "Different",
+    "verdict.none": "Not verified",
 
     "register.title": "Register the new brand",
     "register.label": "Label (optional)",
@@ -201,7 +260,15 @@ export const MESSAGES = {
     "register.help": "For example “Reg. 1043 - Juan Pérez”; at most 200 characters.",
     "register.button": "Register",
     "register.first": "First choose the drawing and look at the similar ones.",
-    "register.confirm": "It resembles {name} (similarity {similarity}). Register it anyway?",
+    "register.confirm.same": "Your drawing is the same brand as {name}.",
+    "register.confirm.contains": "Your drawing is {name} with something added.",
+    "register.confirm.contained": "{name} is your drawing with something added.",
+    "register.confirm.similar": "Your drawing is very like {name}: look at them overlaid.",
+    "register.confirm.more": {
+      one: " One more brand is in conflict.",
+      other: " {count} more brands are in conflict.",
+    },
+    "register.confirm.question": "Register it anyway?",
     "register.confirm.yes": "Register anyway",
     "registering": "Registering…",
     "registered": "Registered: {name}.",
@@ -212,8 +279,14 @@ export const MESSAGES = {
     "page_size": "Per page",
     "refresh": "Refresh",
     "delete_all": "Delete the whole registry…",
-    "page": "Page {page} of {pages} · {count} brands",
-    "page.filtered": "Page {page} of {pages} · {count} brands with “{filter}”",
+    "page": {
+      one: "Page {page} of {pages} · 1 brand",
+      other: "Page {page} of {pages} · {count} brands",
+    },
+    "page.filtered": {
+      one: "Page {page} of {pages} · 1 brand with “{filter}”",
+      other: "Page {page} of {pages} · {count} brands with “{filter}”",
+    },
     "page.empty": "No registered brands yet",
     "page.none": "No brand has “{filter}”",
     "previous": "Previous",
@@ -224,6 +297,7 @@ export const MESSAGES = {
     "open.label": "Open {name}",
     "file": "file {name}",
     "id": "id {id}",
+    "id.full": "Show the full id: {id}",
 
     "brand.label": "Label",
     "brand.save": "Save label",
@@ -247,7 +321,10 @@ export const MESSAGES = {
 
     "confirm.delete": "Delete {name} from the registry? Its file is removed.",
     "confirm.delete.yes": "Delete",
-    "confirm.delete_all": "Delete all {count} brands of the registry? Their files are removed. Type {word} to confirm.",
+    "confirm.delete_all": {
+      one: "Delete the only brand of the registry? Its file is removed. Type {word} to confirm.",
+      other: "Delete all {count} brands of the registry? Their files are removed. Type {word} to confirm.",
+    },
     "confirm.word": "DELETE",
     "confirm.word.label": "Confirmation word",
     "confirm.delete_all.yes": "Delete everything",

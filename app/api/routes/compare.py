@@ -13,6 +13,7 @@ from app.api.http_errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from app.api.image_ids import file_name_of, public_id
 from app.api.schemas import CompareResponse
 from app.comparison import Compared
+from app.verdict import verdict_of
 
 router = APIRouter()
 
@@ -48,6 +49,8 @@ def answer(compared: Compared, answer_format: AnswerFormat) -> CompareResponse |
         registered_covered=alignment.registered_covered,
         query_covered=alignment.query_covered,
         overlap=alignment.overlap,
+        core_match=alignment.core_match,
+        verdict=verdict_of(alignment),
         turn=alignment.turn,
         scale=alignment.scale,
         angle=alignment.angle,
