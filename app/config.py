@@ -79,10 +79,11 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(default=10, ge=1)
     max_top_k: int = Field(default=100, ge=1)
-    # Cosine similarity of CLIP image embeddings rarely falls far below 0.5 for two line
-    # drawings on white paper, so 0.5 only hides results the model sees as unrelated and
-    # leaves ranking to top_k; raise it (about 0.85) to see near-duplicates only.
-    similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
+    # The lowest `similarity` a search lists. A verified result's similarity is its overlap:
+    # on the registry benchmark (bench/verdicts.py) 0.85 hid no conflict and about half
+    # of the unrelated brands a check verifies (four in five for a new brand), so that a
+    # clerk's list holds the conflicts and a few look-alikes, not ten strangers.
+    similarity_threshold: float = Field(default=0.85, ge=-1.0, le=1.0, allow_inf_nan=False)
     # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see docs/ranking.md.
     search_mode: SearchMode = Field(default=SearchMode.HYBRID)
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)

@@ -16,8 +16,9 @@ for the turned ones):
   (``contained`` for a re-drawing). One with an addition against the registered one
   with another addition is counted apart ("both with additions"): the issue's targets
   do not name it;
-- ``--unrelated`` new brands: chimeras of two real brands (an exact half of each, drawn
-  by new hands, none registered), every result of which is unrelated.
+- ``--unrelated`` new brands: the left half of a real brand beside the right half of
+  another (drawn by new hands; the registry's chimeras are split top and bottom, so none
+  is registered), every result of which is unrelated.
 
 Every other result (a glyph brand, a chimera, another real brand) is unrelated, except
 the real brands of one body with another head (``RELATED_BODIES``), counted apart. CLIP
@@ -62,15 +63,15 @@ TRUE_CONFLICTS = ("same", "contains", "contained")
 
 
 def unrelated_queries(number: int) -> list[Query]:
-    """New brands that no registered one is: chimeras of two real brands (an exact half
-    of each), re-drawn on new paper. (Glyph brands would not do: the registry holds the
-    same letters in the same fonts, true conflicts.)"""
+    """New brands that no registered one is: a real brand's left half beside another's
+    right half, re-drawn on new paper. (Glyph brands would not do: the registry holds the
+    same letters in the same fonts, true conflicts; nor its own top-and-bottom chimeras.)"""
     rng = np.random.default_rng(UNRELATED_SEED)
     masks = list(load_masks().values())
     queries = []
     for _ in range(number):
         first, second = rng.choice(len(masks), 2, replace=False)
-        drawing = chimera(masks[first], masks[second])
+        drawing = chimera(masks[first].T, masks[second].T).T  # left and right halves
         queries.append(Query(on_page(redraw_mask(drawing, rng), rng), "", "unrelated"))
     return queries
 
@@ -156,14 +157,18 @@ def figures(rows: list[dict[str, Any]], thresholds: Thresholds = CALIBRATED) -> 
     flagged = {(row["draw"], row["check"]) for row, v in unrelated if v.conflict}
     redrawn = [v for row, v in given if row["relation"] == "same"]
     return {
-        "true conflict": float(np.mean([v.conflict for v in true])),
+        "true conflict": _share([v.conflict for v in true]),
         "unrelated, per check": len(flagged) / len(checks),
-        "unrelated, per result": float(np.mean([v.conflict for _, v in unrelated])),
-        "re-drawn: same": float(np.mean([v is Verdict.SAME for v in redrawn])),
-        "re-drawn: plus an addition": float(
-            np.mean([v in (Verdict.CONTAINS, Verdict.CONTAINED) for v in redrawn])
+        "unrelated, per result": _share([v.conflict for _, v in unrelated]),
+        "re-drawn: same": _share([v is Verdict.SAME for v in redrawn]),
+        "re-drawn: plus an addition": _share(
+            [v in (Verdict.CONTAINS, Verdict.CONTAINED) for v in redrawn]
         ),
     }
+
+
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
 
 
 def table(rows: list[dict[str, Any]]) -> None:

@@ -202,7 +202,7 @@ def test_health_reports_model_inference_dimension_text_search_and_image_count(
         "search_defaults": {
             "top_k": 10,
             "max_top_k": 100,
-            "min_similarity": 0.5,
+            "min_similarity": 0.85,
             "mode": "hybrid",
         },
     }

@@ -18,11 +18,16 @@ from tests.test_verification import (
     plus_a_bar,
     png,
     redrawn,
-    registry,  # noqa: F401  (the fixture)
     search,
+    write_registry,
 )
 
 VERDICTS = {"same", "contains", "contained", "similar", "different"}
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    return write_registry(tmp_path / "registry")
 
 
 def copy(strokes: list[Stroke], seed: int) -> bytes:

@@ -78,7 +78,12 @@ def plus_a_circle(strokes: list[Stroke]) -> list[Stroke]:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
-    folder = tmp_path / "registry"
+    return write_registry(tmp_path / "registry")
+
+
+def write_registry(folder: Path) -> Path:
+    """Two siblings (one ring, another inner mark), ``DISTRACTORS`` brands, and brand 0
+    again with a circle beside it."""
     folder.mkdir()
     (folder / "with_bar.png").write_bytes(png(WITH_BAR, Redraw(seed=1, paper="light_grey")))
     (folder / "with_angle.png").write_bytes(png(WITH_ANGLE, Redraw(seed=2, paper="light_grey")))

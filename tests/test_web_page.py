@@ -8,6 +8,7 @@ silently.
 """
 
 import base64
+import contextlib
 import http.server
 import os
 import re
@@ -144,10 +145,13 @@ def test_the_page_speaks_spanish_by_default_and_a_search_shows_the_closest_brand
 
     cards = page.locator("#results li")
     expect(cards.first).to_contain_text("1. imagen3.jpg")
-    expect(page.locator("#search-message")).to_contain_text(
-        f"{cards.count()} marcas registradas se parecen, la más parecida primero."
+    expect(page.locator("#search-message")).to_have_text(
+        "Una marca registrada es la misma, la contiene o se le parece mucho: mírela antes de "
+        "registrar."
     )
     assert cards.count() > 1
+    expect(cards.first.locator(".verdict")).to_have_text("La misma marca")
+    expect(cards.nth(1).locator(".verdict")).to_have_text("Distinta")
     expect(cards.first.locator(".similarity")).to_have_text("similitud 1,000")
     expect(cards.first).to_contain_text("concepto 1,000 · forma 1,000")
     expect(cards.first.locator(".coverage")).to_have_text(re.compile(r"^su dibujo cubre el 100\s%"))
@@ -318,7 +322,13 @@ def test_registering_asks_first_naming_the_close_match_and_stores_the_label(
 
     confirm = page.locator("#confirm-dialog")
     expect(confirm).to_be_visible()
-    expect(page.locator("#confirm-text")).to_contain_text("Se parece a Reg. 1043 - Juan Pérez (id ")
+    expect(page.locator("#confirm-text")).to_have_text(
+        re.compile(
+            r"^Su dibujo es la misma marca que Reg\. 1043 - Juan Pérez \(id [0-9a-f]{8}…\.png\)\. "
+            r"¿Registrarla igualmente\?$"
+        )
+    )
+    wait_loaded(page, "#confirm-image")  # the two laid over each other
     page.get_by_role("button", name="Cancelar").click()
     expect(confirm).to_be_hidden()
     assert httpx.get(f"{tab.server.url}/image-count/").json() == {"count": 9}
@@ -328,6 +338,9 @@ def test_registering_asks_first_naming_the_close_match_and_stores_the_label(
 
     message = page.locator("#register-message")
     expect(message).to_contain_text("Registrada: Reg. 2000 - Ana Gómez (id ")
+    # The registered drawing leaves the form: it cannot be registered twice by a click.
+    expect(page.get_by_role("button", name="Registrar")).to_be_disabled()
+    expect(page.get_by_label("Etiqueta (opcional)")).to_have_value("")
     expect(page.locator("#health")).to_contain_text("10 marcas registradas")
     newest = page.locator("#images li").first
     expect(newest).to_contain_text("Reg. 2000 - Ana Gómez")
@@ -336,10 +349,14 @@ def test_registering_asks_first_naming_the_close_match_and_stores_the_label(
     listed = httpx.get(f"{tab.server.url}/images/", params={"q": "ana gomez"}).json()
     assert [image["label"] for image in listed["images"]] == ["Reg. 2000 - Ana Gómez"]
 
+    page.set_input_files("#file", drawing_file(tmp_path, seed=21, image_format="JPEG"))
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    expect(page.get_by_role("button", name="Registrar")).to_be_enabled()
     page.get_by_role("button", name="Registrar").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Hay otra marca más en conflicto.")
     page.get_by_role("button", name="Registrar igualmente").click()
 
-    expect(message).to_contain_text("El registro ya tiene esta imagen: Reg. 2000 - Ana Gómez")
+    expect(message).to_contain_text("El registro ya tiene esta marca: Reg. 2000 - Ana Gómez")
     expect(message).to_have_attribute("role", "alert")
     assert tab.console_errors == [REFUSED.format("409 (Conflict)")]
     assert tab.page_errors == []
@@ -360,6 +377,178 @@ def test_a_drawing_like_no_registered_brand_is_registered_without_a_question(
     expect(page.locator("#register-message")).to_contain_text("Registrada: brand-22.png (id ")
     expect(page.locator("#confirm-dialog")).to_be_hidden()
     assert tab.clean()
+
+
+def test_a_drawing_unlike_every_registered_brand_is_registered_without_a_question(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", drawing_file(tmp_path, seed=22))
+    expect(page.locator("#search-message")).to_contain_text(
+        "Ninguna marca registrada es la misma ni la contiene; abajo, las"
+    )
+    expect(page.locator("#results li .verdict").first).to_have_text("Distinta")
+
+    page.get_by_role("button", name="Registrar").click()
+
+    expect(page.locator("#register-message")).to_have_text(
+        re.compile(r"^Registrada: brand-22\.png \(id [0-9a-f]{8}…\.png\)\.$")
+    )
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    newest = page.locator("#images li").first.locator(".id")
+    expect(newest).to_have_text(re.compile(r"^id [0-9a-f]{8}…\.png$"))
+    newest.click()  # the full id, one click away
+    expect(newest).to_have_text(re.compile(r"^id [0-9a-f]{32}\.png$"))
+    assert tab.clean()
+
+
+PDF = {"name": "formulario.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 ..."}
+
+
+def test_choosing_a_pdf_after_a_checked_drawing_leaves_nothing_to_register(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li").first).to_contain_text("1. imagen3.jpg")
+    page.get_by_label("Etiqueta (opcional)").fill("Reg. 77 - para el PDF")
+
+    page.set_input_files("#file", PDF)  # type: ignore[arg-type]
+
+    expect(page.locator("#search-message")).to_have_text("formulario.pdf no es una imagen.")
+    expect(page.locator("#results li")).to_have_count(0)
+    expect(page.locator("#previews")).to_be_hidden()
+    expect(page.get_by_label("Etiqueta (opcional)")).to_have_value("")
+    expect(page.get_by_role("button", name="Registrar")).to_be_disabled()
+    page.locator("#register-form").evaluate("form => form.requestSubmit()")
+    expect(page.locator("#register-message")).to_have_text(
+        "Primero elija el dibujo y mire las parecidas."
+    )
+    assert httpx.get(f"{tab.server.url}/image-count/").json() == {"count": 8}
+    assert tab.clean()
+
+
+def test_a_file_the_service_refuses_after_a_checked_drawing_leaves_nothing_to_register(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    fake = tmp_path / "escaneo.png"
+    fake.write_text("not a drawing")
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li").first).to_contain_text("1. imagen3.jpg")
+
+    page.set_input_files("#file", fake)
+
+    expect(page.locator("#search-message")).to_contain_text("El archivo no es una imagen")
+    expect(page.locator("#results li")).to_have_count(0)
+    expect(page.get_by_role("button", name="Registrar")).to_be_disabled()
+    page.locator("#register-form").evaluate("form => form.requestSubmit()")
+    expect(page.locator("#register-message")).to_have_text(
+        "Primero elija el dibujo y mire las parecidas."
+    )
+    assert httpx.get(f"{tab.server.url}/image-count/").json() == {"count": 8}
+
+
+def test_registrar_waits_for_the_check_of_the_drawing_on_screen(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    tab.add(seed=21, label="Reg. 21")
+    held: list[Route] = []
+    page.route("**/search-similar-images/**", lambda route: held.append(route))
+
+    page.set_input_files("#file", drawing_file(tmp_path, seed=21))
+
+    page.wait_for_function("() => document.querySelector('#search-message').textContent")
+    register = page.get_by_role("button", name="Registrar")
+    expect(register).to_be_disabled()  # a click now would skip the check
+    page.locator("#register-form").evaluate("form => form.requestSubmit()")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert httpx.get(f"{tab.server.url}/image-count/").json() == {"count": 9}
+    held[0].continue_()
+    expect(register).to_be_enabled()
+    register.click()
+    expect(page.locator("#confirm-text")).to_contain_text("Su dibujo es la misma marca que Reg. 21")
+
+
+def test_an_overtaken_check_never_overwrites_the_newer_drawings_results(
+    visit: Callable[..., Visit], tmp_path: Path
+) -> None:
+    tab = visit()
+    page = tab.page
+    tab.add(seed=21, label="Reg. 21")
+    tab.add(seed=23, label="Reg. 23")
+    held: list[Route] = []
+
+    def hold_the_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/search-similar-images/**", hold_the_first)
+    page.set_input_files("#file", drawing_file(tmp_path, seed=21))
+    page.wait_for_function("() => document.querySelector('#search-message').textContent")
+
+    page.set_input_files("#file", drawing_file(tmp_path, seed=23))
+    expect(page.locator("#results li").first).to_contain_text("1. Reg. 23")
+    with contextlib.suppress(Exception):  # the page aborted it: nothing to continue
+        held[0].continue_()
+    page.wait_for_timeout(500)
+
+    expect(page.locator("#results li").first).to_contain_text("1. Reg. 23")
+    page.get_by_role("button", name="Registrar").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Su dibujo es la misma marca que Reg. 23")
+
+
+def test_counts_are_spoken_with_their_plural_in_both_languages(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    for number in range(1, 8):
+        assert httpx.delete(f"{tab.server.url}/images/imagen{number}.jpg").status_code == 200
+    page.reload()
+
+    expect(page.locator("#health")).to_have_text("1 marca registrada · listo para buscar")
+    expect(page.locator("#page-info")).to_have_text("Página 1 de 1 · 1 marca")
+    page.get_by_role("button", name="Borrar todo el registro…").click()
+    expect(page.locator("#confirm-text")).to_contain_text("¿Borrar la única marca del registro?")
+    page.get_by_role("button", name="Cancelar").click()
+    page.get_by_label("Idioma").select_option("en")
+    expect(page.locator("#health")).to_have_text("1 registered brand · ready to search")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 1 · 1 brand")
+    page.get_by_label("Language").select_option("es")
+
+    page.get_by_role("button", name="Borrar todo el registro…").click()
+    page.get_by_label("Palabra de confirmación").fill("ELIMINAR")
+    page.get_by_role("button", name="Borrar todo", exact=True).click()
+    expect(page.locator("#registry-message")).to_contain_text(
+        "Se borró la única marca del registro."
+    )
+    assert tab.clean()
+
+
+def test_a_setting_the_service_refuses_is_named_as_the_page_names_it(
+    visit: Callable[..., Visit],
+) -> None:
+    tab = visit()
+    page = tab.page
+    page.set_input_files("#file", EXAMPLE_IMAGES / "imagen3.jpg")
+    expect(page.locator("#results li").first).to_contain_text("1. imagen3.jpg")
+
+    page.get_by_label("Cuántas mostrar").fill("0")
+    page.get_by_label("Cuántas mostrar").dispatch_event("change")
+
+    expect(page.locator("#search-message")).to_have_text(
+        "Cuántas mostrar: Debe ser mayor o igual que 1"
+    )
+    expect(page.locator("#results li")).to_have_count(0)
+    expect(page.get_by_role("button", name="Registrar")).to_be_disabled()
 
 
 def test_the_registry_filters_and_pages(visit: Callable[..., Visit]) -> None:
@@ -457,7 +646,9 @@ def test_deleting_everything_needs_the_typed_word(visit: Callable[..., Visit]) -
     page.get_by_label("Palabra de confirmación").fill("ELIMINAR")
     yes.click()
 
-    expect(page.locator("#registry-message")).to_contain_text("Se borraron las 8 imágenes.")
+    expect(page.locator("#registry-message")).to_contain_text(
+        "Se borraron las 8 marcas del registro."
+    )
     expect(page.locator("#page-info")).to_have_text("Aún no hay marcas registradas")
     expect(page.locator("#health")).to_contain_text("0 marcas registradas")
     assert tab.clean()
@@ -469,6 +660,7 @@ def test_a_refused_write_shows_the_services_spanish_message_until_the_key_is_typ
     tab = visit({"API_KEY": KEY, "WRITE_ALLOWED_NETWORKS": ""})
     page = tab.page
     message = page.locator("#brand-message")
+    expect(page.get_by_label("Clave de la API")).to_be_hidden()  # out of the way until needed
     card(page, "images", "imagen8.jpg").get_by_role("button", name="Abrir imagen8.jpg").click()
 
     page.get_by_role("button", name="Borrar esta marca").click()
@@ -518,8 +710,7 @@ def test_the_page_is_usable_with_the_keyboard_alone(visit: Callable[..., Visit])
     page.on("filechooser", lambda chooser: None)
 
     page.keyboard.press("Tab")  # the language
-    page.keyboard.press("Tab")  # the API key
-    page.keyboard.press("Tab")  # the service's details
+    page.keyboard.press("Tab")  # the service's details (the API key is hidden until needed)
     page.keyboard.press("Tab")  # the file picker
     assert page.evaluate("document.activeElement.id") == "file"
     with page.expect_file_chooser() as chooser:
