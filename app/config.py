@@ -79,11 +79,11 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(default=10, ge=1)
     max_top_k: int = Field(default=100, ge=1)
-    # The lowest `similarity` a search lists. A verified result's similarity is its overlap:
-    # on the registry benchmark (bench/verdicts.py) 0.85 hid no conflict and about half
-    # of the unrelated brands a check verifies (four in five for a new brand), so that a
-    # clerk's list holds the conflicts and a few look-alikes, not ten strangers.
-    similarity_threshold: float = Field(default=0.85, ge=-1.0, le=1.0, allow_inf_nan=False)
+    # The lowest `similarity` a search lists (a verified result's is its overlap). 0.5
+    # hides only drawings that share almost nothing and leaves the list to TOP_K, conflicts
+    # first and marked by their verdict; 0.85 lists conflicts and close look-alikes only
+    # (docs/operations.md: what it hid on the registry benchmark).
+    similarity_threshold: float = Field(default=0.5, ge=-1.0, le=1.0, allow_inf_nan=False)
     # Ranking: concept (CLIP), shape (the shape descriptor) or hybrid; see docs/ranking.md.
     search_mode: SearchMode = Field(default=SearchMode.HYBRID)
     hybrid_concept_weight: float = Field(default=0.3, ge=0.0, le=1.0, allow_inf_nan=False)

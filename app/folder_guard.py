@@ -54,8 +54,14 @@ def claim(
                 f"IMAGES_DIR={str(root)!r} does not exist {held}: mount or restore it, or "
                 "point IMAGES_DIR at the collection's folder."
             )
-        logger.warning("IMAGES_DIR %s does not exist; creating it empty", root)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"IMAGES_DIR={str(root)!r} does not exist and cannot be created "
+                f"({exc.strerror or exc})."
+            ) from None
+        logger.warning("IMAGES_DIR %s did not exist; created it empty", root)
     if not root.is_dir():
         raise ConfigError(f"IMAGES_DIR={str(root)!r} is not a folder.")
     ours, marked = store.collection_id(), folder.collection_id()

@@ -141,6 +141,14 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def __getattr__(name: str) -> ASGIApp:
+    """``app.main:app``, the seed's run command (``uvicorn app.main:app``): the served
+    app, built when first asked for, so that importing this module still builds nothing."""
+    if name == "app":
+        return served_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def served_app() -> ASGIApp:
     """The app uvicorn serves (``--factory``), from the environment and ``.env``: an
     invalid setting exits with its one-line message, and so does a start-up error."""

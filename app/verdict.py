@@ -45,9 +45,9 @@ class Thresholds:
 
 
 # On the registry benchmark (2,000 brands, the 20 real ones re-drawn, with additions both
-# ways and turned): every re-drawing "same"; 0.992 of the true conflicts flagged; no
-# check of a brand unrelated to every registered one flagged. Held out: 0.995, and 2 of
-# 120 checks flagged (a glyph brand's core matching a drawing with an addition).
+# ways and turned): 0.988 of the true conflicts flagged, 0.99 of the re-drawings called
+# "same", no check of an unrelated brand flagged. Held out: 0.990, and 2 of 120 checks
+# flagged (a glyph brand's core matching a drawing with an addition).
 CALIBRATED: Final = Thresholds(same_covered=0.96, core_match=0.955, similar_overlap=0.97)
 
 

@@ -87,3 +87,51 @@ def test_control_characters_in_a_request_path_cannot_forge_a_log_line(
     assert not [line for line in server.log if line.startswith("2026-01-01")]
     (logged,) = [line for line in server.log if "GET /x" in line]
     assert "/x\\n2026-01-01" in logged and "\\r\\x1b[31m 404" in logged
+
+
+@pytest.mark.parametrize(
+    "name", ["page.html", "x.svg", "sub/page.html", "sub/imagen1.jpg", "notes.txt"]
+)
+def test_static_serves_the_collections_raster_images_only(
+    client: TestClient, images_dir: Path, name: str
+) -> None:
+    (images_dir / "sub").mkdir()
+    (images_dir / name).write_text("<svg onload='alert(1)'/>")
+
+    answer = client.get(f"/static/{name}")
+
+    assert answer.status_code == 404
+    assert (
+        "html" not in answer.headers["content-type"] and "svg" not in answer.headers["content-type"]
+    )
+    assert client.get("/static/imagen1.jpg").headers["content-type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/search-by-text", '{"text": "x", "min_similarity": NaN}'),
+        ("POST", "/search-by-text", '{"text": "x", "top_k": Infinity}'),
+        ("POST", "/search-by-text", '{"text": "x", "min_similarity": 1e400}'),
+        ("POST", "/search-by-text", '{"text": "x", "top_k": -Infinity}'),
+        ("PATCH", "/images/imagen1.jpg", '{"label": NaN}'),
+    ],
+)
+def test_a_number_json_cannot_hold_is_refused_with_422_not_500(
+    client: TestClient, method: str, path: str, body: str
+) -> None:
+    answer = client.request(
+        method, path, content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_a_whole_number(client: TestClient) -> None:
+    answer = client.post("/search-by-text", json={"text": "a ring", "top_k": 5.0})
+    refused = client.post("/search-by-text", json={"text": "a ring", "top_k": 5.5})
+    flag = client.post("/search-by-text", json={"text": "a ring", "top_k": True})
+
+    assert answer.status_code == 200 and len(answer.json()["results"]) == 5
+    assert refused.status_code == flag.status_code == 422

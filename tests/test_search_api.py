@@ -36,6 +36,8 @@ def test_search_answers_with_the_original_contract_plus_an_absolute_url(client: 
         "registered_covered",
         "query_covered",
         "overlap",
+        "core_match",
+        "verdict",
         "shape_similarity",
         "turn",
         "path",
@@ -202,7 +204,7 @@ def test_health_reports_model_inference_dimension_text_search_and_image_count(
         "search_defaults": {
             "top_k": 10,
             "max_top_k": 100,
-            "min_similarity": 0.85,
+            "min_similarity": 0.5,
             "mode": "hybrid",
         },
     }

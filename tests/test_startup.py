@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -430,3 +431,82 @@ def test_unknown_keys_of_the_settings_file_are_warned_about_at_start(tmp_path: P
     )
 
     assert "TOPK in " in finished.stderr and "did you mean TOP_K?" in finished.stderr
+
+
+def test_an_images_dir_that_cannot_be_created_stops_the_start_in_one_line_naming_it(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    finished = start_uvicorn(
+        {
+            "MODEL_NAME": str(tiny_model_dir),
+            "IMAGES_DIR": "/proc/nonexistent/brands",
+            "INDEX_DIR": str(tmp_path / "index"),
+        }
+    )
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert "IMAGES_DIR='/proc/nonexistent/brands'" in lines[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage header", "truncated"])
+def test_a_damaged_catalog_stops_the_start_in_one_line_naming_it(
+    tmp_path: Path, tiny_model_dir: Path, damage: str
+) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    catalog = index / "catalog.sqlite3"
+    if damage == "garbage header":
+        catalog.write_bytes(b"this is not a database" * 1000)
+    else:
+        catalog.write_bytes(b"SQLite format 3\x00" + b"\x10\x00\x01\x01" + b"\x00" * 80)
+
+    finished = start_uvicorn(
+        {
+            "MODEL_NAME": str(tiny_model_dir),
+            "IMAGES_DIR": str(tmp_path / "images"),
+            "INDEX_DIR": str(index),
+        }
+    )
+
+    lines = error_lines(finished.stderr)
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr
+    assert len(lines) == 1, finished.stderr
+    assert "INDEX_DIR" in lines[0] and str(catalog) in lines[0]
+
+
+def test_the_seed_readmes_run_command_serves_the_app(tmp_path: Path, tiny_model_dir: Path) -> None:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MODEL_NAME": str(tiny_model_dir),
+        "DEVICE": "cpu",
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "INDEX_DIR": str(tmp_path / "index"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the service did not answer")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    assert health.status_code == 200 and health.json()["model"] == str(tiny_model_dir)

@@ -3,6 +3,8 @@ in the language the request's ``Accept-Language`` prefers (``app.messages``)."""
 
 import contextlib
 import json
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -147,13 +149,25 @@ async def _unparsable_body_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(status_code=400, content={"detail": detail}, headers=exc.headers)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every number JSON cannot hold (NaN, infinities: Python's JSON reader
+    takes them, as ``1e400`` becomes one) written as the text a client sent."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, each error's ``msg`` in the request's language where the catalogue
     has its type (``field.<type>``), and its echo of the input cut to ``MAX_ECHO_CHARS``."""
     assert isinstance(exc, RequestValidationError)
     catalogue = CATALOGUES[language_of(request)]
     errors = []
-    for error in jsonable_encoder(exc.errors()):
+    for error in _json_safe(jsonable_encoder(exc.errors())):
         template = catalogue.get(f"field.{error.get('type')}")
         if isinstance(template, str):
             # A context this template does not expect keeps Pydantic's own words.

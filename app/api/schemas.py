@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.encoder import MAX_TEXT_CHARS
 from app.ranking import SearchMode
@@ -216,6 +216,14 @@ class TextSearchRequest(BaseModel):
     )
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": TEXT_EXAMPLE, "top_k": 5}]})
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        """5.0 is a whole number, as JSON Schema counts it (true stays refused)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class TextSearchResponse(SearchResponse):

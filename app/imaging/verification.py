@@ -163,7 +163,9 @@ def verify(query: Mask, registered: Mask, turns: tuple[str, ...] = ("upright",))
         for turn in turns
         for scale in SCALES
     ]
-    coarse.sort(key=lambda candidate: -candidate[0])
+    # Ties go to the least scaled: a drawing and its copy tie at half size on neighbouring
+    # scales, and only the copy's own scale aligns it whole at full size.
+    coarse.sort(key=lambda candidate: (-candidate[0], abs(np.log(candidate[2]))))
     found: list[tuple[_Found, str, float, float]] = []
     for _, turn, scale in coarse[:REFINED]:
         unrotated = _best_shift(turned_mask(query, turn), registered, scale, 0.0)
@@ -190,7 +192,8 @@ def warped(mask: Mask, scale: float, angle: float) -> Mask:
     side = mask.shape[0]
     canvas = int(np.ceil(side * scale * 1.1)) + 2 * TOLERANCE_PX
     matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
-    matrix[:, 2] += (canvas - side) / 2
+    # A whole-pixel offset: half a pixel would blur even an unscaled, unturned copy.
+    matrix[:, 2] += (canvas - side) // 2
     out = cv2.warpAffine(mask.astype(np.uint8) * 255, matrix, (canvas, canvas))
     return np.asarray(out > 127, bool)
 

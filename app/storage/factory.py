@@ -1,6 +1,10 @@
 """Opening the store STORE names: the one module that imports both backends."""
 
+import sqlite3
+
 from app.config import Settings
+from app.errors import ConfigError
+from app.storage.embedded.catalog import CATALOG_FILE
 from app.storage.embedded.store import EmbeddedStore
 from app.storage.postgres.store import PostgresStore
 from app.storage.store import Store
@@ -17,4 +21,13 @@ def open_store(settings: Settings, space: VectorSpace) -> Store:
             settings.pg_hnsw,
             settings.hnsw_ef_search,
         )
-    return EmbeddedStore(settings.index_dir, space, settings.index_factory, settings.hnsw_ef_search)
+    try:
+        return EmbeddedStore(
+            settings.index_dir, space, settings.index_factory, settings.hnsw_ef_search
+        )
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(
+            f"INDEX_DIR={str(settings.index_dir)!r}: its catalog "
+            f"{str(settings.index_dir / CATALOG_FILE)!r} cannot be read ({exc}): restore it "
+            "from a backup; nothing was changed."
+        ) from None
