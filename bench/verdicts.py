@@ -101,7 +101,7 @@ def collect(client: httpx.Client, draw: str, queries: list[Query]) -> list[dict[
     seen = set()
     for number, query in enumerate(queries):
         if query.kind.startswith(("converse", "related")) or query.data in seen:
-            continue  # a converse query is a re-drawn one's data; related: apart below
+            continue  # a converse query is a re-drawn one's data; a related one is a scan
         seen.add(query.data)
         params = {"mode": "shape", "top_k": str(CANDIDATES), "min_similarity": "-1"}
         if query.kind.startswith("turned"):
@@ -131,7 +131,7 @@ def collect(client: httpx.Client, draw: str, queries: list[Query]) -> list[dict[
 
 @dataclass(frozen=True)
 class _Scores:
-    """A result's three numbers that ``verdict_of`` reads."""
+    """The numbers of a result that ``verdict_of`` reads."""
 
     registered_covered: float
     query_covered: float
