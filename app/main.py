@@ -96,9 +96,11 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPIOffline(
         static_url=DOCS_ASSETS,
         title="Image similarity search",
-        description="Upload a drawing; get the most similar images of the collection, "
-        "ranked by cosine similarity of CLIP embeddings after grid removal. Add, list and "
-        "delete collection images at run time.",
+        description="Upload a drawing; get the most similar registered brands, best first: "
+        "found by the shape of their strokes and CLIP's concept after grid removal and "
+        "framing, then the closest laid over the drawing, each with a verdict (the same "
+        "brand, the brand plus an addition either way, similar, or different). Add, "
+        "label, list and delete collection images at run time.",
         version=__version__,
         lifespan=lifespan,
     )
