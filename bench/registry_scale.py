@@ -207,9 +207,9 @@ def _ranks(client: httpx.Client, queries: list[Query]) -> list[int]:
     return ranks
 
 
-def measure(root: Path, queries: list[Query], checkpoint: Path) -> dict[str, float]:
-    """The figures of one registry (see the module's docstring)."""
-    environment = {
+def served_environment(root: Path, checkpoint: Path) -> dict[str, str]:
+    """The service's settings on a cached registry (default settings otherwise)."""
+    return {
         **os.environ,
         "MODEL_NAME": str(checkpoint),
         "DEVICE": "cpu",
@@ -218,6 +218,11 @@ def measure(root: Path, queries: list[Query], checkpoint: Path) -> dict[str, flo
         "ONNX_CACHE_DIR": str(CACHE / "onnx"),
         "LOG_LEVEL": "WARNING",
     }
+
+
+def measure(root: Path, queries: list[Query], checkpoint: Path) -> dict[str, float]:
+    """The figures of one registry (see the module's docstring)."""
+    environment = served_environment(root, checkpoint)
     figures: dict[str, float] = {}
     with running_server(environment) as first:
         figures["first_start_s"] = first.ready_after_s

@@ -32,7 +32,6 @@ which an unrelated brand got a conflict verdict (per check) and of unrelated res
 
 import argparse
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from itertools import product
@@ -43,7 +42,7 @@ import httpx
 import numpy as np
 
 from app.verdict import CALIBRATED, Thresholds, Verdict, verdict_of
-from bench.registry_scale import build
+from bench.registry_scale import build, served_environment
 from bench.registry_scans import (
     RELATED_BODIES,
     Query,
@@ -213,17 +212,8 @@ def main() -> None:
     if not kept.is_file():
         checkpoint = full_size_checkpoint()
         root, queries = build(args.real_scans, args.size, checkpoint)
-        environment = {
-            **os.environ,
-            "MODEL_NAME": str(checkpoint),
-            "DEVICE": "cpu",
-            "IMAGES_DIR": str(root / "images"),
-            "INDEX_DIR": str(root / "index"),
-            "ONNX_CACHE_DIR": str(CACHE / "onnx"),
-            "LOG_LEVEL": "WARNING",
-        }
         with (
-            running_server(environment) as server,
+            running_server(served_environment(root, checkpoint)) as server,
             httpx.Client(base_url=server.url, timeout=300) as client,
         ):
             rows = collect(client, "calibration", queries)

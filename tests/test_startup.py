@@ -354,37 +354,47 @@ def test_a_port_in_use_is_told_before_the_model_loads(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_the_entry_point_serves_the_app_with_uvicorns_options(
-    tmp_path: Path, tiny_model_dir: Path
-) -> None:
-    port = free_port()
-    environment = {
+def served_health(command: list[str], environment: dict[str, str], port: int) -> httpx.Response:
+    """Run ``command`` (a server on ``port``) in its own process group until its /health
+    answers; the group is killed after, whatever happened."""
+    server = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("the service did not answer")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def tiny_environment(tmp_path: Path, tiny_model_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "MODEL_NAME": str(tiny_model_dir),
         "DEVICE": "cpu",
         "IMAGES_DIR": str(tmp_path / "images"),
         "INDEX_DIR": str(tmp_path / "index"),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--limit-concurrency", "8"],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the service did not answer")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def test_the_entry_point_serves_the_app_with_uvicorns_options(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "app", "--port", str(port), "--limit-concurrency", "8"]
+
+    health = served_health(command, tiny_environment(tmp_path, tiny_model_dir), port)
 
     assert health.status_code == 200 and health.json()["model"] == str(tiny_model_dir)
 
@@ -480,33 +490,8 @@ def test_a_damaged_catalog_stops_the_start_in_one_line_naming_it(
 
 def test_the_seed_readmes_run_command_serves_the_app(tmp_path: Path, tiny_model_dir: Path) -> None:
     port = free_port()
-    environment = {
-        **os.environ,
-        "MODEL_NAME": str(tiny_model_dir),
-        "DEVICE": "cpu",
-        "IMAGES_DIR": str(tmp_path / "images"),
-        "INDEX_DIR": str(tmp_path / "index"),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the service did not answer")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+
+    health = served_health(command, tiny_environment(tmp_path, tiny_model_dir), port)
 
     assert health.status_code == 200 and health.json()["model"] == str(tiny_model_dir)
