@@ -413,10 +413,9 @@ function pick(file) {
   $("query-preview").src = state.previewUrls[0];
   $("previews").hidden = false;
   $("search-button").disabled = false;
-  const drawing = state.check;
   guarded($("search-message"), async () => {
     const preview = await api("POST", "/preprocess", { body: upload(), as: "blob" });
-    if (drawing > state.check || state.file !== file) return;
+    if (state.file !== file) return;  // another drawing is on screen now
     const url = URL.createObjectURL(preview);
     state.previewUrls.push(url);
     $("embedder-preview").src = url;
