@@ -147,7 +147,8 @@ class Reconciler:
         (however many, with ``confirm_removals``), reuse every stored vector.
 
         Unreadable files are skipped with a warning so one bad file cannot stop start-up;
-        they are tried again at the next reconciliation.
+        they are tried again at the next reconciliation, and a registered one keeps its
+        record unless ``confirm_removals``.
         """
         # One reconciliation at a time per store, across processes too (uvicorn
         # --workers N, replicas): the next one finds the first's work done.
@@ -217,6 +218,7 @@ class Reconciler:
                 entry = work.setdefault(record.sha256, _Work([], concepts.get(record.sha256)))
                 entry.records.append(record)
         embedded, unreadable = self._embed_all(list(work.values()), should_stop)
+        self._settle_unreadable(unreadable & known.keys(), confirm_removals)
 
         self.progress.ready = True
         stored_now = embedded | {record.id for record in records if record.sha256 in complete}
@@ -280,7 +282,7 @@ class Reconciler:
         self, work: list[_Work], should_stop: Callable[[], bool]
     ) -> tuple[set[str], set[str]]:
         """Embed each entry's bytes once, in batches; return the ids of the files stored
-        and of those that could not be read (they leave the catalog and the index).
+        and of those that could not be read.
 
         Worker threads decode and preprocess the next batch while the model embeds the
         current one.
@@ -314,9 +316,25 @@ class Reconciler:
                 last_log, logged_done = time.monotonic(), self.progress.done
         if self.progress.total and logged_done != self.progress.done:
             logger.info("Indexing %s", self.progress.bar())
-        if unreadable:  # a file that became unreadable must not keep its old vector
-            self._forget(unreadable)
         return embedded, set(unreadable)
+
+    def _settle_unreadable(self, ids: set[str], confirm_removals: bool) -> None:
+        """Registered images whose files cannot be read now (damaged, or refused by a
+        setting such as MAX_IMAGE_PIXELS) keep their records, labels and last vectors, as
+        missing ones are withheld: a registry's labels are never dropped unconfirmed."""
+        if not ids:
+            return
+        if confirm_removals:
+            self._forget(list(ids))
+            return
+        logger.warning(
+            "%d registered images cannot be read from IMAGES_DIR %s (%s); their records and "
+            "labels are kept. Restore the files, or drop them by reconciling with "
+            "confirm_removals=true (POST /reindex?confirm_removals=true).",
+            len(ids),
+            self.folder.root,
+            ", ".join(sorted(ids)[:5]) + (", ..." if len(ids) > 5 else ""),
+        )
 
     def _prepare_file(self, entry: _Work) -> _Prepared | None:
         """The model's input (unless the concept vector is stored), the shape vectors and

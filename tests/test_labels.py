@@ -3,6 +3,7 @@ wherever the image is, changed with PATCH, searched with ``GET /images/?q=``, an
 across restarts and reindexing; one name everywhere (the label, else the file name)."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -119,3 +120,62 @@ def test_labels_survive_a_restart_and_a_reindex(make_client: Callable[..., TestC
     assert [i["id"] for i in again.get("/images/", params={"q": "muestra"}).json()["images"]] == [
         "imagen1.jpg"
     ]
+
+
+def test_labels_survive_a_restart_where_every_file_cannot_be_read(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    image = register(client, 39, "Reg. 78 - Ana Ruiz")
+    client.close()
+    kept = {path: path.read_bytes() for path in images_dir.iterdir()}
+    for path in kept:
+        path.write_bytes(b"")
+
+    damaged = make_client()
+    listed = damaged.get("/images/").json()
+    assert listed["total"] == 9
+    assert damaged.get(f"/images/{image['id']}").json()["label"] == "Reg. 78 - Ana Ruiz"
+    assert damaged.post("/reindex").json()["failed"] == 9
+    damaged.close()
+
+    for path, data in kept.items():
+        path.write_bytes(data)
+    restored = make_client()
+    found = restored.post(
+        "/search-similar-images/",
+        files={"file": ("q.png", encode(drawing(seed=39), "PNG"), "image/png")},
+    ).json()["results"][0]
+    assert (found["id"], found["label"]) == (image["id"], "Reg. 78 - Ana Ruiz")
+    assert restored.get("/images/").json()["total"] == 9
+
+
+def test_labels_survive_a_restart_with_settings_that_refuse_every_file(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    image = register(client, 40, "Reg. 79")
+    client.close()
+
+    refusing = make_client(max_image_pixels=1000, grid_working_side=512)
+    assert refusing.get("/images/").json()["total"] == 9
+    refusing.close()
+
+    again = make_client()
+    assert again.get(f"/images/{image['id']}").json()["label"] == "Reg. 79"
+    assert again.get("/health").json()["indexed_images"] == 9
+
+
+def test_only_a_confirmed_reindex_drops_registered_images_whose_files_cannot_be_read(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    image = register(client, 41, "Reg. 80")
+    (images_dir / str(image["id"])).write_bytes(b"not an image any more")
+
+    kept = client.post("/reindex").json()
+    assert kept["failed"] == 1
+    assert client.get(f"/images/{image['id']}").json()["label"] == "Reg. 80"
+    dropped = client.post("/reindex", params={"confirm_removals": "true"}).json()
+    assert dropped["failed"] == 1
+    assert client.get(f"/images/{image['id']}").status_code == 404

@@ -26,7 +26,8 @@ async def reindex(
         bool,
         Query(
             description="Remove the records of files missing from IMAGES_DIR however many "
-            "they are (else more than a quarter of the records is withheld)."
+            "they are (else more than a quarter of the records is withheld), and of "
+            "registered files that cannot be read (else always kept)."
         ),
     ] = False,
 ) -> ReindexResponse:
