@@ -149,7 +149,7 @@ class Collection:
         collection already holds, atomically across processes."""
         label = clean_label(label)
         name = clean_filename(original_filename)
-        with self._write_lock:
+        with self._write_lock, self.folder.writing():
             staged = self._stage(data, file_extension(data))
             stat = staged.stat()
             record = ImageRecord(
@@ -254,7 +254,7 @@ class Collection:
 
     def delete(self, image_id: str) -> ImageRecord:
         """Remove an image's record and file; the record it was."""
-        with self._write_lock:
+        with self._write_lock, self.folder.writing():
             record = self.get(image_id)
             withdrawn = self.folder.withdraw(image_id)
             try:

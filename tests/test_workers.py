@@ -161,3 +161,45 @@ def test_simultaneous_identical_uploads_to_two_processes_give_exactly_one_201(
     assert (
         fresh_search(processes, (EXAMPLE_IMAGES / "imagen3.jpg").read_bytes())[0] == "imagen3.jpg"
     )
+
+
+def test_adds_racing_a_delete_of_everything_on_another_process_leave_no_file_unlisted(
+    two_processes: Callable[..., Processes], images_dir: Path
+) -> None:
+    processes = two_processes()
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def add_until_stopped(worker: int) -> None:
+        with httpx.Client(base_url=processes.next_url(), timeout=60) as client:
+            for seed in range(1000 * worker, 1000 * worker + 1000):
+                if stop.is_set():
+                    return
+                data = encode(drawing(seed=seed), "PNG")
+                response = client.post("/images/", files={"file": ("d.png", data)})
+                if response.status_code == 201:
+                    acknowledged.append(response.json()["image"]["id"])
+
+    adders = [threading.Thread(target=add_until_stopped, args=(n,)) for n in range(4)]
+    for thread in adders:
+        thread.start()
+    deletes = []
+    for pause in (0.5, 1.2, 0.7, 1.5, 0.9, 1.1):
+        time.sleep(pause)
+        with httpx.Client(base_url=processes.next_url(), timeout=60) as client:
+            deletes.append(client.delete("/images/", params={"confirm": "true"}).status_code)
+    time.sleep(1.0)
+    stop.set()
+    for thread in adders:
+        thread.join()
+
+    listed = {
+        image["id"]
+        for image in httpx.get(f"{processes.url}/images/", params={"page_size": 100}).json()[
+            "images"
+        ]
+    }
+    on_disk = {path.name for path in images_dir.iterdir() if not path.name.startswith(".")}
+    assert deletes == [200] * 6
+    assert acknowledged
+    assert on_disk == listed  # every acknowledged add is listed, or gone with its file

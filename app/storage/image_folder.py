@@ -37,8 +37,8 @@ INCOMING_PREFIX = ".incoming-"
 DELETING_PREFIX = ".deleting-"
 COLLECTION_MARKER = ".collection-id"
 SEEDING_PREFIX = ".seeding-"
-# Held while every file is withdrawn at once (a delete of the whole collection), whose
-# files are not locked one by one.
+# Held exclusively while every file is withdrawn at once (a delete of the whole
+# collection), whose files are not locked one by one, and shared by every other write.
 BULK_LOCK = ".deleting.lock"
 # A staged file this young may be one whose writer has created it and not yet locked it.
 ABANDON_GRACE_S = 2.0
@@ -87,11 +87,12 @@ def fsync_path(path: Path) -> None:
         os.close(descriptor)
 
 
-def _locked(path: Path, flags: int) -> int:
-    """``path`` opened and locked exclusively, waiting for another holder to let go."""
+def _locked(path: Path, flags: int, operation: int = fcntl.LOCK_EX) -> int:
+    """``path`` opened and locked (exclusively unless ``operation`` says shared),
+    waiting for another holder to let go."""
     descriptor = os.open(path, flags, 0o644)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        fcntl.flock(descriptor, operation)
     except BaseException:
         os.close(descriptor)
         raise
@@ -288,8 +289,23 @@ class ImageFolder:
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
-        """Held around ``withdraw_all`` and the settling of what it withdrew."""
-        descriptor = _locked(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT)
+        """Held around ``withdraw_all`` and the settling of what it withdrew: waits for
+        every process's writes under ``writing`` to finish, and holds off new ones."""
+        with self._bulk_lock(fcntl.LOCK_EX):
+            yield
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held around one add or delete, from staging (or withdrawing) to publishing
+        (or purging), shared with other writes in any process: a delete of everything
+        then never runs between an add's commit and its publishing, which would leave a
+        published file without a record."""
+        with self._bulk_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def _bulk_lock(self, operation: int) -> Iterator[None]:
+        descriptor = _locked(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT, operation)
         try:
             yield
         finally:
@@ -317,7 +333,7 @@ class ImageFolder:
     def abandoned(self) -> Iterator[PendingFile]:
         """The hidden files of writes whose process is gone, each locked while the
         caller settles it (``publish``/``discard``, ``restore``/``purge``); none while
-        another process holds ``bulk``."""
+        a write or a delete of everything is in progress."""
         bulk = _free(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT)
         if bulk is None:
             return
