@@ -39,6 +39,7 @@ from app.errors import (
     StorageFullError,
     StoreUnavailableError,
 )
+from app.folder_guard import require_collection_folder
 from app.imaging.decoding import file_extension
 from app.messages.catalogue import Message, message
 from app.ranking import SearchQuery
@@ -149,6 +150,7 @@ class Collection:
         collection already holds, atomically across processes."""
         label = clean_label(label)
         name = clean_filename(original_filename)
+        require_collection_folder(self.folder)
         with self._write_lock, self.folder.writing():
             staged = self._stage(data, file_extension(data))
             stat = staged.stat()
@@ -254,6 +256,7 @@ class Collection:
 
     def delete(self, image_id: str) -> ImageRecord:
         """Remove an image's record and file; the record it was."""
+        require_collection_folder(self.folder)
         with self._write_lock, self.folder.writing():
             record = self.get(image_id)
             withdrawn = self.folder.withdraw(image_id)
@@ -277,6 +280,7 @@ class Collection:
 
     def delete_all(self) -> int:
         """Remove every image's record and file; return how many."""
+        require_collection_folder(self.folder)
         with self._write_lock, self.folder.bulk():
             withdrawn = self.folder.withdraw_all()
             try:

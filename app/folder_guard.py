@@ -26,7 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from app.errors import ConfigError
+from app.errors import ConfigError, FolderUnavailableError
+from app.messages.catalogue import Message, message
 from app.storage.image_folder import ImageFolder
 from app.storage.store import Store
 
@@ -89,6 +90,26 @@ def claim(
         ours = store.adopt_collection_id(uuid.uuid4().hex)
     if marked is None:
         folder.mark(ours)
+    folder.claimed_id = ours
+
+
+def require_collection_folder(folder: ImageFolder) -> None:
+    """Raise ``FolderUnavailableError`` (503) unless IMAGES_DIR is still the folder the
+    service claimed at start: moved, unmounted or swapped for another collection's
+    folder while the service runs, no write may touch it (a delete would answer 200 and
+    leave its file; a reindex would bring it back)."""
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise FolderUnavailableError(problem)
+
+
+def folder_problem(folder: ImageFolder) -> Message | None:
+    """Why IMAGES_DIR is not the collection's folder now (``None``: it is)."""
+    if not folder.root.is_dir():
+        return message("folder_missing", folder=str(folder.root))
+    if folder.claimed_id is not None and folder.collection_id() != folder.claimed_id:
+        return message("folder_foreign", folder=str(folder.root))
+    return None
 
 
 def removals_allowed(removed: int, records: int) -> bool:

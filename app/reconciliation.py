@@ -23,9 +23,8 @@ from numpy.typing import NDArray
 
 from app.embedding.read_ahead import read_ahead
 from app.encoder import Encoder
-from app.errors import FolderUnavailableError, ServiceError
-from app.folder_guard import removals_allowed
-from app.messages.catalogue import message
+from app.errors import ServiceError
+from app.folder_guard import removals_allowed, require_collection_folder
 from app.metrics import INDEXING_DONE, INDEXING_TOTAL
 from app.storage.image_folder import FileStat, ImageFolder, sha256_hex
 from app.storage.store import Store
@@ -166,8 +165,7 @@ class Reconciler:
         # Records first, then files: a write in progress elsewhere commits its record
         # before its file appears, and hides its file before its record goes.
         known = store.records()
-        if not folder.root.is_dir():
-            raise FolderUnavailableError(message("folder_missing", folder=str(folder.root)))
+        require_collection_folder(folder)
         self._settle_abandoned(known)
         files = folder.scan()
         present = files.keys() | folder.pending_ids()  # once: a start must not grow as N^2

@@ -180,6 +180,52 @@ def test_another_collections_folder_refuses_to_start(
         make_client()
 
 
+def test_a_folder_moved_away_while_running_refuses_every_write_and_health_says_why(
+    make_client: Callable[..., TestClient], images_dir: Path, tmp_path: Path
+) -> None:
+    client = make_client()
+    elsewhere = tmp_path / "moved"
+    images_dir.rename(elsewhere)
+
+    spanish = {"Accept-Language": "es"}
+    upload = {"file": ("n.png", encode(drawing(seed=61), "PNG"), "image/png")}
+    refused = [
+        client.delete("/images/imagen1.jpg", headers=spanish),
+        client.post("/images/", files=upload, headers=spanish),
+        client.delete("/images/", params={"confirm": "true"}, headers=spanish),
+        client.get("/static/imagen2.jpg", headers=spanish),
+        client.post("/reindex", headers=spanish),
+    ]
+    health = client.get("/health", headers=spanish).json()
+
+    assert [response.status_code for response in refused] == [503] * 5
+    assert all("Falta IMAGES_DIR" in response.json()["detail"] for response in refused)
+    assert health["status"] == "folder_unavailable"
+    assert "Falta IMAGES_DIR" in health["problem"]
+    assert client.get("/images/").json()["total"] == 8
+
+    elsewhere.rename(images_dir)
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.delete("/images/imagen1.jpg").status_code == 200
+    assert client.post("/reindex").json()["added"] == 0
+    assert client.get("/images/imagen1.jpg").status_code == 404
+    assert not (images_dir / "imagen1.jpg").exists()
+
+
+def test_a_folder_swapped_for_another_collections_while_running_refuses_writes(
+    make_client: Callable[..., TestClient], images_dir: Path
+) -> None:
+    client = make_client()
+    (images_dir / ".collection-id").write_text("someone-else\n")
+
+    deleted = client.delete("/images/imagen1.jpg")
+
+    assert deleted.status_code == 503
+    assert "no longer this collection's folder" in deleted.json()["detail"]
+    assert client.get("/health").json()["status"] == "folder_unavailable"
+    assert (images_dir / "imagen1.jpg").is_file()
+
+
 def test_a_folder_emptied_while_running_removes_nothing_until_confirmed(
     make_client: Callable[..., TestClient], images_dir: Path
 ) -> None:

@@ -254,8 +254,15 @@ class SearchDefaults(BaseModel):
 class HealthResponse(BaseModel):
     status: str = Field(
         description="ok: searches are served; indexing: the first indexing is running "
-        "and searches answer 503.",
+        "and searches answer 503; folder_unavailable: IMAGES_DIR is missing or is not "
+        "the collection's folder any more (``problem`` says which), and every write "
+        "answers 503 until it is restored.",
         examples=["ok"],
+    )
+    problem: str | None = Field(
+        default=None,
+        description="What is wrong, in the client's language, when status says so.",
+        examples=[None],
     )
     model: str = Field(description="MODEL_NAME in use.", examples=["openai/clip-vit-base-patch32"])
     inference: str = Field(

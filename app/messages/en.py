@@ -52,6 +52,9 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "decode_busy": "The service is decoding other large images and has no memory left for "
     "this one now; retry shortly.",
     "folder_missing": "IMAGES_DIR={folder!r} is missing; nothing was removed: mount or restore it.",
+    "folder_foreign": "IMAGES_DIR={folder!r} is no longer this collection's folder (its "
+    "marker .collection-id is missing or names another collection); nothing was changed: "
+    "mount or restore the collection's folder.",
     "catalog_locked": "The catalog under INDEX_DIR cannot be written now ({reason}).",
     "database_unreachable": "The database ({location}) cannot be reached: {reason}",
     # Who may change the collection

@@ -59,6 +59,9 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "decode_busy": "El servicio está decodificando otras imágenes grandes y ahora no le "
     "queda memoria para esta; vuelva a intentarlo en unos momentos.",
     "folder_missing": "Falta IMAGES_DIR={folder!r}; no se borró nada: móntelo o restáurelo.",
+    "folder_foreign": "IMAGES_DIR={folder!r} ya no es la carpeta de esta colección (su "
+    "marca .collection-id falta o nombra otra colección); no se cambió nada: monte o "
+    "restaure la carpeta de la colección.",
     "catalog_locked": "Ahora no se puede escribir el catálogo de INDEX_DIR ({reason}).",
     "database_unreachable": "No se puede acceder a la base de datos ({location}): {reason}",
     # Quién puede cambiar el registro

@@ -118,6 +118,8 @@ class ImageFolder:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # The collection this folder was claimed for at start (``app.folder_guard``).
+        self.claimed_id: str | None = None
 
     @property
     def holds_samples(self) -> bool:

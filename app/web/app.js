@@ -649,8 +649,9 @@ function showHealth() {
   const health = lastHealth;
   if (!health) return;
   const progress = health.indexing;
-  const status = progress.running
-    ? t("health.indexing", { done: progress.done, total: progress.total }) : t("health.ready");
+  // The service says why IMAGES_DIR cannot be written (moved, unmounted), in the page's language.
+  const status = health.problem || (progress.running
+    ? t("health.indexing", { done: progress.done, total: progress.total }) : t("health.ready"));
   $("health").textContent = `${t("health.count", { count: health.indexed_images })} · ${status}`;
   $("details-model").textContent = health.model;
   $("details-inference").textContent = health.inference;

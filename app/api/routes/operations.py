@@ -6,9 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from app.api.dependencies import ServiceDep, require_write_access
+from app.api.dependencies import LanguageDep, ServiceDep, require_write_access
 from app.api.http_errors import WRITE_RESPONSES
 from app.api.schemas import HealthResponse, IndexingStatus, ReindexResponse, SearchDefaults
+from app.folder_guard import folder_problem
+from app.messages.catalogue import render
 
 router = APIRouter()
 
@@ -37,12 +39,15 @@ async def reindex(
 
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness, index size, indexing")
-async def health(service: ServiceDep) -> HealthResponse:
+async def health(service: ServiceDep, language: LanguageDep) -> HealthResponse:
     progress = service.progress
     encoder = service.encoder
     defaults = service.search.defaults
+    problem = await run_in_threadpool(folder_problem, service.folder)
+    status = "ok" if progress.ready else "indexing"
     return HealthResponse(
-        status="ok" if progress.ready else "indexing",
+        status="folder_unavailable" if problem is not None else status,
+        problem=render(problem, language) if problem is not None else None,
         model=service.settings.model_name,
         inference=encoder.image_tower.inference,
         embedding_dimension=encoder.image_tower.dimension,
