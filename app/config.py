@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     grid_min_lines: int = Field(default=4, ge=2)
     grid_max_disc_fraction: float = Field(default=0.03, gt=0, le=0.2, allow_inf_nan=False)
     public_base_url: str | None = Field(default=None)
+    # The host names this service answers to (besides PUBLIC_BASE_URL's): a browser
+    # page on another name that resolves here (DNS rebinding) is refused.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["localhost", "127.0.0.1", "[::1]"]
+    )
     # What search answers carry in `path`: the file path (the original contract) or the
     # image's absolute URL, as the current frontend expects.
     result_path: Literal["file", "url"] = Field(default="file")
@@ -182,9 +187,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin such as https://brands.example")
         return value
 
-    @field_validator("write_allowed_networks", mode="before")
+    @field_validator("write_allowed_networks", "allowed_hosts", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [network.strip() for network in value.split(",") if network.strip()]
         return value

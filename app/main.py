@@ -33,6 +33,7 @@ from app.api.http_errors import register_error_handlers
 from app.api.request_log import RequestLogMiddleware
 from app.api.routes import router
 from app.api.security_headers import NoSniffMiddleware
+from app.api.trusted_hosts import TrustedHostMiddleware, trusted_hosts
 from app.api.upload_limit import UploadSizeLimitMiddleware
 from app.config import Settings, load_settings, settings_file, settings_file_warnings
 from app.errors import ServiceError
@@ -139,6 +140,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ExactPathMiddleware)
     if settings.request_log:
         app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(
+        TrustedHostMiddleware,
+        trusted=trusted_hosts(settings.allowed_hosts, settings.public_base_url),
+    )
     app.add_middleware(NoSniffMiddleware)  # outermost: every answer carries it
     return app
 

@@ -186,6 +186,8 @@ def make_settings(
             "images_dir": images_dir,
             "index_dir": index_dir,
             "onnx_cache_dir": onnx_cache_dir,
+            # The TestClient's own host name, beside the default ones.
+            "allowed_hosts": [*Settings.model_fields["allowed_hosts"].default, "testserver"],
             **{name.lower(): value for name, value in store_settings.items()},
         }
         values.update(overrides)

@@ -20,7 +20,8 @@ from tests.servers import Server
 def test_hidden_and_unfinished_files_of_the_folder_are_never_served(
     client: TestClient, images_dir: Path, name: str
 ) -> None:
-    (images_dir / name).write_bytes((images_dir / "imagen1.jpg").read_bytes())
+    if not (images_dir / name).exists():  # the collection's marker is there already
+        (images_dir / name).write_bytes((images_dir / "imagen1.jpg").read_bytes())
 
     assert client.get(f"/static/{name}").status_code == 404
     assert client.get(f"/static/%2E{name[1:]}").status_code == 404
@@ -135,3 +136,60 @@ def test_a_whole_number_written_with_a_decimal_point_is_a_whole_number(client: T
 
     assert answer.status_code == 200 and len(answer.json()["results"]) == 5
     assert refused.status_code == flag.status_code == 422
+
+
+def test_a_page_on_a_rebound_host_name_can_neither_read_nor_change_the_collection(
+    client: TestClient, images_dir: Path
+) -> None:
+    rebound = {
+        "Host": "evil.example:8000",
+        "Origin": "http://evil.example:8000",
+        "Accept-Language": "es",
+    }
+    upload = {"file": ("n.png", encode(drawing(seed=62), "PNG"), "image/png")}
+
+    answers = [
+        client.delete("/images/", params={"confirm": "true"}, headers=rebound),
+        client.post("/images/", files=upload, headers=rebound),
+        client.get("/images/", headers=rebound),
+        client.get("/static/imagen1.jpg", headers=rebound),
+    ]
+
+    assert [answer.status_code for answer in answers] == [400] * 4
+    assert "'evil.example'" in answers[0].json()["detail"]
+    assert "ALLOWED_HOSTS" in answers[0].json()["detail"]
+    assert answers[0].json()["detail"].startswith("Este servicio no responde")
+    assert client.get("/images/").json()["total"] == 8
+    assert len([path for path in images_dir.iterdir() if path.suffix == ".jpg"]) == 8
+
+
+def test_the_loopback_names_are_the_service_by_default_and_no_other(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server({})
+
+    def status(host: str) -> int:
+        return httpx.get(f"{server.url}/health", headers={"Host": host}).status_code
+
+    assert [status(f"{name}:{server.port}") for name in ("127.0.0.1", "localhost", "[::1]")] == [
+        200
+    ] * 3
+    assert [status(name) for name in ("evil.example", "localhost.evil.example", "")] == [400] * 3
+
+
+def test_public_base_urls_name_and_listed_names_are_the_service(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(
+        public_base_url="https://marcas.example.org/servicio",
+        allowed_hosts="testserver, *.registro.example",
+    )
+
+    def status(host: str) -> int:
+        return client.get("/images/", headers={"Host": host}).status_code
+
+    assert status("marcas.example.org") == 200
+    assert status("MARCAS.example.org:443") == 200
+    assert status("oficina.registro.example:8000") == 200
+    assert status("registro.example") == 400
+    assert status("localhost") == 400  # listing names replaces the default ones

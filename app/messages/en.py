@@ -58,6 +58,8 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "catalog_locked": "The catalog under INDEX_DIR cannot be written now ({reason}).",
     "database_unreachable": "The database ({location}) cannot be reached: {reason}",
     # Who may change the collection
+    "host_not_allowed": "This service does not answer to the host name {host!r}. If it is "
+    "this service's name, add it to ALLOWED_HOSTS (or set PUBLIC_BASE_URL).",
     "write_cross_site": "This request comes from a page on {origin}, which is neither this "
     "service nor an origin in CORS_ORIGINS or CORS_ORIGIN_REGEX, so it may not change the "
     "collection (whatever its network or key). Add the page's origin to CORS_ORIGINS if it "

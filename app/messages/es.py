@@ -62,6 +62,8 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "folder_foreign": "IMAGES_DIR={folder!r} ya no es la carpeta de esta colección (su "
     "marca .collection-id falta o nombra otra colección); no se cambió nada: monte o "
     "restaure la carpeta de la colección.",
+    "host_not_allowed": "Este servicio no responde al nombre {host!r}. Si es el nombre de "
+    "este servicio, añádalo a ALLOWED_HOSTS (o defina PUBLIC_BASE_URL).",
     "catalog_locked": "Ahora no se puede escribir el catálogo de INDEX_DIR ({reason}).",
     "database_unreachable": "No se puede acceder a la base de datos ({location}): {reason}",
     # Quién puede cambiar el registro

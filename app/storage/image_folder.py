@@ -156,7 +156,8 @@ class ImageFolder:
 
     def collection_id(self) -> str | None:
         try:
-            return (self.root / COLLECTION_MARKER).read_text(encoding="utf-8").strip() or None
+            marker = self.root / COLLECTION_MARKER
+            return marker.read_text(encoding="utf-8", errors="replace").strip() or None
         except FileNotFoundError:
             return None
 
