@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     search_batch_size: int = Field(default=8, ge=1, le=256)
     search_queue_size: int = Field(default=32, ge=1, le=1024)
     confirm_removals: bool = False
+    # Index a collection's folder anew when its catalog is missing (labels lost).
+    confirm_rebuild: bool = False
     seed_images_dir: Path | None = Field(default=None)
     grid_removal: bool = Field(default=True)
     grid_working_side: int = Field(default=448, ge=224, le=4096)

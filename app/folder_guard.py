@@ -10,7 +10,11 @@ the folder's marker (``.collection-id``) when they first meet. At start (``claim
   store holds records; a folder without images is refused too, unless CONFIRM_REMOVALS;
 - a folder never used (no marker, no images) of a store without records first gets
   SEED_IMAGES_DIR's images, when that is set (Docker's samples, on a new volume);
-- a store without an id takes the folder's (a new INDEX_DIR for a kept folder), a folder
+- a folder whose marker names a collection, holding images, of a store without records
+  or with another id (a deleted catalog, a new INDEX_DIR or database) is refused unless
+  CONFIRM_REBUILD: the labels and original names live in the catalog, and a rebuild from
+  the folder would lose them silently (the repository's sample folder excepted);
+- a store without an id takes the folder's (a confirmed rebuild), a folder
   without a marker takes the store's (folders of earlier versions), and when neither
   has one both get a new id; the first writer wins in each, so replicas starting
   together on a new collection agree.
@@ -40,12 +44,18 @@ ALWAYS_ALLOWED_REMOVALS: Final = 5
 
 
 def claim(
-    folder: ImageFolder, store: Store, confirm_removals: bool, seed: Path | None = None
+    folder: ImageFolder,
+    store: Store,
+    confirm_removals: bool,
+    seed: Path | None = None,
+    confirm_rebuild: bool = False,
 ) -> None:
     """Check that IMAGES_DIR is this store's folder and mark it so; raise ``ConfigError``
     (one line naming IMAGES_DIR) when it is missing, empty or another collection's while
-    the store holds records. A folder never used (no marker, no images) of a store
-    without records first gets ``seed``'s images (SEED_IMAGES_DIR: Docker's samples)."""
+    the store holds records, or when it is a collection's folder whose catalog is not in
+    an empty store (unless ``confirm_rebuild``). A folder never used (no marker, no
+    images) of a store without records first gets ``seed``'s images (SEED_IMAGES_DIR:
+    Docker's samples)."""
     root = folder.root
     records = store.newest_first(1, 1)[1]
     held = f"while the store ({store.location}) holds {records} images; nothing was removed"
@@ -73,6 +83,16 @@ def claim(
             "(DATABASE_URL) at that collection's store."
         )
     empty = not folder.scan() and not folder.pending_ids()
+    # The repository's samples carry no registry's labels: never refused.
+    rebuilt_unconfirmed = not confirm_rebuild and not folder.holds_samples
+    if not records and marked not in (None, ours) and not empty and rebuilt_unconfirmed:
+        raise ConfigError(
+            f"IMAGES_DIR={str(root)!r} is the folder of collection {marked}, whose "
+            f"catalog is not in the store ({store.location}): its labels and original "
+            "names are kept there, not in the folder. Restore that catalog (or point "
+            "INDEX_DIR or DATABASE_URL at it), or start once with CONFIRM_REBUILD=true "
+            "to index the folder anew without them."
+        )
     if seed is not None and not records and empty and marked is None:
         if not seed.is_dir():
             raise ConfigError(f"SEED_IMAGES_DIR={str(seed)!r} is not a folder.")

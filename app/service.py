@@ -122,7 +122,13 @@ class Service:
         folder = ImageFolder(settings.images_dir)
         store = open_store(settings, encoder.space)
         try:
-            claim(folder, store, settings.confirm_removals, settings.seed_images_dir)
+            claim(
+                folder,
+                store,
+                settings.confirm_removals,
+                settings.seed_images_dir,
+                settings.confirm_rebuild,
+            )
         except BaseException:
             store.close()
             raise

@@ -19,7 +19,7 @@ from psycopg import sql
 from app.collection import clean_filename
 from app.errors import ConfigError
 from app.storage.image_folder import DELETING_PREFIX, INCOMING_PREFIX, ImageFolder
-from tests.conftest import BOTH_STORES, drawing, encode
+from tests.conftest import BOTH_STORES, drawing, encode, new_database
 
 pytestmark = BOTH_STORES
 
@@ -224,6 +224,39 @@ def test_a_folder_swapped_for_another_collections_while_running_refuses_writes(
     assert "no longer this collection's folder" in deleted.json()["detail"]
     assert client.get("/health").json()["status"] == "folder_unavailable"
     assert (images_dir / "imagen1.jpg").is_file()
+
+
+def _lose_the_catalog(
+    store: str, index_dir: Path, request: pytest.FixtureRequest
+) -> dict[str, object]:
+    """Settings for a start whose store no longer holds the collection's catalog: the
+    embedded catalog deleted, or a new database."""
+    if store == "embedded":
+        shutil.rmtree(index_dir)
+        return {}
+    return {"database_url": new_database(request.getfixturevalue("postgres"))}
+
+
+def test_a_lost_catalog_refuses_to_start_until_a_rebuild_is_confirmed(
+    make_client: Callable[..., TestClient],
+    store: str,
+    index_dir: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    client = make_client()
+    labelled = client.patch("/images/imagen1.jpg", json={"label": "Reg. 12"})
+    assert labelled.status_code == 200
+    client.close()
+    lost = _lose_the_catalog(store, index_dir, request)
+
+    with pytest.raises(ConfigError, match=r"catalog is not in the store.*CONFIRM_REBUILD=true"):
+        make_client(**lost)
+
+    rebuilt = make_client(confirm_rebuild=True, **lost)
+    assert rebuilt.get("/images/").json()["total"] == 8
+    assert rebuilt.get("/images/imagen1.jpg").json()["label"] is None
+    rebuilt.close()
+    assert make_client(**lost).get("/health").json()["indexed_images"] == 8
 
 
 def test_a_folder_emptied_while_running_removes_nothing_until_confirmed(

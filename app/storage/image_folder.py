@@ -99,6 +99,16 @@ def _locked(path: Path, flags: int, operation: int = fcntl.LOCK_EX) -> int:
     return descriptor
 
 
+@contextmanager
+def _held(path: Path, operation: int) -> Iterator[None]:
+    """``path`` (created if need be) locked with ``operation`` meanwhile."""
+    descriptor = _locked(path, os.O_RDWR | os.O_CREAT, operation)
+    try:
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def _free(path: Path, flags: int) -> int | None:
     """``path`` opened and locked exclusively; None when another process holds it."""
     descriptor = os.open(path, flags, 0o644)
@@ -294,7 +304,7 @@ class ImageFolder:
     def bulk(self) -> Iterator[None]:
         """Held around ``withdraw_all`` and the settling of what it withdrew: waits for
         every process's writes under ``writing`` to finish, and holds off new ones."""
-        with self._bulk_lock(fcntl.LOCK_EX):
+        with _held(self.root / BULK_LOCK, fcntl.LOCK_EX):
             yield
 
     @contextmanager
@@ -303,16 +313,8 @@ class ImageFolder:
         (or purging), shared with other writes in any process: a delete of everything
         then never runs between an add's commit and its publishing, which would leave a
         published file without a record."""
-        with self._bulk_lock(fcntl.LOCK_SH):
+        with _held(self.root / BULK_LOCK, fcntl.LOCK_SH):
             yield
-
-    @contextmanager
-    def _bulk_lock(self, operation: int) -> Iterator[None]:
-        descriptor = _locked(self.root / BULK_LOCK, os.O_RDWR | os.O_CREAT, operation)
-        try:
-            yield
-        finally:
-            os.close(descriptor)
 
     def settle(self, pending: PendingFile, recorded: bool) -> None:
         """Finish or undo a write by the store's record: a staged add is published when
