@@ -15,7 +15,9 @@ the model on 100,000 pages takes hours on 2 cores and its random weights rank no
 a search still runs the model on its query and the index holds vectors of the real
 width, so every cost measured is the service's, and the rankings (``mode=shape``) do
 not depend on CLIP. Each N is built once into ``bench/.cache/registry-N-vK/`` (images,
-the embedded store's catalog, labelled ``Reg. n``, and the queries) and reused.
+the embedded store's catalog, labelled ``Reg. n``, and the queries) and reused; a larger
+N grows from the largest smaller one built (its first pages are the same), and a
+stopped build goes on where it stopped.
 
 At each N, with the service under uvicorn (default settings, embedded store):
 
@@ -125,22 +127,68 @@ def _write_small(arguments: tuple[Path, int]) -> None:
     (folder / f"other{number:06d}.jpg").write_bytes(small_page(number))
 
 
+def _smaller(size: int) -> Path | None:
+    """The largest registry already built with fewer images than ``size``: its pages and
+    rows are the first ones of ``size``'s (pages are drawn by number)."""
+    built = [
+        (int(folder.name.split("-")[1]), folder)
+        for folder in CACHE.glob(f"registry-*-v{BUILD_VERSION}")
+        if (folder / "queries.pickle").is_file()
+    ]
+    smaller = [(count, folder) for count, folder in built if count < size]
+    return max(smaller)[1] if smaller else None
+
+
 def build(scans: Path, size: int, checkpoint: Path) -> tuple[Path, list[Query]]:
-    """The cached registry of ``size`` images: its folder and its queries."""
+    """The cached registry of ``size`` images: its folder and its queries. It grows from
+    the largest smaller one (its pages hard-linked, its catalog copied), and a build that
+    was stopped goes on where it stopped: only missing pages are drawn, and only pages
+    the catalog lacks are preprocessed."""
     root = CACHE / f"registry-{size}-v{BUILD_VERSION}"
     images, index, done = root / "images", root / "index", root / "queries.pickle"
     if done.is_file():
-        with done.open("rb") as cached:
-            queries: list[Query] = pickle.load(cached)  # this benchmark's own cache
-        return root, queries
-    shutil.rmtree(root, ignore_errors=True)
-    images.mkdir(parents=True)
+        return root, _queries(done)
     started = time.perf_counter()
-    registry = make_registry(scans, images, min(REGISTRY_DISTRACTORS, size - 40))
-    extra = range(10**6, 10**6 + size - len(list(images.iterdir())))
+    smaller = _smaller(size)
+    if not images.is_dir() and smaller is not None:
+        shutil.copytree(smaller / "images", images, copy_function=os.link)
+        shutil.copytree(smaller / "index", index)
+        registry = _queries(smaller / "queries.pickle")
+    else:
+        images.mkdir(parents=True, exist_ok=True)
+        registry = make_registry(scans, images, min(REGISTRY_DISTRACTORS, size - 40))
+    drawn = len(registry_files(images))
+    missing = [
+        (images, number)
+        for number in range(10**6, 10**6 + size - drawn + _small_pages(images))
+        if not (images / f"other{number:06d}.jpg").is_file()
+    ]
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
-        list(pool.map(_write_small, [(images, number) for number in extra], chunksize=64))
-    print(f"  drew {size:,} pages in {time.perf_counter() - started:.0f} s", flush=True)
+        list(pool.map(_write_small, missing, chunksize=64))
+    print(f"  drew {len(missing):,} pages in {time.perf_counter() - started:.0f} s", flush=True)
+    _preprocess(images, index, checkpoint, size)
+    with done.open("wb") as cached:
+        pickle.dump(registry, cached)
+    return root, registry
+
+
+def _queries(path: Path) -> list[Query]:
+    with path.open("rb") as cached:
+        queries: list[Query] = pickle.load(cached)  # this benchmark's own cache
+    return queries
+
+
+def registry_files(images: Path) -> list[Path]:
+    return sorted(path for path in images.iterdir() if not path.name.startswith("."))
+
+
+def _small_pages(images: Path) -> int:
+    return sum(1 for path in images.glob("other*.jpg"))
+
+
+def _preprocess(images: Path, index: Path, checkpoint: Path, size: int) -> None:
+    """Every page the catalog lacks, through the service's pipeline, saved with a random
+    concept vector (see the module's docstring) and the label ``Reg. n``."""
     settings = load_settings(model_name=str(checkpoint), inference="torch")
     tower = ImageTower.load(settings.model_name, tower_options(settings))
     options = preprocessing_options(settings)
@@ -150,15 +198,18 @@ def build(scans: Path, size: int, checkpoint: Path) -> tuple[Path, list[Query]]:
         for key in filter(None, (space.shape, space.core, strokes_key(options)))
     }
     store = EmbeddedStore(index, space)
-    files = sorted(path for path in images.iterdir() if not path.name.startswith("."))
-    rng = np.random.default_rng(size)
+    known = store.records()
+    files = [path for path in registry_files(images) if path.name not in known]
+    rng = np.random.default_rng([size, len(known)])
     created = datetime(2026, 1, 1, tzinfo=UTC)
     started = time.perf_counter()
     with ProcessPoolExecutor(
         os.cpu_count() or 1, initializer=_SPACE.append, initargs=(space,)
     ) as pool:
         batch = []
-        for number, (image_id, drawn) in enumerate(pool.map(_pipeline, files, chunksize=32)):
+        for number, (image_id, drawn) in enumerate(
+            pool.map(_pipeline, files, chunksize=32), start=len(known)
+        ):
             path = images / image_id
             stat = path.stat()
             concept = rng.standard_normal(space.concept.dimension).astype(np.float32)
@@ -179,10 +230,9 @@ def build(scans: Path, size: int, checkpoint: Path) -> tuple[Path, list[Query]]:
                 batch = []
         store.save(batch)
     store.close()
-    print(f"  preprocessed {size:,} pages in {time.perf_counter() - started:.0f} s", flush=True)
-    with done.open("wb") as cached:
-        pickle.dump(registry, cached)
-    return root, registry
+    print(
+        f"  preprocessed {len(files):,} pages in {time.perf_counter() - started:.0f} s", flush=True
+    )
 
 
 def _timed_ms(send: Callable[..., httpx.Response], *args: Any, **kwargs: Any) -> float:
