@@ -124,6 +124,14 @@ class FolderUnavailableError(ServiceBusyError):
         super().__init__(message, retry_after_s=30)
 
 
+class StoreDamagedError(ServiceError):
+    """The store's files are damaged where a request read them (a bad page of the
+    catalog): the operator restores them from a backup; retrying does not help."""
+
+    help_page = "docs/operations.md"
+    help_section = "Backups"
+
+
 class StoreUnavailableError(ServiceBusyError):
     """The store (its database, or the catalog's write lock) cannot be reached or
     written now; the client may retry."""

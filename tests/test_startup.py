@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -495,3 +496,29 @@ def test_the_seed_readmes_run_command_serves_the_app(tmp_path: Path, tiny_model_
     health = served_health(command, tiny_environment(tmp_path, tiny_model_dir), port)
 
     assert health.status_code == 200 and health.json()["model"] == str(tiny_model_dir)
+
+
+def test_a_damaged_page_a_search_reads_answers_one_line_naming_the_catalog(
+    make_client: Callable[..., TestClient], index_dir: Path
+) -> None:
+    make_client().close()
+    catalog = index_dir / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file
+        (root,) = connection.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'embeddings'"
+        ).fetchone()
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    with catalog.open("r+b") as damaged:  # the vectors' table, not the records'
+        damaged.seek((root - 1) * page_size)
+        damaged.write(b"\xff" * page_size)
+
+    client = make_client(wait=False)
+    answer = client.post(
+        SEARCH,
+        files={"file": ("q.jpg", (EXAMPLE_IMAGES / "imagen3.jpg").read_bytes(), "image/jpeg")},
+    )
+
+    assert answer.status_code == 500
+    assert str(catalog) in answer.json()["detail"]
+    assert "restore it from a backup" in answer.json()["detail"]

@@ -25,6 +25,7 @@ from app.errors import (
     ServiceBusyError,
     ServiceError,
     StorageFullError,
+    StoreDamagedError,
     TextSearchDisabledError,
     UnsupportedImageFormatError,
     WriteRefusedError,
@@ -50,6 +51,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidTextError: 422,
     InvalidLabelError: 422,
     ServiceBusyError: 503,
+    StoreDamagedError: 500,
     StorageFullError: 507,
 }
 

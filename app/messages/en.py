@@ -56,6 +56,8 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "marker .collection-id is missing or names another collection); nothing was changed: "
     "mount or restore the collection's folder.",
     "catalog_locked": "The catalog under INDEX_DIR cannot be written now ({reason}).",
+    "catalog_damaged": "INDEX_DIR's catalog {catalog!r} is damaged ({reason}): restore it "
+    "from a backup; nothing was changed.",
     "database_unreachable": "The database ({location}) cannot be reached: {reason}",
     # Who may change the collection
     "host_not_allowed": "This service does not answer to the host name {host!r}. If it is "

@@ -65,6 +65,8 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "host_not_allowed": "Este servicio no responde al nombre {host!r}. Si es el nombre de "
     "este servicio, añádalo a ALLOWED_HOSTS (o defina PUBLIC_BASE_URL).",
     "catalog_locked": "Ahora no se puede escribir el catálogo de INDEX_DIR ({reason}).",
+    "catalog_damaged": "El catálogo de INDEX_DIR {catalog!r} está dañado ({reason}): "
+    "restáurelo desde una copia de seguridad; no se cambió nada.",
     "database_unreachable": "No se puede acceder a la base de datos ({location}): {reason}",
     # Quién puede cambiar el registro
     "write_cross_site": "Esta petición viene de una página de {origin}, que no es este "

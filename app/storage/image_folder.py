@@ -180,7 +180,8 @@ class ImageFolder:
         try:
             os.link(temporary, marker)
         except FileExistsError:
-            pass
+            if self.collection_id() is None:  # an empty (truncated) marker names none
+                temporary.replace(marker)
         except OSError:  # a share without hard links: a rename, unless marked meanwhile
             if not marker.exists():
                 temporary.replace(marker)

@@ -28,6 +28,7 @@ atomic step (``save_upload``).
 """
 
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -39,9 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import StoreUnavailableError
-from app.messages.catalogue import message
+from app.errors import StoreDamagedError, StoreUnavailableError
+from app.messages.catalogue import message, render
 from app.storage.types import EmbeddingKey, ImageRecord, Vectors, folded
+
+logger = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite3"
 
@@ -100,6 +103,30 @@ def _busy(exc: sqlite3.OperationalError) -> StoreUnavailableError:
     return StoreUnavailableError(message("catalog_locked", reason=exc))
 
 
+# What SQLite answers for a file that is damaged where it was read.
+DAMAGED_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
+class _CatalogLock:
+    """The catalog's lock. A read or write that finds the file damaged (a bad page,
+    found only when read: checking every page at each start would read the whole
+    catalog) raises ``StoreDamagedError`` naming it, not SQLite's bare error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        self._lock.release()
+        if isinstance(exc, sqlite3.Error) and exc.sqlite_errorname in DAMAGED_ERRORS:
+            damaged = message("catalog_damaged", catalog=str(self.path), reason=exc)
+            logger.error(render(damaged))
+            raise StoreDamagedError(damaged) from exc
+
+
 def _record(row: tuple[str, str, int, int, str | None, str, str | None]) -> ImageRecord:
     return ImageRecord(*row[:5], created_at=datetime.fromisoformat(row[5]), label=row[6])
 
@@ -110,7 +137,7 @@ class Catalog:
     def __init__(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         self.path = index_dir / CATALOG_FILE
-        self._lock = threading.Lock()
+        self._lock = _CatalogLock(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
