@@ -8,6 +8,7 @@ a database of its own."""
 import io
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -136,15 +137,36 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[ENV_FILE_VARIABLE] = ""
 
 
+# What makes a test slow (seconds to minutes): a real server process, a browser, or a
+# command run as an operator runs it. ``pytest -m "not slow"`` leaves these out.
+SLOW_FIXTURES = frozenset({"start_server", "servers", "two_processes", "browser", "postgres"})
+SLOW_MODULES = frozenset(
+    {"test_environment", "test_fuzzing", "test_crash_safety", "test_live_consistency"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests (``SLOW_FIXTURES``, ``SLOW_MODULES``, every Postgres run)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and params.params.get("store") == "postgres"
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if fixtures & SLOW_FIXTURES or module in SLOW_MODULES or on_postgres:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("both_stores") and "store" in metafunc.fixturenames:
         metafunc.parametrize("store", STORES, indirect=True)
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """PostgreSQL 16 with pgvector, started once in a temporary folder."""
-    server = get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="delete")
+def postgres() -> Iterator[PostgresServer]:
+    """PostgreSQL 16 with pgvector, started once in a folder of its own: outside pytest's
+    temporary folders, which another pytest run on this machine may delete midway."""
+    folder = Path(tempfile.mkdtemp(prefix="brand-search-postgres-"))
+    server = get_server(folder, cleanup_mode="delete")
     yield server
     server.cleanup()
 
@@ -158,7 +180,12 @@ def store(request: pytest.FixtureRequest) -> str:
 def new_database(server: PostgresServer) -> str:
     """The URL of a new, empty database on ``server``."""
     name = f"test_{uuid.uuid4().hex}"
-    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+    try:
+        connection = psycopg.connect(server.get_uri(), autocommit=True)
+    except psycopg.OperationalError as exc:
+        # Every later Postgres test would fail the same way: say it once, and stop.
+        pytest.exit(f"The test session's PostgreSQL stopped: {exc}", returncode=3)
+    with connection:
         connection.execute(f'CREATE DATABASE "{name}"'.encode())
     return str(server.get_uri(name))
 

@@ -14,21 +14,48 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-# How long a command-line run in a test may take.
+# How long a command-line run in a test may take on a quiet machine (``scaled``).
 COMMAND_TIMEOUT_S = 120
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` on a quiet machine, stretched by how busy this one is now (the load
+    average per core): a suite beside other work waits longer instead of failing."""
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def run_command(
+    command: list[str],
+    environment: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout_s: float = COMMAND_TIMEOUT_S,
+) -> subprocess.CompletedProcess[str]:
+    """``command`` until it exits, in a process group of its own: past ``timeout_s``
+    (``scaled``) the whole group is killed (its children too: no process outlives the
+    test) and the test fails with the command's output so far."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=scaled(timeout_s))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"{command} did not finish in time:\n{stderr[-3000:]}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def index_command(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m app.cli.index <arguments>``, as an operator runs it, in a process of its
     own with exactly ``environment``."""
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.index", *arguments],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
+    return run_command([sys.executable, "-m", "app.cli.index", *arguments], environment)
 
 
 UVICORN = (sys.executable, "-m", "uvicorn", "app.main:served_app", "--factory")
@@ -82,7 +109,7 @@ class Server:
         ).start()
 
     def wait_until_indexed(self, timeout_s: float = 120) -> "Server":
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + scaled(timeout_s)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 time.sleep(0.2)  # the reader's last lines

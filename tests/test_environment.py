@@ -4,7 +4,6 @@ independent of both on a developer's machine."""
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from app.config import load_settings, settings_file_warnings
 from app.errors import ConfigError
-from tests.servers import REPO
+from tests.servers import REPO, run_command
 
 HOSTILE = {
     "API_KEY": "the-developers-key",
@@ -41,14 +40,11 @@ def test_the_suite_ignores_a_developers_env_file_and_environment(tmp_path: Path)
     (checkout / ".env").write_text("".join(f"{key}={value}\n" for key, value in HOSTILE.items()))
     environment = {key: value for key, value in os.environ.items() if key != "ENV_FILE"}
 
-    finished = subprocess.run(
+    finished = run_command(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SENSITIVE],
+        {**environment, **HOSTILE},
         cwd=checkout,
-        env={**environment, **HOSTILE},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        timeout_s=600,
     )
 
     assert finished.returncode == 0, finished.stdout[-3000:]

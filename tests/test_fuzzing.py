@@ -3,12 +3,11 @@ fuzzing, stateful sequences of linked operations), against a real server with a 
 seed and a bounded number of examples: no answer may be a 5xx or break the OpenAPI
 schema. ``tests/fuzz_hooks.py`` turns half of the uploads into real drawings."""
 
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.servers import REPO, Server
+from tests.servers import Server, run_command
 
 KEY = "fuzzing-key"
 MAX_EXAMPLES = 15
@@ -28,7 +27,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
 
-    run = subprocess.run(
+    run = run_command(
         [
             sys.executable,
             "-m",
@@ -49,12 +48,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             "--suppress-health-check",
             "all",
         ],
-        cwd=REPO,
-        env={"SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        {"SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PATH": "/usr/bin:/bin"},
+        timeout_s=600,
     )
 
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -4,13 +4,12 @@ number, and an ``app.main`` whose import builds nothing."""
 
 import ast
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import app
-from tests.servers import REPO
+from tests.servers import REPO, run_command
 
 APP = REPO / "app"
 MAX_CLASS_LINES = 250
@@ -140,14 +139,7 @@ def test_importing_app_main_reads_no_environment_and_starts_nothing(tmp_path: Pa
         "INDEX_DIR": str(tmp_path / "index"),
     }
 
-    finished = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_command([sys.executable, "-c", script], environment, cwd=tmp_path)
 
     assert finished.returncode == 0, finished.stderr
     assert "built: []" in finished.stdout

@@ -4,8 +4,6 @@ progress bar once at 100%, and a reconciliation report that counts what was stor
 import logging
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from fastapi.testclient import TestClient
 from app import reconciliation
 from app.config import Settings
 from app.service import Service
-from tests.servers import REPO
+from tests.servers import index_command
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
@@ -23,10 +21,8 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 def test_every_line_of_the_command_line_build_has_a_timestamp_and_no_weight_loading_bar(
     tiny_model_dir: Path, images_dir: Path, index_dir: Path
 ) -> None:
-    built = subprocess.run(
-        [sys.executable, "-m", "app.cli.index", "build"],
-        cwd=REPO,
-        env={
+    built = index_command(
+        {
             **os.environ,
             "MODEL_NAME": str(tiny_model_dir),
             "DEVICE": "cpu",
@@ -34,11 +30,9 @@ def test_every_line_of_the_command_line_build_has_a_timestamp_and_no_weight_load
             "INDEX_DIR": str(index_dir),
             "INFERENCE": "torch",
         },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+        "build",
     )
+    assert built.returncode == 0, built.stderr
 
     lines = built.stderr.splitlines()
     assert lines and all(TIMESTAMP.match(line) for line in lines), built.stderr

@@ -16,7 +16,7 @@ from app.errors import ConfigError
 from app.imaging import shape
 from bench.brand_scans import Redraw, draw_scan, make_brand, redraw_like_another_hand
 from tests.conftest import BOTH_STORES, encode
-from tests.servers import REPO
+from tests.servers import run_command
 from tests.test_persistence import EmbedCounter
 
 pytestmark = BOTH_STORES
@@ -215,13 +215,10 @@ def run_evaluate(
         "ONNX_CACHE_DIR": str(settings.onnx_dir),
         "PATH": "/usr/bin:/bin",
     }
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-m", "app.cli.evaluate", str(queries), str(labels)],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        environment,
+        timeout_s=300,
     )
 
 

@@ -4,7 +4,6 @@ a duplicate, and a CSV naming a missing file refused before anything is imported
 
 import csv
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import LOOPBACK_CLIENT, drawing, encode, folder_files, wait_until_indexed
-from tests.servers import COMMAND_TIMEOUT_S, REPO, index_command
+from tests.servers import index_command, run_command
 
 SCANS = 6
 
@@ -111,14 +110,7 @@ def test_an_import_killed_midway_resumes_and_registers_each_scan_once(
     labels = registry(tmp_path / "scans")
     arguments = ("import-registry", str(tmp_path / "scans"), str(labels))
 
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_IMPORT, *arguments],
-        cwd=REPO,
-        env=environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
+    killed = run_command([sys.executable, "-c", KILLED_IMPORT, *arguments], environment(settings))
     resumed = index_command(environment(settings), *arguments)
 
     assert killed.returncode == -9, killed.stderr

@@ -3,7 +3,6 @@ again; a process killed between a write's steps, or while saving, leaves a start
 answers exactly the catalog's images: no deleted image, no acknowledged one missing."""
 
 import logging
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,6 +16,7 @@ from app.storage.embedded.saved_index import SAVED_FOLDER
 from app.storage.embedded.store import EmbeddedStore
 from app.storage.embedded.vector_index import VectorIndex
 from app.storage.types import VectorQuery
+from tests.servers import run_command
 from tests.test_stores import CONCEPT, CORE, CORE_SPACE, SHAPE, collection_entries
 
 IMAGES = 300
@@ -112,13 +112,7 @@ def test_a_process_killed_between_a_writes_steps_leaves_an_index_in_step_with_th
     store.save(entries_with_cores()[:299])
     store.close()
 
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, fault, str(index_dir), factory],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    child = run_command([sys.executable, "-c", CHILD, fault, str(index_dir), factory], cwd=ROOT)
     assert child.returncode == -9, child.stderr
 
     reopened = EmbeddedStore(index_dir, CORE_SPACE, factory)

@@ -21,7 +21,7 @@ from app.errors import ConfigError, ModelLoadError
 from app.main import create_app
 from app.storage.image_folder import INCOMING_PREFIX
 from tests.conftest import EXAMPLE_IMAGES, drawing, encode
-from tests.servers import REPO, free_port
+from tests.servers import REPO, free_port, run_command
 
 SEARCH = "/search-similar-images/"
 
@@ -100,14 +100,9 @@ def test_uncached_hub_model_fails_fast_when_offline(
 
 def start_uvicorn(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``uvicorn app.main:served_app --factory`` as an operator runs it, until it exits."""
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-m", "uvicorn", "app.main:served_app", "--factory", "--port", "0"],
-        cwd=REPO,
-        env={**os.environ, "DEVICE": "cpu", **settings},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        {**os.environ, "DEVICE": "cpu", **settings},
     )
 
 
@@ -336,15 +331,11 @@ def test_a_port_in_use_is_told_before_the_model_loads(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         started = time.monotonic()
 
-        finished = subprocess.run(
+        finished = run_command(
             [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
             # A model that would take the hub's timeout to be told missing.
-            env={**os.environ, "MODEL_NAME": "someone/unknown-model", "HF_HUB_OFFLINE": "1"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            {**os.environ, "MODEL_NAME": "someone/unknown-model", "HF_HUB_OFFLINE": "1"},
+            timeout_s=60,
         )
 
     assert finished.returncode == 2
