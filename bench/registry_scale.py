@@ -150,8 +150,8 @@ def build(scans: Path, size: int, checkpoint: Path) -> tuple[Path, list[Query]]:
         return root, _queries(done)
     started = time.perf_counter()
     smaller = _smaller(size)
-    if not images.is_dir() and smaller is not None:
-        shutil.copytree(smaller / "images", images, copy_function=os.link)
+    if smaller is not None and not index.exists():
+        shutil.copytree(smaller / "images", images, copy_function=_link, dirs_exist_ok=True)
         shutil.copytree(smaller / "index", index)
         registry = _queries(smaller / "queries.pickle")
     else:
@@ -170,6 +170,12 @@ def build(scans: Path, size: int, checkpoint: Path) -> tuple[Path, list[Query]]:
     with done.open("wb") as cached:
         pickle.dump(registry, cached)
     return root, registry
+
+
+def _link(source: str, target: str) -> None:
+    """A smaller registry's page, unless this one has drawn it already."""
+    if not Path(target).exists():
+        os.link(source, target)
 
 
 def _queries(path: Path) -> list[Query]:
