@@ -1,9 +1,11 @@
 """The service's entry point: ``python -m app [uvicorn options]``.
 
 Runs ``uvicorn app.main:served_app --factory`` with the given options (``--host``,
-``--port``, ``--workers``, ...), after checking that the port is free: uvicorn binds it
-only once the model has loaded, so a port in use would otherwise be told after a first
-start's download and export, minutes later.
+``--port``, ``--workers``, ...), after two checks that take about a second: that the port
+is free (uvicorn binds it only once the model has loaded, so a port in use would
+otherwise be told after a first start's download and export, minutes later), and that
+``MODEL_NAME`` can be loaded at all (``app.embedding.model_source``: told before torch and
+transformers are imported, which takes seconds on a busy machine).
 """
 
 import argparse
@@ -12,6 +14,10 @@ import socket
 import sys
 
 import uvicorn.main
+
+from app.config import load_settings
+from app.embedding.model_source import HubAccess, model_problem
+from app.errors import ConfigError
 
 APP = "app.main:served_app"
 # uvicorn's own defaults, for the check when no option names them.
@@ -38,6 +44,17 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+def model_setting_problem() -> str | None:
+    """Why MODEL_NAME cannot be loaded, in one line; None when it may be, or when the
+    settings themselves are wrong (the service's start tells that in its own line)."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return None
+    hub = HubAccess(settings.hf_endpoint, settings.hf_hub_offline)
+    return model_problem(settings.model_name, hub)
+
+
 def main(argv: list[str] | None = None) -> None:
     options = sys.argv[1:] if argv is None else argv
     address = argparse.ArgumentParser(add_help=False)
@@ -49,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         if problem:
             print(problem, file=sys.stderr)
             raise SystemExit(2)
+    problem = model_setting_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        raise SystemExit(3)
     uvicorn.main.main(args=[APP, "--factory", *options], prog_name="python -m app")
 
 

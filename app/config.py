@@ -252,8 +252,14 @@ class Settings(BaseSettings):
 
     @property
     def onnx_dir(self) -> Path:
-        """Where the exported ONNX graph is cached: ONNX_CACHE_DIR, else INDEX_DIR/onnx."""
-        return self.onnx_cache_dir or self.index_dir / "onnx"
+        """Where exported ONNX graphs are cached, named by the checkpoint's content:
+        ONNX_CACHE_DIR, else the user's cache folder (``XDG_CACHE_HOME``, else
+        ``~/.cache``)/brand-search/onnx, shared by every INDEX_DIR so that a new
+        collection does not export the model again."""
+        if self.onnx_cache_dir is not None:
+            return self.onnx_cache_dir
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(cache) / "brand-search" / "onnx"
 
     @property
     def write_networks_text(self) -> str:

@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 # removes most of them.
 MAX_UNCONFIRMED_REMOVAL_SHARE: Final = 0.25
 ALWAYS_ALLOWED_REMOVALS: Final = 5
+# What a refusal tells an operator who meant a collection of their own.
+NEW_COLLECTION: Final = (
+    "For a new collection in that folder, give it a new store too: a new INDEX_DIR "
+    "(e.g. INDEX_DIR=./data-brands), or DATABASE_URL for STORE=postgres."
+)
 
 
 def claim(
@@ -63,7 +68,7 @@ def claim(
         if records:
             raise ConfigError(
                 f"IMAGES_DIR={str(root)!r} does not exist {held}: mount or restore it, or "
-                "point IMAGES_DIR at the collection's folder."
+                f"point IMAGES_DIR at the collection's folder. {NEW_COLLECTION}"
             )
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +105,7 @@ def claim(
     elif records and not confirm_removals and empty:
         raise ConfigError(
             f"IMAGES_DIR={str(root)!r} holds no images {held}: mount or restore it, or set "
-            "CONFIRM_REMOVALS=true to empty the collection."
+            f"CONFIRM_REMOVALS=true to empty the collection. {NEW_COLLECTION}"
         )
     # First writer wins, in the store and in the folder: replicas starting together on a
     # new collection agree on one id.

@@ -17,8 +17,7 @@ def prepare_folders(settings: Settings) -> None:
         _create("INDEX_DIR", settings.index_dir)
         _writable("INDEX_DIR", settings.index_dir)
     if settings.inference != "torch":
-        setting = "ONNX_CACHE_DIR" if settings.onnx_cache_dir else "INDEX_DIR (its onnx folder)"
-        _create(setting, settings.onnx_dir)
+        _create("ONNX_CACHE_DIR", settings.onnx_dir)
     if not settings.images_dir.exists():
         parent = _nearest_existing(settings.images_dir)
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):

@@ -15,7 +15,7 @@ from app.comparison import Comparison
 from app.config import Settings
 from app.embedding.batching import EmbeddingBatcher
 from app.embedding.image import ImageTower
-from app.embedding.loading import HubAccess
+from app.embedding.model_source import HubAccess
 from app.embedding.text import TextTower
 from app.embedding.tower import TowerOptions
 from app.encoder import Encoder

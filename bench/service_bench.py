@@ -52,7 +52,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextConf
 
 from app.embedding import onnx_tower
 from app.embedding.image import load_image_checkpoint, quantize_int8
-from app.embedding.loading import HubAccess
+from app.embedding.model_source import HubAccess
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from scripts.clip_tokenizer import save_minimal_clip_tokenizer

@@ -24,7 +24,7 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from app.config import ENV_FILE_VARIABLE, UVICORN_ONLY, Settings, load_settings
-from app.embedding.loading import HubAccess
+from app.embedding.model_source import HubAccess
 from app.embedding.tower import TowerOptions
 from app.main import create_app
 from app.storage.image_folder import BULK_LOCK, COLLECTION_MARKER
@@ -135,6 +135,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [*(field.upper() for field in Settings.model_fields), *UVICORN_ONLY]:
         os.environ.pop(name, None)
     os.environ[ENV_FILE_VARIABLE] = ""
+    # The default ONNX cache of a test that names none: never the developer's own.
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="brand-search-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("XDG_CACHE_HOME", ""), ignore_errors=True)
 
 
 # What makes a test slow (seconds to minutes): a real server process, a browser, or a

@@ -150,3 +150,18 @@ def test_readme_fits_on_a_screen_or_two_with_the_start_first() -> None:
     assert len(commands_at) == 2 and all(quick_start < n < 50 for n in commands_at)
     assert offline < 100
     assert not re.search(r"\bI (chose|measured|wrote|kept|left)\b", "\n".join(lines))
+
+
+def test_readmes_count_of_sample_drawings_is_the_sample_folders() -> None:
+    samples = [path for path in (REPO / "example_images").iterdir() if path.suffix == ".jpg"]
+    told = re.search(r"`example_images/` holds (\d+) sample drawings", README.read_text())
+
+    assert told is not None and int(told.group(1)) == len(samples)
+
+
+@pytest.mark.parametrize("requirements", sorted(REPO.glob("requirements*.txt")))
+def test_every_pointer_of_a_requirements_file_leads_to_a_heading(requirements: Path) -> None:
+    pointers = re.findall(r'see (\S+\.md) \("([^"]+)"\)', requirements.read_text())
+
+    for page, section in pointers:
+        assert section in headings(REPO / page), (page, section)

@@ -20,9 +20,10 @@ from app.config import Settings
 from app.embedding import image as image_module
 from app.embedding import onnx_tower
 from app.embedding.image import ImageTower
-from app.embedding.loading import HubAccess
+from app.embedding.model_source import HubAccess
 from app.embedding.text import TextTower
 from app.embedding.tower import Tower, TowerOptions
+from app.errors import ConfigError
 from app.imaging.decoding import decode_image
 from app.imaging.preprocessing import prepare_for_embedding
 from tests.conftest import EXAMPLE_IMAGES, tower_options
@@ -214,3 +215,25 @@ def test_inference_torch_setting_skips_onnx(
 
     assert client.get("/health").json()["inference"] == "torch"
     assert not (tmp_path / "onnx").exists()
+
+
+def test_a_collection_of_ones_own_starts_without_exporting_the_model_again(
+    make_client: Callable[..., TestClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_client(onnx_cache_dir=None, inference="onnx").close()
+    refused = "give it a new store too: a new INDEX_DIR"
+    with pytest.raises(ConfigError, match=refused):
+        make_client(onnx_cache_dir=None, inference="onnx", images_dir=tmp_path / "brands")
+    caplog.clear()
+
+    own = make_client(
+        onnx_cache_dir=None,
+        inference="onnx",
+        images_dir=tmp_path / "brands",
+        index_dir=tmp_path / "data-brands",
+    )
+
+    assert own.get("/health").json()["inference"] == "onnx"
+    assert own.get("/health").json()["indexed_images"] == 0
+    assert "Exporting the" not in caplog.text
+    assert not (tmp_path / "data-brands" / "onnx").exists()

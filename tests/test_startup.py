@@ -346,6 +346,28 @@ def test_a_port_in_use_is_told_before_the_model_loads(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("model_name", ["./no-such-model", "someone/unknown-model"])
+def test_a_wrong_model_name_is_told_in_one_line_before_the_service_starts(
+    tmp_path: Path, model_name: str
+) -> None:
+    finished = run_command(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(free_port())],
+        {
+            **os.environ,
+            "MODEL_NAME": model_name,
+            "HF_HUB_OFFLINE": "1",
+            "IMAGES_DIR": str(tmp_path / "images"),
+            "INDEX_DIR": str(tmp_path / "index"),
+        },
+        timeout_s=60,
+    )
+
+    assert finished.returncode == 3
+    (line,) = finished.stderr.strip().splitlines()  # uvicorn never started
+    assert line.startswith(f"MODEL_NAME={model_name!r} is not ")
+    assert not (tmp_path / "index").exists()  # nothing was made before it was told
+
+
 def served_health(command: list[str], environment: dict[str, str], port: int) -> httpx.Response:
     """Run ``command`` (a server on ``port``) in its own process group until its /health
     answers; the group is killed after, whatever happened."""

@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from app.embedding import onnx_tower
-from app.embedding.loading import HubAccess
+from app.embedding.model_source import HubAccess
 from app.embedding.text import TextTower, text_graph_of
 from app.errors import ModelLoadError
 from app.imaging.decoding import decode_image

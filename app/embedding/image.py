@@ -23,7 +23,8 @@ from torch.ao.quantization import quantize_dynamic
 from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 
 from app.embedding import onnx_tower
-from app.embedding.loading import GraphOf, HubAccess, load_from, quiet_loading, tower_config
+from app.embedding.loading import GraphOf, load_from, quiet_loading, tower_config
+from app.embedding.model_source import HubAccess
 from app.embedding.onnx_tower import ClipImageEmbeds
 from app.embedding.tower import Tower
 

@@ -9,14 +9,12 @@ local cache is only downloaded when the hub answers a quick connection probe.
 
 import logging
 import multiprocessing
-import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
 
 import torch
 from filelock import FileLock
@@ -26,36 +24,18 @@ from transformers.utils import logging as transformers_logging
 from transformers.utils.hub import cached_file
 
 from app.embedding import onnx_tower
+from app.embedding.model_source import (
+    CONFIG_FILE,
+    HubAccess,
+    looks_like_path,
+    model_problem,
+    unreachable,
+)
 from app.errors import ModelLoadError, TextModelLoadError
 from app.log import configure_logging
 
-HUB_PROBE_TIMEOUT_S = 3.0
 EXPORT_LOCK = ".export.lock"
-OFFLINE_HINT = (
-    "To run offline, set {setting} to a local folder holding a checkpoint saved with "
-    "save_pretrained (config.json, model weights, preprocessor_config.json)."
-)
 GPU_HELP = ("docs/operations.md", "GPU")
-
-
-@dataclass(frozen=True)
-class HubAccess:
-    """How to reach the Hugging Face hub: its address (HF_ENDPOINT) and whether it must
-    not be tried at all (HF_HUB_OFFLINE)."""
-
-    endpoint: str
-    offline: bool
-
-    def reachable(self) -> bool:
-        if self.offline:
-            return False
-        parsed = urlparse(self.endpoint)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parsed.hostname or "", port), HUB_PROBE_TIMEOUT_S):
-                return True
-        except OSError:
-            return False
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -67,10 +47,6 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError("DEVICE='mps' but no MPS device is available.", see=GPU_HELP)
     return torch.device(requested)
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists()
 
 
 def tower_config(name: str, local_files_only: bool, part: str) -> PretrainedConfig:
@@ -103,9 +79,9 @@ def quiet_loading() -> Iterator[None]:
 def checkpoint_folder(name: str) -> Path | None:
     """The local folder holding ``name``'s files: the folder itself, or its snapshot in
     the Hugging Face cache; ``None`` when it is not on this machine (yet)."""
-    if _looks_like_path(name):
+    if looks_like_path(name):
         folder = Path(name).expanduser()
-        return folder if (folder / "config.json").is_file() else None
+        return folder if (folder / CONFIG_FILE).is_file() else None
     try:
         config = cached_file(name, CONFIG_NAME, local_files_only=True)
     except OSError:
@@ -122,26 +98,19 @@ def load_from(
     """What ``loader`` reads from a local folder, the cache, or the hub; errors name
     ``setting``, the variable the operator set ``name`` in."""
     failure = TextModelLoadError if setting == "TEXT_MODEL_NAME" else ModelLoadError
-    if _looks_like_path(name):
-        folder = Path(name).expanduser()
-        if not (folder / "config.json").is_file():
-            raise failure(
-                f"{setting}={name!r} is not a folder holding a checkpoint "
-                f"(no config.json there). {OFFLINE_HINT.format(setting=setting)}"
-            )
+    problem = model_problem(name, hub, setting)
+    if problem is not None:
+        raise failure(problem)
+    if looks_like_path(name):
         try:
-            return loader(str(folder), False)
+            return loader(str(Path(name).expanduser()), False)
         except Exception as exc:
             raise failure(f"{setting}={name!r}: cannot load the checkpoint ({exc}).") from exc
     try:
         return loader(name, True)
-    except OSError:
-        pass  # not cached: download below, if the hub can be reached at all
-    if not hub.reachable():
-        raise failure(
-            f"{setting}={name!r} is not in the local Hugging Face cache and the hub cannot "
-            f"be reached. {OFFLINE_HINT.format(setting=setting)}"
-        )
+    except OSError:  # not all cached: download the rest, if the hub can be reached at all
+        if not hub.reachable():
+            raise failure(unreachable(name, setting)) from None
     try:
         return loader(name, False)
     except Exception as exc:

@@ -235,7 +235,8 @@ def export_tower(
     export fails or differs (the reason is logged)."""
     path = cache_path(cache_dir, graph.kind, name, checkpoint)
     logger.info(
-        "Exporting the %s tower of %s to ONNX (once; about 10 s for ViT-B/32): %s",
+        "Exporting the %s tower of %s to ONNX (once per checkpoint; for ViT-B/32 from 10 s "
+        "on a quiet machine to over a minute per tower on a busy 2-core one): %s",
         graph.kind,
         name,
         path,

@@ -24,7 +24,8 @@ from transformers import (
 )
 
 from app.embedding import onnx_tower, sentence_encoder
-from app.embedding.loading import GraphOf, HubAccess, load_from, quiet_loading, tower_config
+from app.embedding.loading import GraphOf, load_from, quiet_loading, tower_config
+from app.embedding.model_source import HubAccess
 from app.embedding.tower import Tower
 from app.errors import ModelLoadError
 

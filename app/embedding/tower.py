@@ -23,7 +23,8 @@ import torch
 from numpy.typing import NDArray
 
 from app.embedding.checkpoint_digest import checkpoint_digest, weight_files
-from app.embedding.loading import Export, GraphOf, HubAccess, checkpoint_folder, resolve_device
+from app.embedding.loading import Export, GraphOf, checkpoint_folder, resolve_device
+from app.embedding.model_source import HubAccess
 from app.embedding.normalisation import unit_rows
 from app.errors import ModelLoadError
 
