@@ -195,6 +195,7 @@ def test_health_reports_model_inference_dimension_text_search_and_image_count(
 
     assert body == {
         "status": "ok",
+        "problem": None,
         "model": str(tiny_model_dir),
         "inference": "onnx",
         "embedding_dimension": 24,
