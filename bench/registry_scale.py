@@ -358,6 +358,8 @@ def main() -> None:
             continue
         results[size] = measure(root, queries, checkpoint)
         print(f"  measured {size:,}: {results[size]}", flush=True)
+    if not results:
+        return
     print("| measured | " + " | ".join(f"{size:,} images" for size in results) + " |")
     print("| --- |" + " --- |" * len(results))
     for label, first, second in ROWS:
