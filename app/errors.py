@@ -118,7 +118,8 @@ class IndexNotReadyError(ServiceBusyError):
 
 
 class FolderUnavailableError(ServiceBusyError):
-    """IMAGES_DIR is missing while the service runs (an unmounted share)."""
+    """IMAGES_DIR is missing while the service runs (an unmounted share), or is no longer
+    the collection's folder (moved, swapped for another collection's)."""
 
     def __init__(self, message: Message) -> None:
         super().__init__(message, retry_after_s=30)
